@@ -1,0 +1,97 @@
+"""Settings for the Lambda functions: read from the environment once per cold start and validated.
+
+Every variable a handler reads is declared here; the README's "local run contract" lists the same
+names. A missing or malformed setting raises ``SettingsError`` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def _split(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+class Settings(BaseModel):
+    """What the functions need to know about their deployment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slack_secret_name: str = Field(min_length=1, alias="SLACK_SECRET_NAME")
+    slack_channel_id: str = Field(alias="SLACK_CHANNEL_ID")
+    requests_table_name: str = Field(min_length=1, alias="REQUESTS_TABLE_NAME")
+    idempotency_table_name: str = Field(min_length=1, alias="IDEMPOTENCY_TABLE_NAME")
+    slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, alias="SLACK_API_URL")
+    decisions_queue_url: str | None = Field(default=None, alias="DECISIONS_QUEUE_URL")
+    approver_user_ids: tuple[str, ...] = Field(default=(), alias="APPROVER_USER_IDS")
+    approver_group_ids: tuple[str, ...] = Field(default=(), alias="APPROVER_GROUP_IDS")
+    large_job_threshold: int = Field(default=1_000_000, ge=1, alias="LARGE_JOB_THRESHOLD")
+    secret_max_age_seconds: int = Field(default=300, ge=0, alias="SECRET_MAX_AGE_SECONDS")
+    group_cache_seconds: int = Field(default=300, ge=0, alias="APPROVER_GROUP_CACHE_SECONDS")
+    request_ttl_days: int = Field(default=120, ge=1, alias="REQUEST_TTL_DAYS")
+    decision_lease_seconds: int = Field(default=120, ge=10, alias="DECISION_LEASE_SECONDS")
+
+    @field_validator("slack_channel_id")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if not SLACK_CHANNEL_ID.match(value):
+            raise ValueError("must be a Slack channel ID such as C0123456789")
+        return value
+
+    @field_validator("approver_user_ids", mode="before")
+    @classmethod
+    def _users(cls, value: object) -> tuple[str, ...]:
+        ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[arg-type]
+        bad = [i for i in ids if not SLACK_USER_ID.match(i)]
+        if bad:
+            raise ValueError(f"not Slack user IDs: {', '.join(bad)}")
+        return ids
+
+    @field_validator("approver_group_ids", mode="before")
+    @classmethod
+    def _groups(cls, value: object) -> tuple[str, ...]:
+        ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[arg-type]
+        bad = [i for i in ids if not SLACK_GROUP_ID.match(i)]
+        if bad:
+            raise ValueError(f"not Slack user group IDs: {', '.join(bad)}")
+        return ids
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        try:
+            return cls.model_validate(env)
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                name = error["loc"][0] if error["loc"] else "?"
+                problems.append(f"{name}: {error['msg']}")
+            raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+@cache
+def settings() -> Settings:
+    """The settings of this cold start (validated on first use)."""
+    return Settings.from_env()

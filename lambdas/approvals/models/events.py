@@ -1,0 +1,38 @@
+"""EventBridge events for S3 Batch Operations jobs (CloudTrail service events), parsed at the edge."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field
+
+HANDLED_EVENT_NAMES = ("JobCreated", "JobStatusChanged")
+
+
+class ServiceEventDetails(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    job_id: str = Field(alias="jobId", min_length=1)
+    job_arn: str | None = Field(default=None, alias="jobArn")
+    status: str = Field(min_length=1)
+    job_event_id: str = Field(alias="jobEventId", min_length=1)
+    failure_codes: list[str] = Field(default_factory=list, alias="failureCodes")
+    status_change_reason: list[str] = Field(default_factory=list, alias="statusChangeReason")
+
+
+class JobServiceEventDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    event_source: Literal["s3.amazonaws.com"] = Field(alias="eventSource")
+    event_name: Literal["JobCreated", "JobStatusChanged"] = Field(alias="eventName")
+    event_type: Literal["AwsServiceEvent"] = Field(alias="eventType")
+    aws_region: str | None = Field(default=None, alias="awsRegion")
+    recipient_account_id: str | None = Field(default=None, alias="recipientAccountId")
+    service_event_details: ServiceEventDetails = Field(alias="serviceEventDetails")
+
+
+class JobEvent(EventBridgeModel):
+    """An S3 Batch Operations job event as EventBridge delivers it."""
+
+    detail: JobServiceEventDetail  # type: ignore[assignment]
