@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-SERVICE_NAME: Final = "s3-batch-approvals"
-METRICS_NAMESPACE: Final = "S3BatchApprovals"
-
 # The documented rule pattern for S3 Batch Operations CloudTrail service events. The CDK rule and
 # the sandbox's event router use this same object, so a mistake here shows up locally too.
 JOB_EVENT_PATTERN: Final[dict[str, Any]] = {
@@ -48,13 +45,42 @@ ENV_LARGE_JOB_THRESHOLD: Final = "LARGE_JOB_THRESHOLD"
 SECRET_BOT_TOKEN_KEY: Final = "bot_token"
 SECRET_SIGNING_SECRET_KEY: Final = "signing_secret"
 
-# Metric names (EMF, namespace METRICS_NAMESPACE, dimension "service").
-METRIC_APPROVAL_REQUESTED: Final = "ApprovalRequested"
-METRIC_APPROVED: Final = "Approved"
-METRIC_CANCELLED: Final = "Cancelled"
-METRIC_REFUSED: Final = "DecisionRefused"
-METRIC_SIGNATURE_REJECTED: Final = "SignatureRejected"
-METRIC_DECISION_FAILED: Final = "DecisionFailed"
-METRIC_TIME_TO_DECISION: Final = "TimeToDecision"
-METRIC_EVENT_DROPPED: Final = "EventDropped"
-METRIC_DUPLICATE_EVENT: Final = "DuplicateEvent"
+
+# Metric names and the service name come from the functions' own module (single source).
+def _load_names() -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "lambdas" / "approvals" / "names.py"
+    spec = importlib.util.spec_from_file_location("_approvals_names", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_names = _load_names()
+METRIC_APPROVAL_REQUESTED: Final[str] = _names.METRIC_APPROVAL_REQUESTED
+METRIC_APPROVED: Final[str] = _names.METRIC_APPROVED
+METRIC_CANCELLED: Final[str] = _names.METRIC_CANCELLED
+METRIC_REFUSED: Final[str] = _names.METRIC_REFUSED
+METRIC_SIGNATURE_REJECTED: Final[str] = _names.METRIC_SIGNATURE_REJECTED
+METRIC_DECISION_FAILED: Final[str] = _names.METRIC_DECISION_FAILED
+METRIC_TIME_TO_DECISION: Final[str] = _names.METRIC_TIME_TO_DECISION
+METRIC_EVENT_DROPPED: Final[str] = _names.METRIC_EVENT_DROPPED
+METRIC_DUPLICATE_EVENT: Final[str] = _names.METRIC_DUPLICATE_EVENT
+METRIC_NOTICE_FAILED: Final[str] = _names.METRIC_NOTICE_FAILED
+SERVICE_NAME: Final[str] = _names.SERVICE_NAME
+METRICS_NAMESPACE: Final[str] = _names.METRICS_NAMESPACE
+
+# Stack outputs (CloudFormation output names; `cdk deploy --outputs-file` keys them by these).
+OUTPUT_SLACK_INTERACTIVITY_URL: Final = "SlackInteractivityUrl"
+OUTPUT_REQUESTS_TABLE_NAME: Final = "RequestsTableName"
+OUTPUT_IDEMPOTENCY_TABLE_NAME: Final = "IdempotencyTableName"
+OUTPUT_DECISIONS_QUEUE_URL: Final = "DecisionsQueueUrl"
+OUTPUT_DECISIONS_DLQ_URL: Final = "DecisionsDeadLetterQueueUrl"
+OUTPUT_EVENT_DLQ_URL: Final = "EventDeadLetterQueueUrl"
+OUTPUT_AUDIT_DLQ_URL: Final = "AuditDeadLetterQueueUrl"
+OUTPUT_AUDIT_LOG_GROUP_NAME: Final = "AuditLogGroupName"
+OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"

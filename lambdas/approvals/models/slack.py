@@ -145,6 +145,7 @@ class DecisionCommand(BaseModel):
     channel: str | None = None
     message_ts: str | None = None
     clicked_at: float | None = None
+    correlation_id: str | None = None
 
     @field_validator("reason")
     @classmethod
@@ -160,6 +161,7 @@ class NoticeCommand(BaseModel):
     actor: Actor
     channel: str
     text: str
+    correlation_id: str | None = None
 
 
 QueuedWork = Annotated[DecisionCommand | NoticeCommand, Field(discriminator="kind")]

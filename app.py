@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""The CDK app. Pure: no AWS calls, no git, no network (pip fetches wheels when bundling).
+
+``python app.py`` (what ``make synth`` runs) synthesizes into cdk.out/ with cdk.json's context;
+``python app.py -c key=value`` overrides a setting the way the CDK CLI's ``-c`` does. Under the CLI
+(``npx aws-cdk synth -c key=value``) the CLI passes cdk.json and ``-c`` itself, and they win.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra.settings import InfraSettingsError, cdk_json_context
+from infra.stack import build_app
+
+ROOT = Path(__file__).resolve().parent
+
+
+def overrides(argv: list[str]) -> dict[str, Any]:
+    """``-c key=value`` / ``--context key=value`` pairs from the command line.
+
+    Values are strings, except JSON lists such as ``-c aws:cdk:bundling-stacks=[]`` (skip bundling).
+    """
+    values: dict[str, Any] = {}
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-c", "--context"):
+            key, sep, value = next(args, "").partition("=")
+            if not sep or not key:
+                raise SystemExit(f"error: {arg} expects key=value")
+            values[key] = json.loads(value) if value.startswith("[") else value
+        else:
+            raise SystemExit(f"error: unexpected argument {arg!r} (usage: python app.py [-c key=value]...)")
+    return values
+
+
+def main(argv: list[str]) -> int:
+    context = {**cdk_json_context(ROOT / "cdk.json"), **overrides(argv)}
+    outdir = None if os.environ.get("CDK_OUTDIR") else str(ROOT / "cdk.out")
+    try:
+        app, _ = build_app(context, outdir=outdir)
+    except InfraSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

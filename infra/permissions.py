@@ -1,0 +1,43 @@
+"""IAM statements for S3 Batch Operations jobs, scoped to the job ARN pattern."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+JOB_ARN_FINDING = "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:<AWS::Region>:<AWS::AccountId>:job/*]"
+JOB_ARN_ACKNOWLEDGMENT = Acknowledgment(
+    id=JOB_ARN_FINDING,
+    reason="S3 Batch Operations job IDs are created at run time, so the policy names this account's job ARNs.",
+)
+LIST_JOBS_ACKNOWLEDGMENT = Acknowledgment(
+    id="AwsSolutions-IAM5[Resource::*]",
+    reason="s3:ListJobs supports no resource-level permission, so it needs Resource '*' (as does X-Ray).",
+)
+
+
+def job_arn_pattern(scope: Construct) -> str:
+    """``arn:<partition>:s3:<region>:<account>:job/*`` for the stack's own account and region."""
+    return Stack.of(scope).format_arn(
+        service="s3", resource="job", resource_name="*", arn_format=ArnFormat.SLASH_RESOURCE_NAME
+    )
+
+
+def describe_job(scope: Construct) -> iam.PolicyStatement:
+    return iam.PolicyStatement(actions=["s3:DescribeJob"], resources=[job_arn_pattern(scope)])
+
+
+def update_job_status(scope: Construct, job_tag: tuple[str, str] | None) -> iam.PolicyStatement:
+    """``s3:UpdateJobStatus``, limited to jobs carrying ``job_tag`` (key, value) when one is set."""
+    conditions = None
+    if job_tag is not None:
+        key, value = job_tag
+        conditions = {"StringEquals": {f"aws:ResourceTag/{key}": value}}
+    return iam.PolicyStatement(
+        actions=["s3:UpdateJobStatus"], resources=[job_arn_pattern(scope)], conditions=conditions
+    )
+
+
+def list_jobs() -> iam.PolicyStatement:
+    return iam.PolicyStatement(actions=["s3:ListJobs"], resources=["*"])

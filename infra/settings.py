@@ -1,0 +1,235 @@
+"""Deployment settings: read from CDK context (cdk.json or ``-c key=value``) and validated once.
+
+A missing or malformed setting raises ``InfraSettingsError`` whose message names the context key and
+says how to set it, so ``cdk synth`` stops before building anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+CDK_JSON = ROOT / "cdk.json"
+
+SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+TAG_CONDITION = re.compile(r"^(?P<key>[\w.:/=+\-@ ]{1,128})=(?P<value>[\w.:/=+\-@ ]{0,256})$")
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# CloudWatch Logs accepts only these retention periods (days).
+RETENTION_DAYS: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+# Context key -> an example value, used in error messages.
+EXAMPLES: dict[str, str] = {
+    "slackChannelId": "C0123456789",
+    "slackSecretName": "s3-batch-approvals/slack",
+    "logRetentionDays": "30",
+    "auditLogRetentionDays": "400",
+    "auditLogKmsEncryption": "true",
+    "lambdaArchitecture": "arm64",
+    "pythonRuntime": "3.14",
+    "approverUserIds": "U0123ABCD,U0456EFGH",
+    "approverGroupIds": "S0123ABCD",
+    "largeJobThreshold": "1000000",
+    "apiThrottleRateLimit": "10",
+    "apiThrottleBurstLimit": "20",
+    "jobTagCondition": "approval-team=storage",
+    "alarmEmail": "oncall@example.com",
+    "stackName": "S3BatchApprovals",
+}
+
+
+class InfraSettingsError(ValueError):
+    """A context setting is missing or malformed; the message names the context key."""
+
+
+def _split_ids(value: object) -> object:
+    """Accept "A,B" (what ``-c`` gives), a JSON list (what cdk.json may hold) or nothing."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def _blank_to_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+IdList = Annotated[tuple[str, ...], BeforeValidator(_split_ids)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
+
+
+class InfraSettings(BaseModel):
+    """Everything that varies between deployments. Field aliases are the context keys."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    slack_channel_id: str = Field(alias="slackChannelId")
+    slack_secret_name: str = Field(default="s3-batch-approvals/slack", min_length=1, alias="slackSecretName")
+    log_retention_days: int = Field(default=30, alias="logRetentionDays")
+    audit_log_retention_days: int = Field(default=400, alias="auditLogRetentionDays")
+    audit_log_kms_encryption: bool = Field(default=False, alias="auditLogKmsEncryption")
+    lambda_architecture: Literal["arm64", "x86_64"] = Field(default="arm64", alias="lambdaArchitecture")
+    python_runtime: str = Field(default="3.14", alias="pythonRuntime")
+    approver_user_ids: IdList = Field(default=(), alias="approverUserIds")
+    approver_group_ids: IdList = Field(default=(), alias="approverGroupIds")
+    large_job_threshold: int = Field(default=1_000_000, ge=1, alias="largeJobThreshold")
+    api_throttle_rate_limit: float = Field(default=10, gt=0, alias="apiThrottleRateLimit")
+    api_throttle_burst_limit: int = Field(default=20, ge=1, alias="apiThrottleBurstLimit")
+    job_tag_condition: OptionalText = Field(default=None, alias="jobTagCondition")
+    alarm_email: OptionalText = Field(default=None, alias="alarmEmail")
+    stack_name: str = Field(default="S3BatchApprovals", alias="stackName")
+
+    @field_validator("slack_channel_id")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if not SLACK_CHANNEL_ID.match(value):
+            raise ValueError("must be a Slack channel ID such as C0123456789")
+        return value
+
+    @field_validator("log_retention_days", "audit_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in RETENTION_DAYS:
+            allowed = ", ".join(str(days) for days in RETENTION_DAYS)
+            raise ValueError(f"{value} is not a CloudWatch Logs retention period; use one of {allowed}")
+        return value
+
+    @field_validator("python_runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        match = re.fullmatch(r"3\.(\d+)", value)
+        if not match or int(match.group(1)) < 12 or not hasattr(lambda_.Runtime, f"PYTHON_3_{match[1]}"):
+            raise ValueError(f"{value!r} is not a Lambda Python runtime this CDK offers (3.12 or later)")
+        return value
+
+    @field_validator("approver_user_ids")
+    @classmethod
+    def _users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [item for item in value if not SLACK_USER_ID.match(item)]
+        if bad:
+            raise ValueError(f"not Slack user IDs: {', '.join(bad)}")
+        return value
+
+    @field_validator("approver_group_ids")
+    @classmethod
+    def _groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [item for item in value if not SLACK_GROUP_ID.match(item)]
+        if bad:
+            raise ValueError(f"not Slack user group IDs: {', '.join(bad)}")
+        return value
+
+    @field_validator("job_tag_condition")
+    @classmethod
+    def _tag_condition(cls, value: str | None) -> str | None:
+        if value is not None and not TAG_CONDITION.match(value):
+            raise ValueError("must look like key=value, for example approval-team=storage")
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.match(value):
+            raise ValueError("must be an email address")
+        return value
+
+    @field_validator("stack_name")
+    @classmethod
+    def _stack_name(cls, value: str) -> str:
+        if not STACK_NAME.match(value):
+            raise ValueError("must start with a letter and hold only letters, digits and hyphens")
+        return value
+
+    # Derived values the constructs use.
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return RETENTION_DAYS[self.log_retention_days]
+
+    @property
+    def audit_log_retention(self) -> logs.RetentionDays:
+        return RETENTION_DAYS[self.audit_log_retention_days]
+
+    @property
+    def runtime(self) -> lambda_.Runtime:
+        return getattr(lambda_.Runtime, "PYTHON_" + self.python_runtime.replace(".", "_"))  # type: ignore[no-any-return]
+
+    @property
+    def architecture(self) -> lambda_.Architecture:
+        return lambda_.Architecture.ARM_64 if self.lambda_architecture == "arm64" else lambda_.Architecture.X86_64
+
+    @property
+    def pip_platform_arch(self) -> str:
+        """The manylinux machine name pip wants for this architecture."""
+        return "aarch64" if self.lambda_architecture == "arm64" else "x86_64"
+
+    @property
+    def job_tag(self) -> tuple[str, str] | None:
+        if self.job_tag_condition is None:
+            return None
+        key, _, value = self.job_tag_condition.partition("=")
+        return key, value
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> InfraSettings:
+        """Build the settings from a context lookup such as ``app.node.try_get_context``."""
+        values = {key: value for key in EXAMPLES if (value := get(key)) is not None}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise InfraSettingsError(_describe(exc, values)) from None
+
+
+def _describe(exc: ValidationError, values: Mapping[str, Any]) -> str:
+    problems = []
+    for error in exc.errors():
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        how = f"set it in cdk.json or pass -c {key}={EXAMPLES.get(key, '...')}"
+        if error["type"] == "missing":
+            problems.append(f"context setting '{key}' is missing: {how}")
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"context setting '{key}' is invalid ({values.get(key)!r}): {message}; {how}")
+    return "\n".join(problems)
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The ``context`` block of cdk.json: the defaults ``python app.py`` and the tests start from.
+
+    The CDK CLI reads cdk.json itself and its values (and ``-c``) take precedence over these.
+    """
+    return dict(json.loads(path.read_text(encoding="utf-8")).get("context", {}))

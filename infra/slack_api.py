@@ -1,0 +1,180 @@
+"""The Slack side: the interactivity endpoint, the callback that acknowledges clicks within Slack's 3 s,
+and the decider that carries out a decision from the decisions queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import permissions
+from infra.constants import (
+    CALLBACK_HANDLER,
+    DECIDER_HANDLER,
+    ENV_APPROVER_GROUP_IDS,
+    ENV_APPROVER_USER_IDS,
+    ENV_DECISIONS_QUEUE_URL,
+    SLACK_INTERACTIONS_PATH,
+)
+from infra.lambda_defaults import LambdaDefaults
+from infra.queues import dead_letter_queue
+from infra.settings import InfraSettings
+from infra.storage import Storage
+
+STAGE_NAME = "prod"
+DECIDER_TIMEOUT = Duration.seconds(60)
+
+API_ACKNOWLEDGMENTS = (
+    Acknowledgment(
+        id="AwsSolutions-APIG2",
+        reason="Slack posts a signed form body; the callback verifies the signature and parses it, "
+        "which an API Gateway request model cannot do.",
+    ),
+    Acknowledgment(
+        id="AwsSolutions-APIG3",
+        reason="No WAF: every request must carry a valid Slack signature and the stage is throttled.",
+    ),
+    Acknowledgment(
+        id="AwsSolutions-APIG4",
+        reason="Slack cannot send AWS or Cognito credentials; it signs each request and the callback "
+        "verifies the signature before doing anything.",
+    ),
+    Acknowledgment(
+        id="AwsSolutions-COG4",
+        reason="Slack cannot use a Cognito user pool; requests are authenticated by Slack's signature.",
+    ),
+    Acknowledgment(
+        id="AwsSolutions-APIG6",
+        reason="Access logs (JSON, retained) and the callback's logs cover every request; execution logs "
+        "would add a log group outside the stack with no retention.",
+    ),
+    Acknowledgment(
+        id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AmazonAPIGatewayPushToCloudWatchLogs]",
+        reason="AmazonAPIGatewayPushToCloudWatchLogs is the AWS-documented policy for the account-level "
+        "role API Gateway needs to write access logs.",
+    ),
+)
+
+
+class SlackApi(Construct):
+    """POST /slack/interactions -> callback (verify, ack) -> decisions queue -> decider (UpdateJobStatus)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: InfraSettings,
+        defaults: LambdaDefaults,
+        storage: Storage,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.decisions_dead_letter_queue: sqs.Queue = dead_letter_queue(
+            self, "DecisionsDeadLetterQueue", used_by="the decisions queue"
+        )
+        self.decisions_queue = sqs.Queue(
+            self,
+            "DecisionsQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # AWS's advice for a Lambda event source: at least six times the function's timeout.
+            visibility_timeout=Duration.seconds(DECIDER_TIMEOUT.to_seconds() * 6),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=self.decisions_dead_letter_queue),
+        )
+
+        slack_environment = {
+            **environment,
+            ENV_DECISIONS_QUEUE_URL: self.decisions_queue.queue_url,
+            ENV_APPROVER_USER_IDS: ",".join(settings.approver_user_ids),
+            ENV_APPROVER_GROUP_IDS: ",".join(settings.approver_group_ids),
+        }
+
+        self.callback: lambda_.Function = defaults.function(
+            self,
+            "Callback",
+            handler=CALLBACK_HANDLER,
+            description="Verifies Slack interactivity requests, acknowledges them and queues decisions",
+            timeout=Duration.seconds(10),
+            # More memory means more CPU: a faster cold start inside Slack's 3 s.
+            memory_size=1024,
+            environment=slack_environment,
+        )
+        storage.grant_function(self.callback)
+        self.decisions_queue.grant_send_messages(self.callback)
+
+        self.decider: lambda_.Function = defaults.function(
+            self,
+            "Decider",
+            handler=DECIDER_HANDLER,
+            description="Carries out a queued decision with UpdateJobStatus and updates the Slack message",
+            timeout=DECIDER_TIMEOUT,
+            environment=slack_environment,
+        )
+        storage.grant_function(self.decider)
+        self.decider.add_to_role_policy(permissions.describe_job(self))
+        self.decider.add_to_role_policy(permissions.update_job_status(self, settings.job_tag))
+        Validations.of(self.decider.role).acknowledge(permissions.JOB_ARN_ACKNOWLEDGMENT)  # type: ignore[arg-type]
+        self.decider.add_event_source(
+            event_sources.SqsEventSource(self.decisions_queue, batch_size=1, report_batch_item_failures=True)
+        )
+
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=settings.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.api = apigateway.RestApi(
+            self,
+            "Api",
+            description="Slack interactivity endpoint for S3 Batch Operations approvals",
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            # Access logs need the account-level API Gateway CloudWatch role; create it so a fresh
+            # account deploys. It is kept when the stack is deleted (other APIs may rely on it).
+            cloud_watch_role=True,
+            deploy_options=apigateway.StageOptions(
+                stage_name=STAGE_NAME,
+                throttling_rate_limit=settings.api_throttle_rate_limit,
+                throttling_burst_limit=settings.api_throttle_burst_limit,
+                access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                tracing_enabled=True,
+                metrics_enabled=True,
+            ),
+            # binary_media_types stays unset: Slack's form bodies arrive as text. The callback honours
+            # isBase64Encoded anyway, so setting it later would not break signature checks.
+        )
+        Validations.of(self.api).acknowledge(*API_ACKNOWLEDGMENTS)
+
+        # Request size: API Gateway caps payloads at 10 MB and has no smaller body limit (a request
+        # validator checks shape, not size), so the callback itself rejects bodies over 64 KB.
+        # Proxy integration without a mapping template: the body reaches the function byte for byte,
+        # which the signature check needs.
+        interactions = self.api.root.resource_for_path(SLACK_INTERACTIONS_PATH)
+        self.interactions_method = interactions.add_method(
+            "POST", apigateway.LambdaIntegration(self.callback, proxy=True)
+        )
+
+    @property
+    def interactions_url(self) -> str:
+        """The Request URL to give Slack (https://…/prod/slack/interactions)."""
+        return self.api.url_for_path("/" + SLACK_INTERACTIONS_PATH)

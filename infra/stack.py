@@ -1,0 +1,138 @@
+"""The stack composes the constructs; ``build_app`` is the one way to build it (app.py and tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import App, CfnOutput, Stack, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
+
+from infra.audit import AuditTrail, Monitored, Monitoring
+from infra.constants import (
+    ENV_IDEMPOTENCY_TABLE_NAME,
+    ENV_LARGE_JOB_THRESHOLD,
+    ENV_REQUESTS_TABLE_NAME,
+    ENV_SLACK_CHANNEL_ID,
+    ENV_SLACK_SECRET_NAME,
+    OUTPUT_ALARM_TOPIC_ARN,
+    OUTPUT_AUDIT_DLQ_URL,
+    OUTPUT_AUDIT_LOG_GROUP_NAME,
+    OUTPUT_DECISIONS_DLQ_URL,
+    OUTPUT_DECISIONS_QUEUE_URL,
+    OUTPUT_EVENT_DLQ_URL,
+    OUTPUT_IDEMPOTENCY_TABLE_NAME,
+    OUTPUT_REQUESTS_TABLE_NAME,
+    OUTPUT_SLACK_INTERACTIVITY_URL,
+    SERVICE_NAME,
+)
+from infra.lambda_defaults import LambdaDefaults
+from infra.notifier import Notifier
+from infra.settings import InfraSettings
+from infra.slack_api import SlackApi
+from infra.storage import Storage
+
+
+class ApprovalsStack(Stack):
+    """Slack sign-off for S3 Batch Operations jobs that wait for confirmation."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: InfraSettings) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Human sign-off from Slack before an Amazon S3 Batch Operations job runs",
+        )
+        self.settings = settings
+
+        self.storage = Storage(self, "Storage", settings=settings)
+        self.defaults = LambdaDefaults(self, "LambdaDefaults", settings=settings)
+        environment = {
+            ENV_SLACK_SECRET_NAME: settings.slack_secret_name,
+            ENV_SLACK_CHANNEL_ID: settings.slack_channel_id,
+            ENV_REQUESTS_TABLE_NAME: self.storage.requests_table.table_name,
+            ENV_IDEMPOTENCY_TABLE_NAME: self.storage.idempotency_table.table_name,
+            ENV_LARGE_JOB_THRESHOLD: str(settings.large_job_threshold),
+        }
+
+        self.notifier = Notifier(
+            self, "Notifier", defaults=self.defaults, storage=self.storage, environment=environment
+        )
+        self.slack_api = SlackApi(
+            self,
+            "SlackApi",
+            settings=settings,
+            defaults=self.defaults,
+            storage=self.storage,
+            environment=environment,
+        )
+        self.audit = AuditTrail(
+            self,
+            "Audit",
+            settings=settings,
+            defaults=self.defaults,
+            table=self.storage.requests_table,
+            environment=environment,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            monitored=Monitored(
+                functions={
+                    "Notifier": self.notifier.function,
+                    "Callback": self.slack_api.callback,
+                    "Decider": self.slack_api.decider,
+                    "AuditWriter": self.audit.writer,
+                },
+                dead_letter_queues={
+                    "EventDeadLetterQueue": self.notifier.dead_letter_queue,
+                    "DecisionsDeadLetterQueue": self.slack_api.decisions_dead_letter_queue,
+                    "AuditDeadLetterQueue": self.audit.dead_letter_queue,
+                },
+                api=self.slack_api.api,
+                rules={
+                    "Job events": self.notifier.job_events_rule,
+                    "Reconcile schedule": self.notifier.reconcile_rule,
+                },
+            ),
+        )
+
+        outputs = {
+            OUTPUT_SLACK_INTERACTIVITY_URL: (
+                self.slack_api.interactions_url,
+                "Paste into the Slack app's Interactivity Request URL (or run make slack-manifest)",
+            ),
+            OUTPUT_REQUESTS_TABLE_NAME: (self.storage.requests_table.table_name, "Requests and audit items"),
+            OUTPUT_IDEMPOTENCY_TABLE_NAME: (self.storage.idempotency_table.table_name, "Powertools idempotency"),
+            OUTPUT_DECISIONS_QUEUE_URL: (self.slack_api.decisions_queue.queue_url, "Decisions to carry out"),
+            OUTPUT_DECISIONS_DLQ_URL: (
+                self.slack_api.decisions_dead_letter_queue.queue_url,
+                "Decisions that failed 5 times",
+            ),
+            OUTPUT_EVENT_DLQ_URL: (self.notifier.dead_letter_queue.queue_url, "Undelivered job events"),
+            OUTPUT_AUDIT_DLQ_URL: (self.audit.dead_letter_queue.queue_url, "Audit stream batches that failed"),
+            OUTPUT_AUDIT_LOG_GROUP_NAME: (self.audit.log_group.log_group_name, "The audit trail"),
+            OUTPUT_ALARM_TOPIC_ARN: (self.monitoring.topic.topic_arn, "Subscribe to receive alarms"),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)
+
+
+def build_app(context: Mapping[str, Any], *, outdir: str | None = None) -> tuple[App, ApprovalsStack]:
+    """Build the app with cdk-nag's AWS Solutions checks registered: an unacknowledged finding makes
+    ``app.synth()`` raise.
+
+    ``context`` is usually cdk.json's context plus overrides; the CDK CLI's own context (cdk.json and
+    ``-c``) takes precedence when it runs the app. Raises ``InfraSettingsError`` naming a bad setting.
+    """
+    app = App(context=dict(context), outdir=outdir)
+    settings = InfraSettings.from_context(app.node.try_get_context)
+    stack = ApprovalsStack(app, settings.stack_name, settings=settings)
+    stack.tags.set_tag("service", SERVICE_NAME)
+    add_nag_checks(app)
+    return app, stack
+
+
+def add_nag_checks(app: App) -> None:
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))

@@ -1,0 +1,24 @@
+"""AWS clients from the default boto3 session, created once per cold start.
+
+The default session honours the standard settings: ``AWS_ENDPOINT_URL`` and
+``AWS_ENDPOINT_URL_<SERVICE>``, ``HTTP(S)_PROXY``/``NO_PROXY``, ``AWS_REGION`` and credentials.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Standard retry mode backs off on throttling and 5xx; timeouts keep a slow service from
+# eating the whole invocation.
+RETRYING = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
+QUICK = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=2)
+
+
+@cache
+def client(service: str, region: str | None = None, quick: bool = False) -> Any:
+    """One client per service, region and timeout profile for the life of the execution environment."""
+    return boto3.session.Session().client(service, region_name=region, config=QUICK if quick else RETRYING)

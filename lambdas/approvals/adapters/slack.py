@@ -1,0 +1,130 @@
+"""Slack Web API through slack_sdk.WebClient, with Slack's retry handlers and errors mapped."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+from approvals.domain.ports import ChatUnavailable
+
+
+class DeadlineAwareRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Retries HTTP 429 after Retry-After, but only while the wait still fits before ``deadline``."""
+
+    def __init__(self, max_retry_count: int, seconds_left: Callable[[], float]) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._seconds_left = seconds_left
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if not super()._can_retry(state=state, request=request, response=response, error=error):
+            return False
+        assert response is not None
+        retry_after = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), ["1"])
+        try:
+            wait = float(retry_after[0]) + 1.0
+        except (TypeError, ValueError):
+            wait = 2.0
+        return wait < self._seconds_left()
+
+
+def web_client(
+    token: str, base_url: str, *, timeout: int = 10, seconds_left: Callable[[], float] | None = None
+) -> WebClient:
+    """A WebClient that retries connection errors, 5xx and 429 (within the time left)."""
+    handlers: list[RetryHandler] = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=2),
+        DeadlineAwareRateLimitRetryHandler(max_retry_count=3, seconds_left=seconds_left or (lambda: 30.0)),
+    ]
+    return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)
+
+
+class SlackChat:
+    """Implements ``domain.ports.Chat``. Group members are cached for ``group_cache_seconds``."""
+
+    def __init__(
+        self,
+        client: WebClient | Callable[[], WebClient],
+        group_cache_seconds: int = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client if callable(client) and not isinstance(client, WebClient) else (lambda: client)
+        self._cache_seconds = group_cache_seconds
+        self._clock = clock
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        metadata: dict[str, Any] | None,
+        thread_ts: str | None = None,
+    ) -> str:
+        kwargs: dict[str, Any] = {
+            "channel": channel,
+            "text": text,
+            "blocks": blocks,
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+        if metadata:
+            kwargs["metadata"] = metadata
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        response = self._call("chat_postMessage", **kwargs)
+        return str(response["ts"])
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        # metadata is left out on purpose: leaving it out keeps the message's metadata.
+        self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def ephemeral(self, channel: str, user_id: str, text: str) -> None:
+        self._call("chat_postEphemeral", channel=channel, user=user_id, text=text)
+
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self._call("views_open", trigger_id=trigger_id, view=view)
+
+    def group_members(self, group_id: str) -> frozenset[str]:
+        cached = self.cached_group_members(group_id)
+        if cached is not None:
+            return cached
+        response = self._call("usergroups_users_list", usergroup=group_id)
+        members = frozenset(response.get("users") or [])
+        self._groups[group_id] = (self._clock(), members)
+        return members
+
+    def cached_group_members(self, group_id: str) -> frozenset[str] | None:
+        entry = self._groups.get(group_id)
+        if entry is None or self._clock() - entry[0] > self._cache_seconds:
+            return None
+        return entry[1]
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client(), method)(**kwargs)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown_error") if exc.response is not None else "unknown_error"
+            raise ChatUnavailable(f"Slack {method.replace('_', '.', 1)} failed: {error}") from exc
+        except (SlackClientError, OSError) as exc:
+            raise ChatUnavailable(f"Slack {method.replace('_', '.', 1)} did not answer: {type(exc).__name__}") from exc

@@ -1,0 +1,280 @@
+"""The requests table in DynamoDB: one REQUEST item per job, AUDIT# items beside it.
+
+Every state change is a conditional write, so concurrent deliveries and clicks agree on one winner.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from approvals.domain.ports import Claim
+from approvals.models.job import JobRef
+from approvals.models.records import ApprovalRequest, AuditRecord, RequestState
+from approvals.models.slack import DecisionCommand
+
+REQUEST_SK = "REQUEST"
+AUDIT_PREFIX = "AUDIT#"
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _values(**values: Any) -> dict[str, Any]:
+    return {f":{k}": _ser.serialize(v) for k, v in values.items()}
+
+
+class DynamoRequestStore:
+    """Implements ``domain.ports.RequestStore`` on a DynamoDB client (passed in)."""
+
+    def __init__(self, client: Any, table_name: str, ttl_days: int = 120) -> None:
+        self._db = client
+        self._table = table_name
+        self._ttl = timedelta(days=ttl_days)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, ref: JobRef) -> ApprovalRequest | None:
+        item = self._db.get_item(TableName=self._table, Key=self._key(ref), ConsistentRead=True).get("Item")
+        return self._request(item) if item else None
+
+    def history(self, ref: JobRef) -> list[AuditRecord]:
+        records: list[AuditRecord] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :audit)",
+            "ExpressionAttributeValues": _values(pk=ref.key, audit=AUDIT_PREFIX),
+        }
+        while True:
+            page = self._db.query(**kwargs)
+            for item in page.get("Items", []):
+                data = {k: _de.deserialize(v) for k, v in item.items()}
+                records.append(AuditRecord.model_validate(data["record"]))
+            if "LastEvaluatedKey" not in page:
+                return sorted(records, key=lambda r: r.time)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- posting --------------------------------------------------------------------------------
+
+    def claim_posting(self, request: ApprovalRequest, now: datetime, lease_seconds: int) -> bool:
+        item = self._item(request)
+        item["claimed_at"] = _ser.serialize(_iso(now))
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR (#s = :posting AND claimed_at < :stale)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=_values(
+                    posting=RequestState.POSTING.value, stale=_iso(now - timedelta(seconds=lease_seconds))
+                ),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def mark_posted(self, ref: JobRef, channel: str, message_ts: str) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key=self._key(ref),
+            UpdateExpression="SET #s = :pending, channel = :channel, message_ts = :ts REMOVE claimed_at",
+            ConditionExpression="#s = :posting",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues=_values(
+                pending=RequestState.PENDING.value, posting=RequestState.POSTING.value, channel=channel, ts=message_ts
+            ),
+        )
+
+    def release_posting(self, ref: JobRef) -> None:
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                ConditionExpression="#s = :posting",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=_values(posting=RequestState.POSTING.value),
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def record_job_status(self, ref: JobRef, status: str) -> bool:
+        """Set the last seen job status; False when it was already that (a repeated status)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression="SET job_status = :status",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (attribute_not_exists(job_status) OR job_status <> :status)"
+                ),
+                ExpressionAttributeValues=_values(status=status),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def claim_decision(self, command: DecisionCommand, now: datetime, lease_seconds: int) -> Claim:
+        actor = command.actor
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(command.job),
+                UpdateExpression=(
+                    "SET #s = :deciding, decision = :decision, decision_id = :id, decider = :decider, "
+                    "decision_reason = :reason, deciding_since = :now"
+                ),
+                ConditionExpression=(
+                    "#s = :pending OR (#s = :deciding AND (decision_id = :id OR deciding_since < :stale))"
+                ),
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=_values(
+                    deciding=RequestState.DECIDING.value,
+                    pending=RequestState.PENDING.value,
+                    decision=command.decision,
+                    id=command.decision_id,
+                    decider=actor.model_dump(),
+                    reason=command.reason,
+                    now=_iso(now),
+                    stale=_iso(now - timedelta(seconds=lease_seconds)),
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return Claim(won=False, request=self.get(command.job))
+            raise
+        return Claim(won=True, request=self._request(response["Attributes"]))
+
+    def finish_decision(
+        self,
+        ref: JobRef,
+        decision_id: str,
+        state: RequestState,
+        s3_status: str | None,
+        status_update_reason: str | None,
+        now: datetime,
+        note: str | None = None,
+    ) -> ApprovalRequest:
+        response = self._db.update_item(
+            TableName=self._table,
+            Key=self._key(ref),
+            UpdateExpression=(
+                "SET #s = :state, s3_status = :s3, status_update_reason = :sur, decided_at = :now, "
+                "outcome_note = :note REMOVE deciding_since"
+            ),
+            ConditionExpression="#s = :deciding AND decision_id = :id",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues=_values(
+                state=state.value,
+                s3=s3_status,
+                sur=status_update_reason,
+                now=_iso(now),
+                note=note,
+                deciding=RequestState.DECIDING.value,
+                id=decision_id,
+            ),
+            ReturnValues="ALL_NEW",
+        )
+        return self._request(response["Attributes"])
+
+    def release_decision(self, ref: JobRef, decision_id: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression=(
+                    "SET #s = :pending REMOVE decision, decision_id, decider, decision_reason, deciding_since"
+                ),
+                ConditionExpression="#s = :deciding AND decision_id = :id",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=_values(
+                    pending=RequestState.PENDING.value, deciding=RequestState.DECIDING.value, id=decision_id
+                ),
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def close(self, ref: JobRef, note: str, job_status: str | None, now: datetime) -> ApprovalRequest | None:
+        """The job moved on outside Slack: no decision can be taken here any more."""
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression=(
+                    "SET #s = :closed, outcome_note = :note, decided_at = :now, job_status = :status "
+                    "REMOVE deciding_since"
+                ),
+                ConditionExpression="#s IN (:pending, :deciding)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=_values(
+                    closed=RequestState.CLOSED.value,
+                    note=note,
+                    now=_iso(now),
+                    status=job_status,
+                    pending=RequestState.PENDING.value,
+                    deciding=RequestState.DECIDING.value,
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return self.get(ref)
+            raise
+        return self._request(response["Attributes"])
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    def put_audit(self, record: AuditRecord) -> None:
+        ref = JobRef(account_id=record.account_id, region=record.region, job_id=record.job_id)
+        data = record.to_log()
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "pk": _ser.serialize(ref.key),
+                "sk": _ser.serialize(f"{AUDIT_PREFIX}{data['time']}#{uuid.uuid4().hex[:12]}"),
+                "event_type": _ser.serialize(record.event_type.value),
+                "record": _ser.serialize(data),
+            },
+            ConditionExpression="attribute_not_exists(sk)",
+        )
+
+    # -- mapping --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(ref: JobRef) -> dict[str, Any]:
+        return {"pk": _ser.serialize(ref.key), "sk": _ser.serialize(REQUEST_SK)}
+
+    def _item(self, request: ApprovalRequest) -> dict[str, Any]:
+        data = {k: v for k, v in request.model_dump(mode="json").items() if v is not None}
+        data["pk"] = request.job.key
+        data["sk"] = REQUEST_SK
+        data["expires_at"] = int((request.requested_at + self._ttl).timestamp())
+        return {k: _ser.serialize(v) for k, v in data.items()}
+
+    @staticmethod
+    def _request(item: dict[str, Any]) -> ApprovalRequest:
+        data = {k: _de.deserialize(v) for k, v in item.items()}
+        for key in ("pk", "sk", "expires_at", "claimed_at"):
+            data.pop(key, None)
+        if data.get("object_count") is not None:
+            data["object_count"] = int(data["object_count"])
+        return ApprovalRequest.model_validate(data)

@@ -1,0 +1,47 @@
+"""Builds audit records: one schema (models.records.AuditRecord) for every auditable fact."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from approvals.models.job import JobRef
+from approvals.models.records import Actor, ApprovalRequest, AuditEventType, AuditRecord, DecisionKind
+
+
+def audit_record(
+    event_type: AuditEventType,
+    ref: JobRef,
+    *,
+    now: datetime,
+    request: ApprovalRequest | None = None,
+    actor: Actor | None = None,
+    action: DecisionKind | None = None,
+    reason: str | None = None,
+    status_before: str | None = None,
+    status_after: str | None = None,
+    status_update_reason: str | None = None,
+    correlation_id: str | None = None,
+    operation: str | None = None,
+    object_count: int | None = None,
+) -> AuditRecord:
+    return AuditRecord(
+        event_type=event_type,
+        time=now,
+        job_id=ref.job_id,
+        job_arn=ref.arn,
+        account_id=ref.account_id,
+        region=ref.region,
+        operation=operation or (request.operation if request else None),
+        object_count=object_count if object_count is not None else (request.object_count if request else None),
+        actor_id=actor.user_id if actor else None,
+        actor_name=actor.name if actor else None,
+        actor_team=actor.team_id if actor else None,
+        action=action,
+        reason=reason,
+        status_before=status_before,
+        status_after=status_after,
+        status_update_reason=status_update_reason,
+        slack_channel=request.channel if request else None,
+        slack_message_ts=request.message_ts if request else None,
+        request_id=correlation_id,
+    )

@@ -1,0 +1,170 @@
+"""What a verified Slack interaction asks for: plain functions from payload models to actions.
+
+No network here. The callback handler performs what these return, inside Slack's 3-second ack.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from approvals.models.job import JobRef
+from approvals.models.slack import (
+    APPROVE_ACTION_ID,
+    CANCEL_ACTION_ID,
+    REASON_BLOCK_ID,
+    REASON_INPUT_ACTION_ID,
+    REASON_MODAL_CALLBACK_ID,
+    BlockActionsPayload,
+    ButtonValue,
+    DecisionCommand,
+    InteractionPayload,
+    ModalMetadata,
+    ViewClosedPayload,
+    ViewSubmissionPayload,
+)
+
+MAX_REASON_INPUT = 200
+_payloads: TypeAdapter[Any] = TypeAdapter(InteractionPayload)
+
+
+class BadInteraction(Exception):
+    """The interaction cannot be acted on; the message says what was wrong (safe to show)."""
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Queue this decision for the decider; answer Slack with an empty 200."""
+
+    command: DecisionCommand
+
+
+@dataclass(frozen=True)
+class OpenReasonModal:
+    """Open the cancel-reason modal with this trigger (within the 3 seconds)."""
+
+    trigger_id: str
+    metadata: ModalMetadata
+    command: DecisionCommand  # what to queue instead when the user is certainly not an approver
+
+
+@dataclass(frozen=True)
+class ModalErrors:
+    """Answer the modal submission with field errors (the modal stays open)."""
+
+    errors: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Nothing:
+    """Acknowledge and do nothing (e.g. the modal was closed)."""
+
+
+Action = Queue | OpenReasonModal | ModalErrors | Nothing
+
+
+def parse_payload(form_payload: str | None) -> BlockActionsPayload | ViewSubmissionPayload | ViewClosedPayload:
+    if not form_payload:
+        raise BadInteraction("the request has no payload field")
+    try:
+        data = json.loads(form_payload)
+    except ValueError:
+        raise BadInteraction("the payload is not JSON") from None
+    if not isinstance(data, dict) or "type" not in data:
+        raise BadInteraction("the payload has no type")
+    try:
+        return _payloads.validate_python(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "union_tag_invalid":
+            raise BadInteraction(f"unsupported payload type {data.get('type')!r}") from None
+        raise BadInteraction(f"malformed payload at {where}: {first['msg']}") from None
+
+
+def _job_from_button(value: str | None) -> JobRef:
+    if not value:
+        raise BadInteraction("the button carries no job")
+    try:
+        return ButtonValue.model_validate_json(value).to_ref()
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise BadInteraction(f"the button names no valid job: {msg}") from None
+
+
+def interpret(
+    payload: BlockActionsPayload | ViewSubmissionPayload | ViewClosedPayload, correlation_id: str | None
+) -> Action:
+    if isinstance(payload, ViewClosedPayload):
+        return Nothing()
+    if isinstance(payload, BlockActionsPayload):
+        return _button(payload, correlation_id)
+    return _submission(payload, correlation_id)
+
+
+def _button(payload: BlockActionsPayload, correlation_id: str | None) -> Action:
+    action = payload.actions[0]
+    if action.action_id not in {APPROVE_ACTION_ID, CANCEL_ACTION_ID}:
+        raise BadInteraction(f"unknown action {action.action_id[:64]!r}")
+    ref = _job_from_button(action.value)
+    actor = payload.user.actor()
+    if payload.team and payload.team.id and not actor.team_id:
+        actor = actor.model_copy(update={"team_id": payload.team.id})
+    channel = payload.channel.id if payload.channel else None
+    ts = payload.message.ts if payload.message else None
+    decision = "approve" if action.action_id == APPROVE_ACTION_ID else "cancel"
+    command = DecisionCommand(
+        job=ref,
+        decision=decision,
+        actor=actor,
+        decision_id=f"{actor.user_id}:{action.action_ts or ts}",
+        channel=channel,
+        message_ts=ts,
+        clicked_at=_float(action.action_ts),
+        correlation_id=correlation_id,
+    )
+    if decision == "approve":
+        return Queue(command)
+    if not payload.trigger_id:
+        raise BadInteraction("the click carries no trigger_id to open the reason form")
+    return OpenReasonModal(payload.trigger_id, ModalMetadata(job=ref, channel=channel, message_ts=ts), command)
+
+
+def _submission(payload: ViewSubmissionPayload, correlation_id: str | None) -> Action:
+    view = payload.view
+    if view.callback_id != REASON_MODAL_CALLBACK_ID:
+        raise BadInteraction(f"unknown form {str(view.callback_id)[:64]!r}")
+    try:
+        meta = ModalMetadata.model_validate_json(view.private_metadata)
+    except ValidationError:
+        raise BadInteraction("the form names no valid job") from None
+    field = view.state.values.get(REASON_BLOCK_ID, {}).get(REASON_INPUT_ACTION_ID, {})
+    reason = str(field.get("value") or "").strip()
+    if not reason:
+        return ModalErrors({REASON_BLOCK_ID: "Please say why you are cancelling this job."})
+    if len(reason) > MAX_REASON_INPUT:
+        return ModalErrors({REASON_BLOCK_ID: f"Please keep the reason under {MAX_REASON_INPUT} characters."})
+    actor = payload.user.actor()
+    if payload.team and payload.team.id and not actor.team_id:
+        actor = actor.model_copy(update={"team_id": payload.team.id})
+    command = DecisionCommand(
+        job=meta.job,
+        decision="cancel",
+        actor=actor,
+        reason=reason,
+        decision_id=f"{actor.user_id}:{view.id}",
+        channel=meta.channel,
+        message_ts=meta.message_ts,
+        correlation_id=correlation_id,
+    )
+    return Queue(command)
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,95 @@
+"""What the domain needs from the outside world. Adapters implement these; tests hand in fakes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from approvals.models.job import Job, JobRef
+from approvals.models.records import ApprovalRequest, AuditRecord, RequestState
+from approvals.models.slack import DecisionCommand
+
+RequestedStatus = Literal["Ready", "Cancelled"]
+
+
+class JobNotFound(Exception):
+    """S3 Control does not know the job (deleted, expired, another account)."""
+
+
+class JobStatusConflict(Exception):
+    """The job is not in a state that allows the change (already decided or moved on)."""
+
+
+class JobsUnavailable(Exception):
+    """S3 Control kept failing (throttling or server errors) after retries."""
+
+
+class ChatUnavailable(Exception):
+    """Slack kept failing (rate limits, server errors, timeouts) after retries."""
+
+
+class Jobs(Protocol):
+    def describe(self, ref: JobRef) -> Job: ...
+
+    def update_status(self, ref: JobRef, requested: RequestedStatus, reason: str) -> str: ...
+
+    def list_awaiting(self, account_id: str, region: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of trying to take the decision on a request."""
+
+    won: bool
+    request: ApprovalRequest | None
+
+
+class RequestStore(Protocol):
+    def get(self, ref: JobRef) -> ApprovalRequest | None: ...
+
+    def claim_posting(self, request: ApprovalRequest, now: datetime, lease_seconds: int) -> bool: ...
+
+    def mark_posted(self, ref: JobRef, channel: str, message_ts: str) -> None: ...
+
+    def release_posting(self, ref: JobRef) -> None: ...
+
+    def record_job_status(self, ref: JobRef, status: str) -> bool: ...
+
+    def claim_decision(self, command: DecisionCommand, now: datetime, lease_seconds: int) -> Claim: ...
+
+    def finish_decision(
+        self,
+        ref: JobRef,
+        decision_id: str,
+        state: RequestState,
+        s3_status: str | None,
+        status_update_reason: str | None,
+        now: datetime,
+        note: str | None = None,
+    ) -> ApprovalRequest: ...
+
+    def release_decision(self, ref: JobRef, decision_id: str) -> None: ...
+
+    def close(self, ref: JobRef, note: str, job_status: str | None, now: datetime) -> ApprovalRequest | None: ...
+
+    def put_audit(self, record: AuditRecord) -> None: ...
+
+    def history(self, ref: JobRef) -> list[AuditRecord]: ...
+
+
+class Chat(Protocol):
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        metadata: dict[str, Any] | None,
+        thread_ts: str | None = None,
+    ) -> str: ...
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None: ...
+
+    def ephemeral(self, channel: str, user_id: str, text: str) -> None: ...
+
+    def group_members(self, group_id: str) -> frozenset[str]: ...

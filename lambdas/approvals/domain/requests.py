@@ -1,0 +1,116 @@
+"""Approval requests: a job that waits for confirmation becomes one Slack message, kept up to date.
+
+The notifier handler calls ``RequestService.on_job_event`` for every job event (and for every
+Suspended job the reconciliation finds). DescribeJob is the truth; the event only says which job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from approvals.domain import message
+from approvals.domain.audit import audit_record
+from approvals.domain.ports import Chat, Jobs, RequestStore
+from approvals.models.job import Job, JobRef
+from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, RequestState
+
+
+class EventOutcome(StrEnum):
+    POSTED = "posted"
+    ALREADY_POSTED = "already_posted"
+    NOT_AWAITING = "not_awaiting"
+    STATUS_UPDATED = "status_updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass
+class EventResult:
+    outcome: EventOutcome
+    job: Job
+    request: ApprovalRequest | None = None
+    audit: list[AuditRecord] | None = None
+
+
+@dataclass
+class RequestService:
+    jobs: Jobs
+    store: RequestStore
+    chat: Chat
+    channel: str
+    clock: Callable[[], datetime]
+    large_job_threshold: int
+    posting_lease_seconds: int = 300
+
+    def on_job_event(self, ref: JobRef) -> EventResult:
+        """Post a request for a job awaiting confirmation, or follow a known job's status.
+
+        Raises JobNotFound (the caller drops the event with a metric), JobsUnavailable and
+        ChatUnavailable (the caller fails the invocation so EventBridge retries).
+        """
+        job = self.jobs.describe(ref)
+        request = self.store.get(ref)
+        if request is None or request.state == RequestState.POSTING:
+            if not job.awaiting_confirmation:
+                return EventResult(EventOutcome.NOT_AWAITING, job, request)
+            return self._post(ref, job)
+        return self._follow(ref, job, request)
+
+    def _post(self, ref: JobRef, job: Job) -> EventResult:
+        now = self.clock()
+        claim = ApprovalRequest(
+            job=ref,
+            state=RequestState.POSTING,
+            requested_at=now,
+            operation=job.operation_name,
+            object_count=job.object_count,
+            job_status=job.status,
+        )
+        if not self.store.claim_posting(claim, now, self.posting_lease_seconds):
+            return EventResult(EventOutcome.ALREADY_POSTED, job, self.store.get(ref))
+        rendered = message.render_request(job, ref, claim, self.large_job_threshold)
+        try:
+            ts = self.chat.post(self.channel, rendered.text, rendered.blocks, rendered.metadata)
+        except BaseException:
+            self.store.release_posting(ref)  # let the retry post it
+            raise
+        self.store.mark_posted(ref, self.channel, ts)
+        request = claim.model_copy(update={"state": RequestState.PENDING, "channel": self.channel, "message_ts": ts})
+        record = audit_record(
+            AuditEventType.APPROVAL_REQUESTED,
+            ref,
+            now=now,
+            request=request,
+            status_after=job.status,
+        )
+        self.store.put_audit(record)
+        return EventResult(EventOutcome.POSTED, job, request, [record])
+
+    def _follow(self, ref: JobRef, job: Job, request: ApprovalRequest) -> EventResult:
+        if not self.store.record_job_status(ref, job.status):
+            return EventResult(EventOutcome.UNCHANGED, job, request)
+        before = request.job_status
+        if request.state == RequestState.PENDING and not job.awaiting_confirmation:
+            request = self.store.close(ref, message.outside_slack_note(job.status), job.status, self.clock()) or request
+        else:
+            request = request.model_copy(update={"job_status": job.status})
+        record = audit_record(
+            AuditEventType.JOB_STATUS_CHANGED,
+            ref,
+            now=self.clock(),
+            request=request,
+            status_before=before,
+            status_after=job.status,
+            status_update_reason=job.status_update_reason,
+        )
+        self.store.put_audit(record)
+        if request.channel and request.message_ts:
+            if request.state != RequestState.DECIDING:  # the decider renders the outcome itself
+                rendered = message.render_request(job, ref, request, self.large_job_threshold)
+                self.chat.update(request.channel, request.message_ts, rendered.text, rendered.blocks)
+            reply = message.render_status_reply(job, ref)
+            if reply is not None:
+                self.chat.post(request.channel, reply.text, reply.blocks, None, thread_ts=request.message_ts)
+        return EventResult(EventOutcome.STATUS_UPDATED, job, request, [record])

@@ -1,0 +1,130 @@
+"""Notifier: S3 Batch Operations job events (and the reconciliation schedule) → Slack approval requests.
+
+EventBridge → ``handler`` → parse the event → dedupe on jobEventId (Powertools idempotency) →
+``RequestService.on_job_event`` (approvals.domain.requests). Events it does not handle are logged,
+counted and acknowledged, never retried forever; AWS or Slack failures raise so EventBridge retries
+and, in the end, the event lands in the rule's dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from approvals import wiring
+from approvals.adapters import aws
+from approvals.domain.ports import JobNotFound
+from approvals.domain.requests import EventOutcome
+from approvals.models.events import JobEvent
+from approvals.models.job import JobRef
+from approvals.names import METRIC_APPROVAL_REQUESTED, METRIC_DUPLICATE_EVENT, METRIC_EVENT_DROPPED
+from approvals.observability import MetricUnit, logger, metrics, tracer
+
+SCHEDULED = "Scheduled Event"
+
+
+def _duplicate(response: Any, record: DataRecord) -> Any:
+    metrics.add_metric(name=METRIC_DUPLICATE_EVENT, unit=MetricUnit.Count, value=1)
+    logger.info("duplicate event ignored", idempotency_key=record.idempotency_key)
+    return response
+
+
+@cache
+def _process_once() -> Any:
+    """``process`` wrapped in Powertools idempotency keyed on the event's jobEventId."""
+    settings = wiring.common().settings
+    store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=aws.client("dynamodb"))
+    config = IdempotencyConfig(
+        event_key_jmespath="detail.serviceEventDetails.jobEventId",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=24 * 3600,
+        response_hook=_duplicate,
+    )
+    return config, idempotent_function(data_keyword_argument="event", persistence_store=store, config=config)(process)
+
+
+def process(event: dict[str, Any]) -> dict[str, Any]:
+    parsed = JobEvent.model_validate(event)
+    details = parsed.detail.service_event_details
+    ref = JobRef(account_id=parsed.account, region=parsed.region, job_id=details.job_id)
+    logger.append_keys(job_id=ref.job_id, job_event_id=details.job_event_id)
+    return follow(ref, event_status=details.status)
+
+
+def follow(ref: JobRef, event_status: str | None = None) -> dict[str, Any]:
+    try:
+        result = wiring.notifier().requests.on_job_event(ref)
+    except JobNotFound:
+        logger.warning("job not found, event dropped", job_id=ref.job_id, reason="DescribeJob NotFound")
+        metrics.add_metric(name=METRIC_EVENT_DROPPED, unit=MetricUnit.Count, value=1)
+        return {"outcome": "job_not_found", "job_id": ref.job_id}
+    if result.outcome == EventOutcome.POSTED:
+        metrics.add_metric(name=METRIC_APPROVAL_REQUESTED, unit=MetricUnit.Count, value=1)
+    logger.info(
+        "job event handled",
+        job_id=ref.job_id,
+        outcome=result.outcome.value,
+        event_status=event_status,
+        job_status=result.job.status,
+    )
+    return {"outcome": result.outcome.value, "job_id": ref.job_id, "job_status": result.job.status}
+
+
+def reconcile(account_id: str, region: str) -> dict[str, Any]:
+    """Lost events happen: find every Suspended job and make sure it has a request."""
+    deps = wiring.notifier()
+    ids = deps.common.jobs.list_awaiting(account_id, region)
+    outcomes: dict[str, int] = {}
+    failures = 0
+    for job_id in ids:
+        try:
+            outcome = follow(JobRef(account_id=account_id, region=region, job_id=job_id))["outcome"]
+        except Exception:
+            logger.exception("reconciliation failed for a job", job_id=job_id)
+            failures += 1
+            continue
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    logger.info("reconciliation done", suspended_jobs=len(ids), outcomes=outcomes, failures=failures)
+    if failures:
+        raise RuntimeError(f"reconciliation failed for {failures} of {len(ids)} jobs")
+    return {"outcome": "reconciled", "suspended_jobs": len(ids), **outcomes}
+
+
+def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    wiring.common().deadline.start(context)
+    if isinstance(event, dict) and event.get("detail-type") == SCHEDULED:
+        return reconcile(str(event.get("account", "")), str(event.get("region", "")))
+    try:
+        parse(event=event, model=JobEvent)
+    except (ValidationError, ValueError, TypeError) as exc:
+        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else type(exc).__name__
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"]) if isinstance(exc, ValidationError) else ""
+        logger.warning(
+            "event dropped",
+            reason=reason,
+            field=where,
+            event_name=(event.get("detail") or {}).get("eventName") if isinstance(event, dict) else None,
+        )
+        metrics.add_metric(name=METRIC_EVENT_DROPPED, unit=MetricUnit.Count, value=1)
+        return {"outcome": "dropped", "reason": reason}
+    config, process_once = _process_once()
+    config.register_lambda_context(context)
+    return process_once(event=event)  # type: ignore[no-any-return]
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)

@@ -1,0 +1,15 @@
+"""Names the functions emit and the stack watches. Plain constants: infra/constants.py loads this file."""
+
+SERVICE_NAME = "s3-batch-approvals"
+METRICS_NAMESPACE = "S3BatchApprovals"
+
+METRIC_APPROVAL_REQUESTED = "ApprovalRequested"
+METRIC_APPROVED = "Approved"
+METRIC_CANCELLED = "Cancelled"
+METRIC_REFUSED = "DecisionRefused"
+METRIC_SIGNATURE_REJECTED = "SignatureRejected"
+METRIC_DECISION_FAILED = "DecisionFailed"
+METRIC_TIME_TO_DECISION = "TimeToDecision"
+METRIC_EVENT_DROPPED = "EventDropped"
+METRIC_DUPLICATE_EVENT = "DuplicateEvent"
+METRIC_NOTICE_FAILED = "NoticeFailed"

@@ -1,0 +1,170 @@
+"""Builds each function's dependencies from the settings, once per cold start.
+
+Handlers call these factories; tests build the same objects with their own clients instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache, cached_property
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from slack_sdk import WebClient
+
+from approvals.adapters import aws
+from approvals.adapters.s3control import S3ControlJobs
+from approvals.adapters.secrets import SlackSecrets
+from approvals.adapters.signature import SlackRequestVerifier
+from approvals.adapters.slack import SlackChat, web_client
+from approvals.adapters.store import DynamoRequestStore
+from approvals.config import Settings, settings
+from approvals.domain.authorisation import Approvers
+from approvals.domain.decisions import DecisionService
+from approvals.domain.requests import RequestService
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Deadline:
+    """Time left in the current invocation, so retries never outlive the function."""
+
+    def __init__(self) -> None:
+        self._ends_at = time.monotonic() + 30.0
+
+    def start(self, context: Any, reserve_seconds: float = 2.0) -> None:
+        millis = getattr(context, "get_remaining_time_in_millis", lambda: 30_000)()
+        self._ends_at = time.monotonic() + millis / 1000.0 - reserve_seconds
+
+    def seconds_left(self) -> float:
+        return max(0.0, self._ends_at - time.monotonic())
+
+
+class TokenedWebClients:
+    """One WebClient per bot token value: a rotated token gets a fresh client."""
+
+    def __init__(self, secrets: SlackSecrets, base_url: str, deadline: Deadline, timeout: int) -> None:
+        self._secrets = secrets
+        self._base_url = base_url
+        self._deadline = deadline
+        self._timeout = timeout
+        self._clients: dict[str, WebClient] = {}
+
+    def __call__(self) -> WebClient:
+        token = self._secrets.bot_token()
+        if token not in self._clients:
+            self._clients = {
+                token: web_client(
+                    token, self._base_url, timeout=self._timeout, seconds_left=self._deadline.seconds_left
+                )
+            }
+        return self._clients[token]
+
+
+class Common:
+    """What every function shares; clients are made on first use, so each function pays for its own."""
+
+    def __init__(self, cfg: Settings) -> None:
+        self.settings = cfg
+        self.deadline = Deadline()
+
+    @cached_property
+    def secrets(self) -> SlackSecrets:
+        provider = SecretsProvider(boto3_client=aws.client("secretsmanager"))
+        return SlackSecrets(provider, self.settings.slack_secret_name, self.settings.secret_max_age_seconds)
+
+    @cached_property
+    def store(self) -> DynamoRequestStore:
+        return DynamoRequestStore(
+            aws.client("dynamodb"), self.settings.requests_table_name, self.settings.request_ttl_days
+        )
+
+    @cached_property
+    def jobs(self) -> S3ControlJobs:
+        return S3ControlJobs(lambda region: aws.client("s3control", region))
+
+    def chat(self, timeout: int = 10) -> SlackChat:
+        clients = TokenedWebClients(self.secrets, self.settings.slack_api_url, self.deadline, timeout)
+        return SlackChat(clients, group_cache_seconds=self.settings.group_cache_seconds)
+
+    @property
+    def approvers(self) -> Approvers:
+        return Approvers(frozenset(self.settings.approver_user_ids), self.settings.approver_group_ids)
+
+
+@cache
+def common() -> Common:
+    return Common(settings())
+
+
+@dataclass
+class NotifierDeps:
+    common: Common
+    requests: RequestService
+
+
+@cache
+def notifier() -> NotifierDeps:
+    c = common()
+    service = RequestService(
+        jobs=c.jobs,
+        store=c.store,
+        chat=c.chat(),
+        channel=c.settings.slack_channel_id,
+        clock=utc_now,
+        large_job_threshold=c.settings.large_job_threshold,
+    )
+    return NotifierDeps(common=c, requests=service)
+
+
+@dataclass
+class CallbackDeps:
+    common: Common
+    verifier: SlackRequestVerifier
+    chat: SlackChat
+    sqs: Any
+    queue_url: str
+
+
+@cache
+def callback() -> CallbackDeps:
+    c = common()
+    if not c.settings.decisions_queue_url:
+        from approvals.config import SettingsError
+
+        raise SettingsError("invalid settings: DECISIONS_QUEUE_URL: required by the callback function")
+    return CallbackDeps(
+        common=c,
+        verifier=SlackRequestVerifier(c.secrets),
+        chat=c.chat(timeout=2),  # inside the 3-second ack: views.open must answer fast or not at all
+        sqs=aws.client("sqs", quick=True),
+        queue_url=c.settings.decisions_queue_url,
+    )
+
+
+@dataclass
+class DeciderDeps:
+    common: Common
+    decisions: DecisionService
+    chat: SlackChat
+
+
+@cache
+def decider() -> DeciderDeps:
+    c = common()
+    chat = c.chat()
+    service = DecisionService(
+        jobs=c.jobs,
+        store=c.store,
+        chat=chat,
+        approvers=c.approvers,
+        members_of=chat.group_members,
+        clock=utc_now,
+        large_job_threshold=c.settings.large_job_threshold,
+        lease_seconds=c.settings.decision_lease_seconds,
+    )
+    return DeciderDeps(common=c, decisions=service, chat=chat)

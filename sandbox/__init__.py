@@ -1,0 +1,1 @@
+"""Local stand-ins for the services the approval loop talks to: S3 Control, Slack, DynamoDB."""

@@ -1,0 +1,176 @@
+"""Fakes for the services that cannot run here, behaving like them (errors included).
+
+``FakeJobs`` keeps S3 Batch Operations' status rules; ``FakeChat`` records what Slack was asked.
+Both record their calls so asserts read naturally (``len(fake)``, ``fake.calls_to(...)``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from approvals.domain.ports import ChatUnavailable, JobNotFound, JobStatusConflict, JobsUnavailable
+from approvals.models.job import TERMINAL_STATUSES, Job, JobRef
+
+
+def make_job(
+    job_id: str,
+    status: str = "Suspended",
+    *,
+    confirmation: bool = True,
+    tasks: int = 1200,
+    operation: dict[str, Any] | None = None,
+    description: str = "Re-tag raw events",
+) -> Job:
+    return Job.model_validate(
+        {
+            "JobId": job_id,
+            "JobArn": f"arn:aws:s3:us-east-1:123456789012:job/{job_id}",
+            "Description": description,
+            "ConfirmationRequired": confirmation,
+            "Status": status,
+            "Priority": 10,
+            "RoleArn": "arn:aws:iam::123456789012:role/batch-ops",
+            "Operation": operation or {"S3PutObjectTagging": {"TagSet": [{"Key": "tier", "Value": "cold"}]}},
+            "Manifest": {
+                "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                "Location": {"ObjectArn": "arn:aws:s3:::manifests/raw.csv", "ETag": "abc"},
+            },
+            "Report": {"Enabled": False},
+            "ProgressSummary": {"TotalNumberOfTasks": tasks, "NumberOfTasksSucceeded": 0, "NumberOfTasksFailed": 0},
+            "CreationTime": datetime(2026, 11, 28, 9, 30, tzinfo=UTC),
+        }
+    )
+
+
+class FakeJobs:
+    """S3 Control's job rules: Ready only from Suspended, Cancelled from any non-terminal status."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
+        self.failures: dict[str, list[Exception]] = {}
+        self.on_describe: Callable[[str], None] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, job: Job) -> Job:
+        self.jobs[job.job_id] = job
+        return job
+
+    def fail_next(self, operation: str, *errors: Exception) -> None:
+        self.failures.setdefault(operation, []).extend(errors)
+
+    def calls_to(self, operation: str) -> list[tuple[Any, ...]]:
+        return [args for op, _, args in self.calls if op == operation]
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def _maybe_fail(self, operation: str) -> None:
+        pending = self.failures.get(operation)
+        if pending:
+            raise pending.pop(0)
+
+    def describe(self, ref: JobRef) -> Job:
+        with self._lock:
+            self.calls.append(("describe", ref.job_id, ()))
+            self._maybe_fail("describe")
+            if ref.job_id not in self.jobs:
+                raise JobNotFound(ref.job_id)
+            job = self.jobs[ref.job_id]
+        if self.on_describe:
+            self.on_describe(ref.job_id)
+            job = self.jobs[ref.job_id]
+        return job
+
+    def update_status(self, ref: JobRef, requested: str, reason: str) -> str:
+        with self._lock:
+            self.calls.append(("update_status", ref.job_id, (requested, reason)))
+            self._maybe_fail("update_status")
+            job = self.jobs.get(ref.job_id)
+            if job is None:
+                raise JobNotFound(ref.job_id)
+            if requested == "Ready":
+                if job.status != "Suspended":
+                    raise JobStatusConflict(f"job is {job.status}")
+                new = "Ready"
+            elif requested == "Cancelled":
+                if job.status in TERMINAL_STATUSES:
+                    raise JobStatusConflict(f"job is {job.status}")
+                new = "Cancelling" if job.status in {"Active", "Pausing", "Paused"} else "Cancelled"
+            else:
+                raise ValueError(requested)
+            self.jobs[ref.job_id] = job.model_copy(update={"status": new, "status_update_reason": reason})
+            return new
+
+    def set_status(self, job_id: str, status: str, reason: str | None = None) -> None:
+        self.jobs[job_id] = self.jobs[job_id].model_copy(update={"status": status, "status_update_reason": reason})
+
+    def list_awaiting(self, account_id: str, region: str) -> list[str]:
+        self.calls.append(("list_awaiting", account_id, (region,)))
+        return [j.job_id for j in self.jobs.values() if j.status == "Suspended"]
+
+
+class FakeChat:
+    """Slack's chat and user group calls, recorded. ``fail_next`` makes a method raise like Slack would."""
+
+    def __init__(self, groups: dict[str, set[str]] | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.groups = {k: frozenset(v) for k, v in (groups or {}).items()}
+        self.failures: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._ts = 1700000000.0
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.calls if name == method]
+
+    def fail_next(self, method: str, times: int = 1) -> None:
+        self.failures[method] = self.failures.get(method, 0) + times
+
+    def _record(self, method: str, **params: Any) -> None:
+        with self._lock:
+            if self.failures.get(method):
+                self.failures[method] -= 1
+                raise ChatUnavailable(f"Slack {method} failed: ratelimited")
+            self.calls.append((method, params))
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        metadata: dict[str, Any] | None,
+        thread_ts: str | None = None,
+    ) -> str:
+        self._record(
+            "chat.postMessage", channel=channel, text=text, blocks=blocks, metadata=metadata, thread_ts=thread_ts
+        )
+        with self._lock:
+            self._ts += 1
+            return f"{self._ts:.6f}"
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        self._record("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def ephemeral(self, channel: str, user_id: str, text: str) -> None:
+        self._record("chat.postEphemeral", channel=channel, user=user_id, text=text)
+
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self._record("views.open", trigger_id=trigger_id, view=view)
+
+    def group_members(self, group_id: str) -> frozenset[str]:
+        self._record("usergroups.users.list", usergroup=group_id)
+        if group_id not in self.groups:
+            raise ChatUnavailable("Slack usergroups.users.list failed: no_such_subteam")
+        return self.groups[group_id]
+
+    def cached_group_members(self, group_id: str) -> frozenset[str] | None:
+        return None
+
+
+__all__ = ["FakeChat", "FakeJobs", "JobsUnavailable", "make_job"]

@@ -1,0 +1,266 @@
+"""DecisionService: the first decision wins, once, by an approver, after a re-check of the job."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from approvals.adapters.store import DynamoRequestStore
+from approvals.domain.authorisation import Approvers
+from approvals.domain.decisions import DecisionService, Outcome
+from approvals.domain.ports import ChatUnavailable, JobsUnavailable
+from approvals.models.job import JobRef
+from approvals.models.records import Actor, ApprovalRequest, AuditEventType, RequestState
+from approvals.models.slack import DecisionCommand
+from sandbox.aws_local import LocalAws
+from tests.fakes import FakeChat, FakeJobs, make_job
+
+REF = JobRef(account_id="123456789012", region="us-east-1", job_id="job-0001-abcdef")
+ALICE = Actor(user_id="UALICE001", name="alice", team_id="T0001")
+BOB = Actor(user_id="UBOB00001", name="bob", team_id="T0001")
+MALLORY = Actor(user_id="UMALLORY1", name="mallory", team_id="T0001")
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+
+
+class World:
+    def __init__(self, local_aws: LocalAws, groups: dict[str, set[str]] | None = None) -> None:
+        self.jobs = FakeJobs()
+        self.chat = FakeChat(groups or {"SAPPROVE1": {"UGROUPIE1"}})
+        self.store = DynamoRequestStore(local_aws.client("dynamodb"), local_aws.requests_table)
+        self.now = NOW
+        self.service = DecisionService(
+            jobs=self.jobs,
+            store=self.store,
+            chat=self.chat,
+            approvers=Approvers(frozenset({ALICE.user_id, BOB.user_id}), ("SAPPROVE1",)),
+            members_of=self.chat.group_members,
+            clock=lambda: self.now,
+            large_job_threshold=1_000_000,
+        )
+        self.jobs.add(make_job(REF.job_id))
+        request = ApprovalRequest(
+            job=REF,
+            state=RequestState.POSTING,
+            requested_at=NOW - timedelta(minutes=5),
+            operation="S3PutObjectTagging",
+            object_count=1200,
+            job_status="Suspended",
+        )
+        assert self.store.claim_posting(request, NOW, 300)
+        self.store.mark_posted(REF, "C0APPROVALS", "1700000000.000100")
+
+    def click(
+        self, actor: Actor, decision: str = "approve", reason: str | None = None, decision_id: str | None = None
+    ) -> DecisionCommand:
+        return DecisionCommand(
+            job=REF,
+            decision=decision,
+            actor=actor,
+            reason=reason,
+            decision_id=decision_id or f"{actor.user_id}:{len(self.jobs)}",
+            channel="C0APPROVALS",
+            message_ts="1700000000.000100",
+        )
+
+
+@pytest.fixture
+def world(local_aws: LocalAws) -> World:
+    return World(local_aws)
+
+
+def test_an_approver_approval_sets_the_job_ready_with_who_decided(world: World) -> None:
+    # when
+    result = world.service.apply(world.click(ALICE))
+    # then
+    assert result.outcome == Outcome.APPLIED
+    assert world.jobs.calls_to("update_status") == [("Ready", "Approved by alice (UALICE001) via Slack")]
+    stored = world.store.get(REF)
+    assert stored is not None
+    assert stored.state == RequestState.APPROVED
+    assert stored.decider == ALICE
+    assert stored.s3_status == "Ready"
+    [update] = world.chat.calls_to("chat.update")
+    assert update["ts"] == "1700000000.000100"
+    assert not any(block["type"] == "actions" for block in update["blocks"])
+    assert [r.event_type for r in world.store.history(REF)] == [AuditEventType.DECISION_TAKEN]
+
+
+def test_cancel_records_the_reason_and_the_job_ends_cancelled(world: World) -> None:
+    # when
+    result = world.service.apply(world.click(BOB, "cancel", reason="wrong manifest"))
+    # then
+    assert result.outcome == Outcome.APPLIED
+    assert result.s3_status == "Cancelled"
+    assert world.jobs.calls_to("update_status") == [
+        ("Cancelled", "Cancelled by bob (UBOB00001) via Slack: wrong manifest")
+    ]
+    record = world.store.history(REF)[0]
+    assert (record.action, record.reason, record.status_after) == ("cancel", "wrong manifest", "Cancelled")
+
+
+def test_a_member_of_an_approver_group_may_decide(world: World) -> None:
+    # given
+    groupie = Actor(user_id="UGROUPIE1", name="gina")
+    # when
+    result = world.service.apply(world.click(groupie))
+    # then
+    assert result.outcome == Outcome.APPLIED
+    assert world.chat.calls_to("usergroups.users.list") == [{"usergroup": "SAPPROVE1"}]
+
+
+def test_a_non_approver_is_refused_told_and_audited_without_any_s3_call(world: World) -> None:
+    # when
+    result = world.service.apply(world.click(MALLORY))
+    # then
+    assert result.outcome == Outcome.NOT_AN_APPROVER
+    assert world.jobs.calls_to("update_status") == []
+    [notice] = world.chat.calls_to("chat.postEphemeral")
+    assert notice["user"] == MALLORY.user_id
+    [record] = world.store.history(REF)
+    assert (record.event_type, record.actor_id) == (AuditEventType.DECISION_REFUSED, MALLORY.user_id)
+    assert world.store.get(REF).state == RequestState.PENDING  # type: ignore[union-attr]
+
+
+def test_a_double_click_applies_once_and_tells_the_second_click_who_decided(world: World) -> None:
+    # when
+    first = world.service.apply(world.click(ALICE, decision_id="UALICE001:1.1"))
+    second = world.service.apply(world.click(ALICE, decision_id="UALICE001:1.2"))
+    # then
+    assert (first.outcome, second.outcome) == (Outcome.APPLIED, Outcome.ALREADY_DECIDED)
+    assert len(world.jobs.calls_to("update_status")) == 1
+    [notice] = world.chat.calls_to("chat.postEphemeral")
+    assert "alice" in notice["text"]
+
+
+def test_twenty_concurrent_clicks_make_exactly_one_update_job_status_call(world: World) -> None:
+    # given
+    actors = [ALICE, BOB] * 10
+    barrier = threading.Barrier(len(actors))
+    outcomes: list[Outcome] = []
+
+    def click(i: int, actor: Actor) -> None:
+        command = world.click(actor, "approve" if i % 3 else "cancel", reason="no", decision_id=f"{actor.user_id}:{i}")
+        barrier.wait()
+        outcomes.append(world.service.apply(command).outcome)
+
+    threads = [threading.Thread(target=click, args=(i, a)) for i, a in enumerate(actors)]
+    # when
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then
+    assert len(world.jobs.calls_to("update_status")) == 1
+    assert outcomes.count(Outcome.APPLIED) == 1
+    assert outcomes.count(Outcome.ALREADY_DECIDED) == 19
+
+
+def test_a_job_confirmed_outside_slack_is_not_touched_and_the_message_says_so(world: World) -> None:
+    # given
+    world.jobs.set_status(REF.job_id, "Ready", "confirmed with the CLI")
+    # when
+    result = world.service.apply(world.click(ALICE))
+    # then
+    assert result.outcome == Outcome.MOVED_ON
+    assert world.jobs.calls_to("update_status") == []
+    assert world.store.get(REF).state == RequestState.CLOSED  # type: ignore[union-attr]
+    [notice] = world.chat.calls_to("chat.postEphemeral")
+    assert "Ready" in notice["text"]
+    [update] = world.chat.calls_to("chat.update")
+    assert not any(block["type"] == "actions" for block in update["blocks"])
+
+
+def test_a_job_status_exception_rereads_the_job_and_reports_its_status(world: World) -> None:
+    # given: the job moves on between the re-check and the call
+    original = world.jobs.update_status
+
+    def race(ref: JobRef, requested: str, reason: str) -> str:
+        world.jobs.set_status(REF.job_id, "Cancelled", "cancelled in the console")
+        return original(ref, requested, reason)
+
+    world.jobs.update_status = race  # type: ignore[method-assign]
+    # when
+    result = world.service.apply(world.click(ALICE))
+    # then
+    assert result.outcome == Outcome.MOVED_ON
+    assert len(world.jobs.calls_to("describe")) == 2
+    assert "Cancelled" in world.chat.calls_to("chat.postEphemeral")[0]["text"]
+
+
+def test_s3_failing_after_retries_leaves_the_request_open_and_tells_the_person(world: World) -> None:
+    # given
+    world.jobs.fail_next("update_status", JobsUnavailable("S3 Control kept failing (TooManyRequestsException)"))
+    # when
+    failed = world.service.apply(world.click(ALICE, decision_id="UALICE001:a"))
+    # then
+    assert failed.outcome == Outcome.FAILED
+    assert world.store.get(REF).state == RequestState.PENDING  # type: ignore[union-attr]
+    assert "try again" in world.chat.calls_to("chat.postEphemeral")[0]["text"]
+    # and a new click succeeds
+    assert world.service.apply(world.click(ALICE, decision_id="UALICE001:b")).outcome == Outcome.APPLIED
+    events = [r.event_type for r in world.store.history(REF)]
+    assert events == [AuditEventType.DECISION_FAILED, AuditEventType.DECISION_TAKEN]
+
+
+def test_a_job_unknown_to_s3_is_reported_and_closed(world: World) -> None:
+    # given
+    del world.jobs.jobs[REF.job_id]
+    # when
+    result = world.service.apply(world.click(ALICE))
+    # then
+    assert result.outcome == Outcome.NOT_FOUND
+    assert world.store.get(REF).state == RequestState.CLOSED  # type: ignore[union-attr]
+    assert "not found" in world.chat.calls_to("chat.postEphemeral")[0]["text"].lower()
+
+
+def test_a_decision_stuck_in_deciding_is_taken_over_after_its_lease(world: World) -> None:
+    # given: a worker claimed the decision and died before calling S3
+    stuck = world.click(BOB, decision_id="UBOB00001:dead")
+    assert world.store.claim_decision(stuck, NOW, 120).won
+    # when: someone clicks while the lease holds, then after it expired
+    early = world.service.apply(world.click(ALICE, decision_id="UALICE001:early"))
+    world.now = NOW + timedelta(minutes=5)
+    late = world.service.apply(world.click(ALICE, decision_id="UALICE001:late"))
+    # then
+    assert early.outcome == Outcome.ALREADY_DECIDED
+    assert late.outcome == Outcome.APPLIED
+    assert len(world.jobs.calls_to("update_status")) == 1
+
+
+def test_a_redelivered_decision_that_s3_already_applied_is_recorded_not_repeated(world: World) -> None:
+    # given: a worker called UpdateJobStatus and died before recording it
+    command = world.click(ALICE, decision_id="UALICE001:crash")
+    assert world.store.claim_decision(command, NOW, 120).won
+    world.jobs.set_status(REF.job_id, "Ready", "Approved by alice (UALICE001) via Slack")
+    # when: the queue redelivers the same command
+    result = world.service.apply(command)
+    # then
+    assert result.outcome == Outcome.APPLIED
+    assert world.jobs.calls_to("update_status") == []
+    assert world.store.get(REF).state == RequestState.APPROVED  # type: ignore[union-attr]
+
+
+def test_a_message_update_failure_is_retried_and_resumes_without_a_second_decision(world: World) -> None:
+    # given
+    command = world.click(ALICE, decision_id="UALICE001:slack-down")
+    world.chat.fail_next("chat.update")
+    # when
+    with pytest.raises(ChatUnavailable, match=r"chat\.update"):
+        world.service.apply(command)
+    resumed = world.service.apply(command)
+    # then
+    assert resumed.outcome == Outcome.RESUMED
+    assert len(world.jobs.calls_to("update_status")) == 1
+    assert len(world.chat.calls_to("chat.update")) == 1
+    assert [r.event_type for r in world.store.history(REF)] == [AuditEventType.DECISION_TAKEN]
+
+
+def test_nobody_may_decide_when_no_approvers_are_configured(world: World) -> None:
+    # given
+    world.service.approvers = Approvers(frozenset(), ())
+    # when
+    result = world.service.apply(world.click(ALICE))
+    # then
+    assert result.outcome == Outcome.NOT_AN_APPROVER
