@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Acknowledgment, ArnFormat, Aws, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -56,6 +56,12 @@ AUDIT_STREAM_FILTER = {
     "eventName": lambda_.FilterRule.is_equal("INSERT"),
     "dynamodb": {"Keys": {REQUESTS_TABLE_SORT_KEY: {"S": lambda_.FilterRule.begins_with(AUDIT_ITEM_PREFIX)}}},
 }
+
+LIST_STREAMS_ACKNOWLEDGMENT = Acknowledgment(
+    id="AwsSolutions-IAM5[Resource::*]",
+    reason="dynamodb:ListStreams, which the stream event source grants, supports no resource-level "
+    "permission (as with X-Ray).",
+)
 
 AUDIT_FIELDS = [
     "time",
@@ -128,6 +134,7 @@ class AuditTrail(Construct):
             # No START/END/REPORT lines between the audit records.
             system_log_level=lambda_.SystemLogLevel.WARN,
         )
+        Validations.of(self.writer.role).acknowledge(LIST_STREAMS_ACKNOWLEDGMENT)  # type: ignore[arg-type]
         self.writer.add_event_source(
             event_sources.DynamoEventSource(
                 table,
@@ -135,8 +142,6 @@ class AuditTrail(Construct):
                 batch_size=100,
                 retry_attempts=10,
                 bisect_batch_on_error=True,
-                # Lambda treats a missing batchItemFailures as success, so this is safe either way.
-                report_batch_item_failures=True,
                 on_failure=event_sources.SqsDlq(self.dead_letter_queue),
                 filters=[lambda_.FilterCriteria.filter(AUDIT_STREAM_FILTER)],
             )
@@ -208,9 +213,7 @@ def product_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MI
 class Monitoring(Construct):
     """Alarms to an encrypted SNS topic (optionally mailed) and one dashboard."""
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, settings: InfraSettings, monitored: Monitored
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: InfraSettings, monitored: Monitored) -> None:
         super().__init__(scope, construct_id)
 
         # A customer managed key: CloudWatch cannot publish to a topic under the AWS managed aws/sns key.

@@ -99,4 +99,3 @@ class Notifier(Construct):
                 )
             ],
         )
-

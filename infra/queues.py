@@ -9,8 +9,12 @@ from constructs import Construct
 DEAD_LETTER_RETENTION = Duration.days(14)
 
 
-def dead_letter_queue(scope: Construct, construct_id: str, *, used_by: str) -> sqs.Queue:
-    """A queue that keeps failed messages or events for 14 days (the SQS maximum)."""
+def dead_letter_queue(scope: Construct, construct_id: str, *, used_by: str | None = None) -> sqs.Queue:
+    """A queue that keeps failed messages or events for 14 days (the SQS maximum).
+
+    ``used_by`` names a non-SQS source (an EventBridge target, a stream) this queue is the dead-letter
+    queue of: cdk-nag's SQS3 only recognises SQS redrive, so that finding is acknowledged.
+    """
     queue = sqs.Queue(
         scope,
         construct_id,
@@ -18,6 +22,8 @@ def dead_letter_queue(scope: Construct, construct_id: str, *, used_by: str) -> s
         enforce_ssl=True,
         retention_period=DEAD_LETTER_RETENTION,
     )
+    if used_by is None:
+        return queue
     Validations.of(queue).acknowledge(
         Acknowledgment(
             id="AwsSolutions-SQS3",

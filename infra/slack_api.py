@@ -78,9 +78,7 @@ class SlackApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.decisions_dead_letter_queue: sqs.Queue = dead_letter_queue(
-            self, "DecisionsDeadLetterQueue", used_by="the decisions queue"
-        )
+        self.decisions_dead_letter_queue: sqs.Queue = dead_letter_queue(self, "DecisionsDeadLetterQueue")
         self.decisions_queue = sqs.Queue(
             self,
             "DecisionsQueue",

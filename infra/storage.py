@@ -37,9 +37,7 @@ class Storage(Construct):
         self.requests_table = dynamodb.Table(
             self,
             "RequestsTable",
-            partition_key=dynamodb.Attribute(
-                name=REQUESTS_TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING
-            ),
+            partition_key=dynamodb.Attribute(name=REQUESTS_TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=REQUESTS_TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -57,9 +55,7 @@ class Storage(Construct):
         self.idempotency_table = dynamodb.Table(
             self,
             "IdempotencyTable",
-            partition_key=dynamodb.Attribute(
-                name=IDEMPOTENCY_TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING
-            ),
+            partition_key=dynamodb.Attribute(name=IDEMPOTENCY_TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
@@ -70,9 +66,7 @@ class Storage(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
 
-        self.slack_secret = secretsmanager.Secret.from_secret_name_v2(
-            self, "SlackSecret", settings.slack_secret_name
-        )
+        self.slack_secret = secretsmanager.Secret.from_secret_name_v2(self, "SlackSecret", settings.slack_secret_name)
 
     def grant_function(self, grantee: iam.IGrantable) -> None:
         """What every function needs: the Slack secret and read/write on both tables."""

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import json
 import secrets
+import sys
 import threading
 import time
 import uuid
@@ -185,6 +187,8 @@ class ApiGatewayFront:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        if not _is_loopback(host):
+            raise ValueError("the API Gateway stand-in listens on loopback addresses only")
         self.stage = stage.strip("/")
         self.binary_media_types = list(binary_media_types)
         self.integration_timeout_seconds = integration_timeout_seconds
@@ -204,7 +208,7 @@ class ApiGatewayFront:
         ]
         self._requests: list[ApiRequest] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._server = _QuietServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -525,6 +529,25 @@ def _proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
         except ValueError as error:
             raise _MalformedResponse("isBase64Encoded is true but body is not base64") from error
     return status, headers, raw
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Drops the traceback for a client that hung up (a timed-out client, a 413 sender) and logs nothing."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _header_value(value: Any) -> str:

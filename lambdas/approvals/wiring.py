@@ -168,3 +168,11 @@ def decider() -> DeciderDeps:
         lease_seconds=c.settings.decision_lease_seconds,
     )
     return DeciderDeps(common=c, decisions=service, chat=chat)
+
+
+def reset_cold_start() -> None:
+    """Forget settings and clients, as a new execution environment would (local runs and tests)."""
+    from approvals.config import settings as cached_settings
+
+    for factory in (cached_settings, common, notifier, callback, decider, aws.client):
+        factory.cache_clear()

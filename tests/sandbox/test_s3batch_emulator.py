@@ -89,7 +89,7 @@ def make_client(proxy: LoopbackProxy, **config: Any) -> BaseClient:
 
 @pytest.fixture
 def client(proxy: LoopbackProxy) -> BaseClient:
-    return make_client(proxy, retries={"mode": "standard", "max_attempts": 1})
+    return make_client(proxy, retries={"mode": "standard", "total_max_attempts": 1})
 
 
 def create_job(client: BaseClient, **overrides: Any) -> str:
@@ -407,7 +407,7 @@ def test_five_digit_account_is_a_bad_request(client: BaseClient) -> None:
 
 def test_unsigned_request_is_refused(proxy: LoopbackProxy) -> None:
     # given
-    unsigned = make_client(proxy, signature_version=UNSIGNED, retries={"max_attempts": 1, "mode": "standard"})
+    unsigned = make_client(proxy, signature_version=UNSIGNED, retries={"mode": "standard", "total_max_attempts": 1})
 
     # when
     with pytest.raises(ClientError) as caught:

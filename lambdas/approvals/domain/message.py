@@ -35,6 +35,7 @@ from approvals.domain.operations import (
     format_utc,
     report_location,
 )
+from approvals.domain.reasons import MAX_NAME, MAX_REASON
 from approvals.domain.risk import risk_warnings
 from approvals.models.job import Job, JobRef
 from approvals.models.records import Actor, ApprovalRequest, RequestState
@@ -81,13 +82,17 @@ DESCRIPTION_BUDGET = 800
 REASON_BUDGET = 800
 WARNING_BUDGET = 400
 FALLBACK_BUDGET = 1000
-REASON_MAX_LENGTH = 200  # the modal's input: "Cancelled by NAME (ID) via Slack: " + 200 fits in 256
+# The modal's input is short enough that "Cancelled by NAME (ID) via Slack: REASON" keeps the whole
+# reason within S3's 256 characters even for the longest display name reasons.py keeps.
+LONGEST_SLACK_ID = 16
+REASON_MAX_LENGTH = MAX_REASON - len("Cancelled by  () via Slack: ") - MAX_NAME - LONGEST_SLACK_ID
 SUSPENDED_JOB_LIFETIME = timedelta(days=30)
 
 HEADER_AWAITING = "S3 Batch Operations job awaiting approval"
 EVENT_TYPE = "s3_batch_approval_request"
 ELLIPSIS = "…"
 WARNING_SIGN = "⚠️"
+BACKTICK_LOOKALIKE = "\u02cb"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 PENDING_STATES = frozenset({RequestState.POSTING, RequestState.PENDING})
 
@@ -194,12 +199,13 @@ def safe(text: object, limit: int = VALUE_BUDGET) -> str:
 
 
 def code(text: object, limit: int = VALUE_BUDGET) -> str:
-    """User text as inline code (no formatting inside), or plain if it holds a backtick."""
-    value = one_line(text)
+    """User text as inline code: nothing inside is formatted (no bold, emoji codes or links).
+
+    A backtick would end the code span, so it is shown as the look-alike ``ˋ`` (U+02CB).
+    """
+    value = one_line(text).replace("`", BACKTICK_LOOKALIKE)
     if not value:
         return ""
-    if "`" in value:
-        return safe(value, limit)
     return f"`{escape_mrkdwn(clip(value, limit - 2, escaped=True))}`"
 
 
@@ -316,7 +322,7 @@ def _count_phrase(count: int | None) -> str:
 def _report_text(job: Job) -> str:
     location = report_location(job)
     if location is None:
-        return "None"
+        return "Off"
     scope = dict(describe_report(job)).get("Report scope")
     return code(location) + (f" ({safe(scope).lower()})" if scope else "")
 
@@ -436,7 +442,7 @@ def render_request(
     pending = (request is None or request.state in PENDING_STATES) and job.awaiting_confirmation
     title = summary.title if summary.title != UNKNOWN_OPERATION else f"{UNKNOWN_OPERATION} ({summary.name})"
 
-    description = safe(job.description, DESCRIPTION_BUDGET) if job.description else "_No description_"
+    description = code(job.description, DESCRIPTION_BUDGET) or "_none_"
     blocks: list[dict[str, Any]] = [
         _header(_header_for(request, job, pending)),
         _section(

@@ -82,7 +82,7 @@ def format_utc(value: object) -> str:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         value = value.astimezone(UTC)
-        text = value.strftime("%d %b %Y %H:%M")
+        text = f"{value.day} {value:%b %Y %H:%M}"
         if value.second:
             text += value.strftime(":%S")
         return text + " UTC"
@@ -106,6 +106,10 @@ def format_bytes(value: object) -> str:
             return f"{size:,.1f}".rstrip("0").rstrip(".") + f" {unit} ({value:,} bytes)"
         size /= 1024
     return f"{value:,} bytes"  # pragma: no cover
+
+
+def _when(value: object) -> str:
+    return "" if value is None else format_utc(value)
 
 
 def yes_no(value: object) -> str:
@@ -257,10 +261,11 @@ def _copy(p: Mapping[str, Any], f: _Fields) -> None:
             ("ContentDisposition", "Content-Disposition"),
             ("ContentEncoding", "Content-Encoding"),
             ("ContentLanguage", "Content-Language"),
-            ("HttpExpiresDate", "Expires"),
         )
         if meta.get(key) is not None
     ]
+    if meta.get("HttpExpiresDate") is not None:
+        new_meta.append(f"Expires={format_utc(meta['HttpExpiresDate'])}")
     new_meta += [f"x-amz-meta-{k}={_text(v)}" for k, v in _dict(meta.get("UserMetadata")).items()]
     f.add("New metadata", _many(new_meta, "headers"))
     if "NewObjectTagging" in p:
@@ -282,8 +287,8 @@ def _copy(p: Mapping[str, Any], f: _Fields) -> None:
     duration = _hold_duration(p.get("ObjectLockEventHoldDuration"))
     f.add("Event hold", f"{hold} ({duration} after release)" if hold and duration else hold)
     f.add("Annotations", p.get("AnnotationDirective"))
-    f.add("Only if modified since", p.get("ModifiedSinceConstraint"))
-    f.add("Only if unmodified since", p.get("UnModifiedSinceConstraint"))
+    f.add("Only if modified since", _when(p.get("ModifiedSinceConstraint")))
+    f.add("Only if unmodified since", _when(p.get("UnModifiedSinceConstraint")))
     f.add("Website redirect", p.get("RedirectLocation"))
     f.add("Requester pays", p.get("RequesterPays"))
 
@@ -323,7 +328,7 @@ def _retention(p: Mapping[str, Any], f: _Fields) -> None:
     if retention.get("Mode") is None and retention.get("RetainUntilDate") is None:
         f.add("Effect", "Removes Object Lock retention from each object")
     f.add("Mode", retention.get("Mode"))
-    f.add("Retain until", retention.get("RetainUntilDate"))
+    f.add("Retain until", _when(retention.get("RetainUntilDate")))
     f.add("Bypass governance retention", p.get("BypassGovernanceRetention", False))
     f.add("Event hold", retention.get("EventHold"))
     f.add("Event hold duration", _hold_duration(retention.get("EventHoldDuration")))
@@ -394,8 +399,8 @@ def _filters(flt: Mapping[str, Any]) -> list[tuple[str, str]]:
     f.add("Key prefix", " or ".join(_text(v) for v in _list(keys.get("MatchAnyPrefix"))))
     f.add("Key suffix", " or ".join(_text(v) for v in _list(keys.get("MatchAnySuffix"))))
     f.add("Key contains", " or ".join(_text(v) for v in _list(keys.get("MatchAnySubstring"))))
-    f.add("Created after", flt.get("CreatedAfter"))
-    f.add("Created before", flt.get("CreatedBefore"))
+    f.add("Created after", _when(flt.get("CreatedAfter")))
+    f.add("Created before", _when(flt.get("CreatedBefore")))
     if flt.get("ObjectSizeGreaterThanBytes") is not None:
         f.add("Larger than", format_bytes(flt["ObjectSizeGreaterThanBytes"]))
     if flt.get("ObjectSizeLessThanBytes") is not None:

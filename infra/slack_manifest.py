@@ -1,0 +1,95 @@
+"""Write the Slack app manifest for this deployment.
+
+    python -m infra.slack_manifest [--outputs cdk-outputs.json] [--stack NAME] --out slack-app-manifest.yaml
+
+``--outputs`` is the file ``cdk deploy --outputs-file`` writes; the interactivity Request URL comes from
+its SlackInteractivityUrl output. Without it the manifest holds a placeholder URL (and a warning is
+printed) to fix in Slack's app settings after the first deploy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.constants import OUTPUT_SLACK_INTERACTIVITY_URL
+
+APP_NAME = "S3 Batch Approvals"
+BOT_SCOPES = ["chat:write", "usergroups:read", "users:read"]
+PLACEHOLDER_URL = "https://REPLACE-ME.execute-api.REGION.amazonaws.com/prod/slack/interactions"
+
+
+class ManifestError(RuntimeError):
+    """The outputs file does not say where the Slack endpoint is."""
+
+
+def manifest(request_url: str) -> dict[str, Any]:
+    """The Slack app manifest (schema version 1) as a dict."""
+    return {
+        "_metadata": {"major_version": 1, "minor_version": 1},
+        "display_information": {
+            "name": APP_NAME,
+            "description": "Approve or cancel Amazon S3 Batch Operations jobs before they run",
+            "background_color": "#232f3e",
+        },
+        "features": {"bot_user": {"display_name": APP_NAME, "always_online": False}},
+        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
+        "settings": {
+            "interactivity": {"is_enabled": True, "request_url": request_url},
+            "org_deploy_enabled": False,
+            "socket_mode_enabled": False,
+            "token_rotation_enabled": False,
+        },
+    }
+
+
+def interactivity_url(outputs: dict[str, Any], stack: str | None = None) -> str:
+    """The SlackInteractivityUrl output from ``cdk deploy --outputs-file`` JSON ({stack: {name: value}})."""
+    stacks = {stack: outputs.get(stack, {})} if stack else outputs
+    urls = {
+        name: values[OUTPUT_SLACK_INTERACTIVITY_URL]
+        for name, values in stacks.items()
+        if isinstance(values, dict) and OUTPUT_SLACK_INTERACTIVITY_URL in values
+    }
+    if not urls:
+        where = f"stack {stack!r}" if stack else "any stack"
+        raise ManifestError(f"no {OUTPUT_SLACK_INTERACTIVITY_URL} output for {where} in the outputs file")
+    if len(urls) > 1:
+        raise ManifestError(f"several stacks have {OUTPUT_SLACK_INTERACTIVITY_URL}: pass --stack one of {sorted(urls)}")
+    return str(next(iter(urls.values())))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.slack_manifest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--outputs", type=Path, help="JSON written by cdk deploy --outputs-file")
+    parser.add_argument("--stack", help="the stack to read when the outputs file holds several")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the manifest (YAML)")
+    args = parser.parse_args(argv)
+
+    if args.outputs is None:
+        url = PLACEHOLDER_URL
+        print(
+            f"warning: no --outputs given; request_url is the placeholder {PLACEHOLDER_URL}. "
+            "Deploy with --outputs-file and run again, or set the URL in the Slack app settings.",
+            file=sys.stderr,
+        )
+    else:
+        try:
+            url = interactivity_url(json.loads(args.outputs.read_text(encoding="utf-8")), args.stack)
+        except (OSError, json.JSONDecodeError, ManifestError) as exc:
+            print(f"error: {args.outputs}: {exc}", file=sys.stderr)
+            return 2
+
+    text = yaml.safe_dump(manifest(url), sort_keys=False, allow_unicode=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out} (request_url {url})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

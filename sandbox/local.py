@@ -1,0 +1,367 @@
+"""The whole product on one machine: the real handlers between local stand-ins, over real HTTP.
+
+    S3 Batch Operations emulator ──events──▶ EventRouter (the stack's JOB_EVENT_PATTERN) ──▶ notifier
+    notifier ──boto3 (via the loopback proxy)──▶ emulator;  ──slack_sdk──▶ Slack stand-in
+    person's click ──signed HTTP──▶ API Gateway front ──▶ callback ──SQS (moto)──▶ queue pump ──▶ decider
+    decider ──▶ emulator (UpdateJobStatus), DynamoDB (moto), Slack stand-in
+
+Only one ``LocalDeployment`` runs per process: the handlers read their settings from the process
+environment, as they do in Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from slack_sdk.signature import SignatureVerifier
+
+from infra import constants as c
+from sandbox.apigw import ApiGatewayFront, LambdaContext
+from sandbox.aws_local import LocalAws
+from sandbox.proxy import LoopbackProxy, s3control_client_env
+from sandbox.router import EventRouter
+from sandbox.s3batch import JobStore, S3ControlEmulator, example_create_job_params
+from sandbox.slack import SlackStandIn
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+CHANNEL = "C0APPROVALS"
+BOT_TOKEN = "xoxb-sandbox-bot-token"
+SIGNING_SECRET = "sandbox-signing-secret-0123456789abcdef"
+APPROVER_GROUP = "S0APPROVERS"
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    real_name: str
+
+
+ALICE = Person("U0ALICE01", "alice", "Alice Approver")
+GINA = Person("U0GINA001", "gina", "Gina Group-Approver")
+MALLORY = Person("U0MALLORY", "mallory", "Mallory Onlooker")
+PEOPLE = (ALICE, GINA, MALLORY)
+
+
+@dataclass
+class Click:
+    """What happened to one signed request sent to the callback."""
+
+    status: int
+    body: str
+    seconds: float
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class QueuePump:
+    """Lambda's SQS event source, locally: receive, invoke the decider, delete what succeeded."""
+
+    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, handler: Callable[[dict[str, Any], Any], Any]):
+        self._sqs, self._url, self._arn, self._handler = sqs, queue_url, queue_arn, handler
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="sqs-pump", daemon=True)
+        self.invocations = 0
+        self.failures: list[str] = []
+
+    def start(self) -> QueuePump:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._busy:
+                got = self._sqs.receive_message(
+                    QueueUrl=self._url,
+                    MaxNumberOfMessages=1,
+                    WaitTimeSeconds=0,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+                for message in got:
+                    self._invoke(message)
+            if not got:
+                self._stop.wait(0.05)
+
+    def _invoke(self, message: dict[str, Any]) -> None:
+        record = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._arn,
+            "awsRegion": REGION,
+        }
+        self.invocations += 1
+        context = LambdaContext("decider", timeout_seconds=60)
+        try:
+            response = self._handler({"Records": [record]}, context) or {}
+        except Exception as exc:  # the whole invocation failed: the message becomes visible again
+            self.failures.append(f"{type(exc).__name__}: {exc}")
+            return
+        failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        if message["MessageId"] in failed:
+            self.failures.append(f"record {message['MessageId']} failed")
+            return
+        self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+
+    def idle(self) -> bool:
+        """No message waiting or in flight, and no invocation running."""
+        if not self._busy.acquire(timeout=10):
+            return False
+        try:
+            attrs = self._sqs.get_queue_attributes(
+                QueueUrl=self._url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+        finally:
+            self._busy.release()
+        return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+@dataclass
+class LocalDeployment:
+    """Start with ``start()`` (or ``with``); every part listens on a free loopback port."""
+
+    approver_ids: Iterable[str] = (ALICE.id,)
+    approver_groups: dict[str, list[str]] = field(default_factory=lambda: {APPROVER_GROUP: [GINA.id]})
+    auto_advance: bool = False
+    advance_interval: float = 0.2
+    event_retries: int = 3
+    quiet: bool = True
+
+    def start(self) -> LocalDeployment:
+        self.aws = LocalAws().start().provision(BOT_TOKEN, SIGNING_SECRET)
+        self.jobs = JobStore(region=REGION, active_steps=3)
+        self.s3 = S3ControlEmulator(self.jobs, auto_advance=self.auto_advance, interval=self.advance_interval).start()
+        self.proxy = LoopbackProxy(self.s3.url).start()
+        self.slack = SlackStandIn(
+            BOT_TOKEN,
+            users=[{"id": p.id, "name": p.name, "real_name": p.real_name, "display_name": p.name} for p in PEOPLE],
+            groups=self.approver_groups,
+            channels=[{"id": CHANNEL, "name": "s3-approvals"}],
+        ).start()
+        self._environment()
+        # Imported after the environment is set, as Lambda would: Powertools reads it at import.
+        from approvals import wiring
+        from approvals.handlers import callback, decider, notifier
+
+        wiring.reset_cold_start()
+        self.notifier_handler = notifier.handler
+        self.api = ApiGatewayFront(
+            {("POST", "/" + c.SLACK_INTERACTIONS_PATH): callback.handler}, function_name="callback", timeout_seconds=10
+        ).start()
+        self.router = EventRouter()
+        self.router.add_rule("job-events", c.JOB_EVENT_PATTERN, self._deliver)
+        self.event_dlq: list[dict[str, Any]] = []
+        self.jobs.subscribe(self.router.put_events)
+        sqs = self.aws.client("sqs")
+        arn = sqs.get_queue_attributes(QueueUrl=self.aws.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.pump = QueuePump(sqs, self.aws.queue_url, arn, decider.handler).start()
+        self.callback_url = self.api.url_for("/" + c.SLACK_INTERACTIONS_PATH)
+        return self
+
+    def stop(self) -> None:
+        for part in ("pump", "api", "slack", "proxy", "s3"):
+            if hasattr(self, part):
+                getattr(self, part).stop()
+        if hasattr(self, "jobs"):
+            self.jobs.close()
+        if hasattr(self, "aws"):
+            self.aws.stop()
+        for key in getattr(self, "_env_keys", []):
+            os.environ.pop(key, None)
+
+    def __enter__(self) -> LocalDeployment:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _environment(self) -> None:
+        env = {
+            **self.aws.env(),
+            **s3control_client_env(self.proxy.url),
+            "SLACK_API_URL": self.slack.api_url,
+            c.ENV_SLACK_CHANNEL_ID: CHANNEL,
+            c.ENV_APPROVER_USER_IDS: ",".join(self.approver_ids),
+            c.ENV_APPROVER_GROUP_IDS: ",".join(self.approver_groups),
+            "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        if self.quiet:
+            env["POWERTOOLS_LOG_LEVEL"] = "CRITICAL"
+            env["POWERTOOLS_METRICS_DISABLED"] = "true"
+        self._env_keys = list(env)
+        os.environ.update(env)
+
+    # -- EventBridge: the rule's target with its retry policy and dead-letter queue -------------
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        for attempt in range(self.event_retries + 1):
+            try:
+                self.notifier_handler(event, LambdaContext("notifier", timeout_seconds=60))
+                return
+            except Exception:
+                if attempt == self.event_retries:
+                    self.event_dlq.append(event)
+                    return
+                time.sleep(0.2 * (attempt + 1))
+
+    def reconcile(self) -> Any:
+        """The 15-minute schedule's event, now."""
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT_ID,
+            "region": REGION,
+            "resources": [],
+            "detail": {},
+        }
+        return self.notifier_handler(event, LambdaContext("notifier", timeout_seconds=60))
+
+    # -- driving the story ------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        *,
+        description: str = "Re-tag last month's raw events",
+        object_count: int = 48_000,
+        confirmation: bool = True,
+        operation: dict[str, Any] | None = None,
+    ) -> str:
+        """CreateJob through the real boto3 s3control client, over HTTP to the emulator."""
+        params = example_create_job_params(ConfirmationRequired=confirmation, Description=description)
+        if operation is not None:
+            params["Operation"] = operation
+        manifest = f"arn:aws:s3:::example-manifests/{uuid.uuid4().hex[:8]}.csv"
+        params["Manifest"]["Location"]["ObjectArn"] = manifest
+        self.jobs.set_manifest_object_count(manifest, object_count)
+        return str(self.s3control().create_job(AccountId=ACCOUNT_ID, **params)["JobId"])
+
+    def s3control(self) -> Any:
+        """A boto3 s3control client as a person at a terminal would have, pointed at the emulator."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session(region_name=REGION).client(
+            "s3control", endpoint_url="http://s3-control.test", config=Config(proxies={"http": self.proxy.url})
+        )
+
+    def advance_until(self, job_id: str, status: str) -> None:
+        self.jobs.advance_until(job_id, status)
+        self.settle()
+
+    def settle(self, timeout: float = 20.0) -> None:
+        """Wait until every event is delivered and every queued decision is applied."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.jobs.drain(timeout=max(0.1, deadline - time.monotonic()))
+            if self.pump.idle() and self.jobs.drain(timeout=0.1):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("the sandbox did not settle: events or decisions still pending")
+
+    def request_message(self, job_id: str) -> Any:
+        for message in self.slack.messages(CHANNEL):
+            if not message.thread_ts and job_id in json.dumps(message.blocks):
+                return message
+        raise LookupError(f"no approval request in {CHANNEL} for job {job_id}")
+
+    def click(self, job_id: str, action_id: str, person: Person) -> Click:
+        message = self.request_message(job_id)
+        payload = self.slack.block_actions_payload(CHANNEL, message.ts, action_id, user=person.id)
+        return self.post_payload(payload)
+
+    def submit_reason(self, person: Person, reason: str) -> Click:
+        opened = [v for v in self.slack.views() if v.user in (person.id, None)]
+        if not opened:
+            raise LookupError(f"no modal was opened for {person.name}")
+        view = opened[-1]
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.slack.team_id, "domain": self.slack.team_name},
+            "user": {"id": person.id, "username": person.name, "name": person.name, "team_id": self.slack.team_id},
+            "api_app_id": self.slack.app_id,
+            "trigger_id": self.slack.issue_trigger_id(person.id),
+            "view": {
+                "id": view.id,
+                "team_id": self.slack.team_id,
+                "type": "modal",
+                "callback_id": view.callback_id,
+                "private_metadata": view.private_metadata,
+                "hash": "h",
+                "blocks": view.view.get("blocks", []),
+                "state": {"values": {"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}}},
+            },
+            "response_urls": [],
+        }
+        return self.post_payload(payload)
+
+    def post_payload(
+        self, payload: dict[str, Any], *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+    ) -> Click:
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.post_signed(body, secret=secret, timestamp=timestamp)
+
+    def post_signed(
+        self,
+        body: str,
+        *,
+        secret: str = SIGNING_SECRET,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Click:
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+        all_headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+            **(headers or {}),
+        }
+        request = urllib.request.Request(self.callback_url, data=body.encode(), headers=all_headers, method="POST")
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return Click(response.status, response.read().decode(), time.perf_counter() - started)
+        except urllib.error.HTTPError as error:
+            return Click(error.code, error.read().decode(), time.perf_counter() - started)
+
+    def audit(self, job_id: str) -> list[Any]:
+        from approvals.adapters.store import DynamoRequestStore
+        from approvals.models.job import JobRef
+
+        store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table)
+        return store.history(JobRef(account_id=ACCOUNT_ID, region=REGION, job_id=job_id))
+
+    def request_record(self, job_id: str) -> Any:
+        from approvals.adapters.store import DynamoRequestStore
+        from approvals.models.job import JobRef
+
+        store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table)
+        return store.get(JobRef(account_id=ACCOUNT_ID, region=REGION, job_id=job_id))

@@ -1,0 +1,1230 @@
+"""Slack Web API stand-in: the methods the approval loop calls, served over HTTP like slack.com/api.
+
+Point `slack_sdk.WebClient(token=..., base_url=standin.url + "/api/")` at it. It accepts what
+slack_sdk sends (JSON bodies, form bodies with `blocks`/`metadata`/`view` as JSON strings, multipart)
+and the token as `Authorization: Bearer` or a `token` field, and answers with Slack's envelope:
+HTTP 200 and `{"ok": true, ...}` or `{"ok": false, "error": ...}`, HTTP 429 when rate-limited.
+
+Methods: chat.postMessage, chat.update, chat.postEphemeral, views.open, usergroups.users.list,
+users.info and auth.test. Errors follow Slack's documented codes, e.g. `not_authed`, `invalid_auth`,
+`channel_not_found`, `no_text`, `msg_too_long`, `invalid_blocks` (with Slack-style
+`response_metadata.messages` naming the JSON pointer), `invalid_blocks_format` (blocks that are not a
+JSON array), `message_not_found`, `cant_update_message`, `invalid_trigger_id`, `expired_trigger_id`,
+`exchanged_trigger_id`, `invalid_arguments`, `no_such_subteam`, `user_not_found`.
+
+State is a small workspace model (channels → messages with edits and thread replies, users, user
+groups, ephemerals, views) that tests read through `.calls`, `messages()`, `message()`, `thread()`,
+`ephemerals()` and `views()`. Faults: `rate_limit()`, `slow()` and `fail()`.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.policy
+import ipaddress
+import json
+import secrets
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+__all__ = [
+    "DEFAULT_BOT_TOKEN",
+    "Ephemeral",
+    "Message",
+    "OpenedView",
+    "SlackCall",
+    "SlackStandIn",
+    "SlackUser",
+    "block_kit_builder_url",
+    "validate_blocks",
+]
+
+DEFAULT_BOT_TOKEN = "xoxb-0000000000-0000000000000-standinstandinstandin00"
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_TEXT = 40_000
+TRIGGER_TTL_SECONDS = 3.0
+
+_JSON_FIELDS = ("blocks", "attachments", "metadata", "view")
+_TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
+_SELECTS = frozenset(
+    {
+        "static_select",
+        "external_select",
+        "users_select",
+        "conversations_select",
+        "channels_select",
+        "multi_static_select",
+        "multi_external_select",
+        "multi_users_select",
+        "multi_conversations_select",
+        "multi_channels_select",
+    }
+)
+_INTERACTIVE = _SELECTS | {
+    "button",
+    "checkboxes",
+    "datepicker",
+    "datetimepicker",
+    "overflow",
+    "radio_buttons",
+    "timepicker",
+    "workflow_button",
+}
+_INPUT_ELEMENTS = (_INTERACTIVE - {"button", "overflow", "workflow_button"}) | {
+    "plain_text_input",
+    "number_input",
+    "email_text_input",
+    "url_text_input",
+    "rich_text_input",
+    "file_input",
+}
+_ACCESSORIES = _INTERACTIVE | {"image"}
+_BLOCK_TYPES = frozenset(
+    {
+        "actions",
+        "context",
+        "context_actions",
+        "divider",
+        "file",
+        "header",
+        "image",
+        "input",
+        "markdown",
+        "rich_text",
+        "section",
+        "table",
+        "video",
+    }
+)
+
+
+# =============================================================================== Block Kit checks
+
+
+def validate_blocks(blocks: Any, *, limit: int = MAX_MESSAGE_BLOCKS, pointer: str = "/blocks") -> list[str]:
+    """Slack-style problems with `blocks` (empty when valid), e.g.
+    `[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]`."""
+    checker = _Checker()
+    checker.blocks(blocks, pointer, limit)
+    return checker.problems
+
+
+def _validate_view(view: Any) -> list[str]:
+    checker = _Checker()
+    checker.view(view, "/view")
+    return checker.problems
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, pointer: str, message: str) -> None:
+        self.problems.append(f"[ERROR] {message} [json-pointer:{pointer}]")
+
+    def string(self, value: Any, pointer: str, limit: int, *, required: bool = False) -> None:
+        if value is None:
+            if required:
+                self.fail(pointer, "missing required field")
+            return
+        if not isinstance(value, str):
+            self.fail(pointer, "must be a string")
+        elif len(value) > limit:
+            self.fail(pointer, f"must be less than {limit + 1} characters")
+
+    def text(self, obj: Any, pointer: str, limit: int, *, plain: bool = False, required: bool = True) -> None:
+        if obj is None:
+            if required:
+                self.fail(pointer, "missing required field")
+            return
+        if not isinstance(obj, Mapping):
+            self.fail(pointer, "must be an object")
+            return
+        allowed = {"plain_text"} if plain else _TEXT_TYPES
+        if obj.get("type") not in allowed:
+            self.fail(f"{pointer}/type", f"must be one of: {', '.join(sorted(allowed))}")
+        value = obj.get("text")
+        if not isinstance(value, str) or not value:
+            self.fail(f"{pointer}/text", "must be more than 0 characters")
+        elif len(value) > limit:
+            self.fail(f"{pointer}/text", f"must be less than {limit + 1} characters")
+
+    def confirm(self, obj: Any, pointer: str) -> None:
+        if not isinstance(obj, Mapping):
+            self.fail(pointer, "must be an object")
+            return
+        self.text(obj.get("title"), f"{pointer}/title", 100, plain=True)
+        self.text(obj.get("text"), f"{pointer}/text", 300)
+        self.text(obj.get("confirm"), f"{pointer}/confirm", 30, plain=True)
+        self.text(obj.get("deny"), f"{pointer}/deny", 30, plain=True)
+        if "style" in obj and obj["style"] not in ("primary", "danger"):
+            self.fail(f"{pointer}/style", "must be one of: danger, primary")
+
+    def options(self, options: Any, pointer: str, limit: int) -> None:
+        if not isinstance(options, list) or not options:
+            self.fail(pointer, "must provide at least 1 item")
+            return
+        if len(options) > limit:
+            self.fail(pointer, f"no more than {limit} items allowed")
+        for index, option in enumerate(options):
+            where = f"{pointer}/{index}"
+            if not isinstance(option, Mapping):
+                self.fail(where, "must be an object")
+                continue
+            self.text(option.get("text"), f"{where}/text", 75)
+            self.string(option.get("value"), f"{where}/value", 150, required=True)
+            self.text(option.get("description"), f"{where}/description", 75, required=False)
+
+    def element(self, element: Any, pointer: str, allowed: frozenset[str] | set[str]) -> None:
+        if not isinstance(element, Mapping) or not isinstance(element.get("type"), str):
+            self.fail(pointer, "must be an object with a type")
+            return
+        kind = element["type"]
+        if kind not in allowed:
+            self.fail(f"{pointer}/type", f"unsupported type `{kind}` here")
+            return
+        self.string(element.get("action_id"), f"{pointer}/action_id", 255)
+        if "confirm" in element:
+            self.confirm(element["confirm"], f"{pointer}/confirm")
+        if kind == "button":
+            self.text(element.get("text"), f"{pointer}/text", 75, plain=True)
+            self.string(element.get("value"), f"{pointer}/value", 2000)
+            self.string(element.get("url"), f"{pointer}/url", 3000)
+            self.string(element.get("accessibility_label"), f"{pointer}/accessibility_label", 75)
+            if "style" in element and element["style"] not in ("primary", "danger"):
+                self.fail(f"{pointer}/style", "must be one of: danger, primary")
+        elif kind == "image":
+            if "image_url" not in element and "slack_file" not in element:
+                self.fail(pointer, "must provide image_url or slack_file")
+            self.string(element.get("image_url"), f"{pointer}/image_url", 3000)
+            self.string(element.get("alt_text"), f"{pointer}/alt_text", 2000, required=True)
+        elif kind in _SELECTS:
+            self.text(element.get("placeholder"), f"{pointer}/placeholder", 150, plain=True, required=False)
+            if kind in ("static_select", "multi_static_select") and "option_groups" not in element:
+                self.options(element.get("options"), f"{pointer}/options", 100)
+        elif kind == "overflow":
+            self.options(element.get("options"), f"{pointer}/options", 5)
+        elif kind in ("checkboxes", "radio_buttons"):
+            self.options(element.get("options"), f"{pointer}/options", 10)
+        elif kind == "plain_text_input":
+            self.text(element.get("placeholder"), f"{pointer}/placeholder", 150, plain=True, required=False)
+            self.string(element.get("initial_value"), f"{pointer}/initial_value", 3000)
+            for name in ("min_length", "max_length"):
+                value = element.get(name)
+                if value is not None and (not isinstance(value, int) or not 0 <= value <= 3000):
+                    self.fail(f"{pointer}/{name}", "must be between 0 and 3000")
+
+    def blocks(self, blocks: Any, pointer: str, limit: int) -> None:
+        if not isinstance(blocks, list):
+            self.fail(pointer, "must be an array")
+            return
+        if len(blocks) > limit:
+            self.fail(pointer, f"no more than {limit} items allowed")
+        seen: set[str] = set()
+        for index, block in enumerate(blocks):
+            where = f"{pointer}/{index}"
+            if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+                self.fail(where, "must be an object with a type")
+                continue
+            block_id = block.get("block_id")
+            if block_id is not None:
+                self.string(block_id, f"{where}/block_id", 255)
+                if block_id in seen:
+                    self.fail(f"{where}/block_id", "duplicate block_id")
+                seen.add(block_id)
+            self.block(block, where)
+
+    def block(self, block: Mapping[str, Any], pointer: str) -> None:
+        kind = block["type"]
+        if kind not in _BLOCK_TYPES:
+            self.fail(f"{pointer}/type", f"unsupported type `{kind}`")
+        elif kind == "section":
+            if "text" not in block and "fields" not in block:
+                self.fail(pointer, "must provide text or fields")
+            self.text(block.get("text"), f"{pointer}/text", 3000, required=False)
+            fields = block.get("fields")
+            if fields is not None:
+                if not isinstance(fields, list) or len(fields) > 10:
+                    self.fail(f"{pointer}/fields", "no more than 10 items allowed")
+                else:
+                    for index, item in enumerate(fields):
+                        self.text(item, f"{pointer}/fields/{index}", 2000)
+            if "accessory" in block:
+                self.element(block["accessory"], f"{pointer}/accessory", _ACCESSORIES)
+        elif kind == "header":
+            self.text(block.get("text"), f"{pointer}/text", 150, plain=True)
+        elif kind == "context":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
+                self.fail(f"{pointer}/elements", "must provide between 1 and 10 items")
+                return
+            for index, item in enumerate(elements):
+                where = f"{pointer}/elements/{index}"
+                if isinstance(item, Mapping) and item.get("type") == "image":
+                    self.element(item, where, {"image"})
+                else:
+                    self.text(item, where, 3000)
+        elif kind == "actions":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
+                self.fail(f"{pointer}/elements", "must provide between 1 and 25 items")
+                return
+            for index, item in enumerate(elements):
+                self.element(item, f"{pointer}/elements/{index}", _INTERACTIVE)
+        elif kind == "image":
+            self.element({**block, "type": "image"}, pointer, {"image"})
+            self.text(block.get("title"), f"{pointer}/title", 2000, plain=True, required=False)
+        elif kind == "input":
+            self.text(block.get("label"), f"{pointer}/label", 2000, plain=True)
+            self.text(block.get("hint"), f"{pointer}/hint", 2000, plain=True, required=False)
+            if "element" not in block:
+                self.fail(f"{pointer}/element", "missing required field")
+            else:
+                self.element(block["element"], f"{pointer}/element", _INPUT_ELEMENTS)
+        elif kind == "markdown":
+            self.string(block.get("text"), f"{pointer}/text", 12_000, required=True)
+
+    def view(self, view: Any, pointer: str) -> None:
+        if not isinstance(view, Mapping):
+            self.fail(pointer, "must be an object")
+            return
+        if view.get("type") != "modal":
+            self.fail(f"{pointer}/type", "must be `modal`")
+        self.text(view.get("title"), f"{pointer}/title", 24, plain=True)
+        self.text(view.get("submit"), f"{pointer}/submit", 24, plain=True, required=False)
+        self.text(view.get("close"), f"{pointer}/close", 24, plain=True, required=False)
+        self.string(view.get("private_metadata"), f"{pointer}/private_metadata", 3000)
+        self.string(view.get("callback_id"), f"{pointer}/callback_id", 255)
+        self.string(view.get("external_id"), f"{pointer}/external_id", 255)
+        blocks = view.get("blocks")
+        if blocks is None:
+            self.fail(f"{pointer}/blocks", "missing required field")
+            return
+        self.blocks(blocks, f"{pointer}/blocks", MAX_VIEW_BLOCKS)
+        has_input = isinstance(blocks, list) and any(
+            isinstance(block, Mapping) and block.get("type") == "input" for block in blocks
+        )
+        if has_input and "submit" not in view:
+            self.fail(f"{pointer}/submit", "must provide submit when the view has input blocks")
+
+
+# =============================================================================== the model
+
+
+@dataclass
+class SlackUser:
+    id: str
+    name: str
+    real_name: str = ""
+    display_name: str = ""
+    is_bot: bool = False
+    deleted: bool = False
+    tz: str = "Europe/London"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: SlackUser | Mapping[str, Any]) -> SlackUser:
+        if isinstance(value, SlackUser):
+            return value
+        known = {"id", "name", "real_name", "display_name", "is_bot", "deleted", "tz"}
+        return cls(
+            **{key: value[key] for key in known if key in value},
+            extra={key: item for key, item in value.items() if key not in known},
+        )
+
+    def to_api(self, team_id: str) -> dict[str, Any]:
+        real_name = self.real_name or self.name
+        return {
+            "id": self.id,
+            "team_id": team_id,
+            "name": self.name,
+            "deleted": self.deleted,
+            "real_name": real_name,
+            "tz": self.tz,
+            "is_admin": False,
+            "is_owner": False,
+            "is_bot": self.is_bot,
+            "is_app_user": False,
+            "profile": {
+                "real_name": real_name,
+                "real_name_normalized": real_name,
+                "display_name": self.display_name,
+                "display_name_normalized": self.display_name,
+                "team": team_id,
+            },
+            **self.extra,
+        }
+
+
+@dataclass
+class _Channel:
+    id: str
+    name: str
+    members: set[str] | None = None
+
+
+@dataclass
+class Message:
+    """A message as the stand-in holds it. `edits` keeps every earlier version, oldest first."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+    user: str
+    bot_id: str | None = None
+    thread_ts: str | None = None
+    edits: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+
+    @property
+    def edited(self) -> bool:
+        return bool(self.edits)
+
+    def buttons(self) -> list[dict[str, Any]]:
+        """Every button in the message, with its `block_id` added."""
+        found = []
+        for block in self.blocks or []:
+            elements = block.get("elements", []) if block.get("type") == "actions" else [block.get("accessory")]
+            for element in elements:
+                if isinstance(element, Mapping) and element.get("type") == "button":
+                    found.append({**element, "block_id": block.get("block_id")})
+        return found
+
+    def to_api(self, team_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "message", "user": self.user, "ts": self.ts, "text": self.text, "team": team_id}
+        if self.bot_id:
+            body.update(bot_id=self.bot_id, app_id=None)
+        if self.blocks is not None:
+            body["blocks"] = copy.deepcopy(self.blocks)
+        if self.metadata:
+            body["metadata"] = copy.deepcopy(self.metadata)
+        if self.thread_ts:
+            body["thread_ts"] = self.thread_ts
+        if self.replies:
+            body.update(reply_count=len(self.replies), latest_reply=self.replies[-1])
+        return body
+
+
+@dataclass(frozen=True)
+class Ephemeral:
+    channel: str
+    user: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenedView:
+    id: str
+    user: str | None
+    trigger_id: str
+    view: dict[str, Any]
+
+    @property
+    def title(self) -> str:
+        return str(self.view.get("title", {}).get("text", ""))
+
+    @property
+    def private_metadata(self) -> str:
+        return str(self.view.get("private_metadata", ""))
+
+    @property
+    def callback_id(self) -> str:
+        return str(self.view.get("callback_id", ""))
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One API call: the method, its decoded arguments, when it arrived, and what was answered."""
+
+    method: str
+    params: dict[str, Any]
+    time: float
+    status: int
+    response: dict[str, Any]
+    token: str | None = None
+    content_type: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.response.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        return self.response.get("error")
+
+
+@dataclass
+class _Fault:
+    kind: str  # "rate_limit", "fail" or "slow"
+    method: str
+    remaining: int | None
+    error: str = ""
+    retry_after: int = 1
+    seconds: float = 0.0
+
+    def applies_to(self, method: str) -> bool:
+        return self.method in ("*", method) and (self.remaining is None or self.remaining > 0)
+
+    def use(self) -> None:
+        if self.remaining is not None:
+            self.remaining -= 1
+
+
+@dataclass
+class _Trigger:
+    issued: float
+    user: str | None
+    used: bool = False
+
+
+class _ApiError(Exception):
+    def __init__(self, error: str, messages: list[str] | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.messages = messages or []
+
+
+# =============================================================================== the stand-in
+
+
+class SlackStandIn:
+    """A Slack workspace and Web API on a loopback port.
+
+    `users`: SlackUser or dicts with id, name, real_name, display_name (is_bot, deleted, tz optional).
+    `groups`: user-group id → member user ids. `channels`: ids, or dicts with id, name and optional
+    members (when given, ephemerals to non-members fail with `user_not_in_channel`). `clock` is the
+    wall clock used for ts values and trigger expiry; pass your own to move time in tests.
+    """
+
+    def __init__(
+        self,
+        bot_token: str = DEFAULT_BOT_TOKEN,
+        *,
+        users: Iterable[SlackUser | Mapping[str, Any]] = (),
+        groups: Mapping[str, Iterable[str]] | None = None,
+        channels: Iterable[str | Mapping[str, Any]] = (),
+        team_id: str = "T0STANDIN",
+        team_name: str = "standin",
+        bot_user_id: str = "U0STANDINBOT",
+        bot_id: str = "B0STANDINBOT",
+        app_id: str = "A0STANDINAPP",
+        trigger_ttl_seconds: float = TRIGGER_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if not _is_loopback(host):
+            raise ValueError("the Slack stand-in listens on loopback addresses only")
+        self.bot_token = bot_token
+        self.team_id = team_id
+        self.team_name = team_name
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.app_id = app_id
+        self.trigger_ttl_seconds = trigger_ttl_seconds
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._users: dict[str, SlackUser] = {}
+        self._groups: dict[str, list[str]] = {}
+        self._channels: dict[str, _Channel] = {}
+        self._messages: dict[tuple[str, str], Message] = {}
+        self._ephemerals: list[Ephemeral] = []
+        self._views: list[OpenedView] = []
+        self._triggers: dict[str, _Trigger] = {}
+        self._calls: list[SlackCall] = []
+        self._faults: list[_Fault] = []
+        self._last_ts_micros = 0
+        for user in users:
+            self.add_user(user)
+        for group_id, members in (groups or {}).items():
+            self.add_group(group_id, members)
+        for channel in channels:
+            if isinstance(channel, str):
+                self.add_channel(channel)
+            else:
+                self.add_channel(channel["id"], name=channel.get("name"), members=channel.get("members"))
+        self._server = _QuietServer((host, port), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> SlackStandIn:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-standin", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> SlackStandIn:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The server root, `http://127.0.0.1:PORT`; the Web API is under `/api/`."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        """What to pass as `base_url` (SLACK_API_URL): `http://127.0.0.1:PORT/api/`."""
+        return f"{self.url}/api/"
+
+    # ------------------------------------------------------------------ workspace set-up
+
+    def add_user(self, user: SlackUser | Mapping[str, Any]) -> SlackUser:
+        slack_user = SlackUser.of(user)
+        with self._lock:
+            self._users[slack_user.id] = slack_user
+        return slack_user
+
+    def add_group(self, group_id: str, members: Iterable[str]) -> None:
+        with self._lock:
+            self._groups[group_id] = list(members)
+
+    def add_channel(self, channel_id: str, *, name: str | None = None, members: Iterable[str] | None = None) -> None:
+        with self._lock:
+            self._channels[channel_id] = _Channel(
+                channel_id, name or channel_id.lower(), set(members) if members is not None else None
+            )
+
+    def add_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> Message:
+        """Seed a message written by someone else (a person): the bot cannot chat.update it."""
+        with self._lock:
+            found = self._channel(channel)
+            if found is None:
+                raise KeyError(f"unknown channel {channel!r}")
+            return self._store_message(found.id, text, blocks, None, user, None, thread_ts)
+
+    def issue_trigger_id(self, user: str | None = None) -> str:
+        """A trigger_id as Slack puts in an interaction payload: usable once, for `trigger_ttl_seconds`."""
+        trigger_id = f"{secrets.randbelow(10**13):013d}.{secrets.randbelow(10**12):012d}.{secrets.token_hex(16)}"
+        with self._lock:
+            self._triggers[trigger_id] = _Trigger(self.clock(), user)
+        return trigger_id
+
+    def block_actions_payload(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        *,
+        user: str,
+        response_url: str = "https://hooks.slack.com/actions/T0STANDIN/1/standin",
+    ) -> dict[str, Any]:
+        """The `block_actions` payload Slack sends when `user` clicks the button `action_id` on a message.
+
+        It carries a fresh trigger_id. Form-encode it as `payload=<json>` to post it to an interactivity URL.
+        """
+        stored = self.message(channel, ts)
+        button = next((b for b in stored.buttons() if b.get("action_id") == action_id), None)
+        if button is None:
+            raise KeyError(f"no button with action_id {action_id!r} in message {ts}")
+        person = self._users.get(user)
+        name = person.name if person else user
+        action = {
+            "type": "button",
+            "action_id": action_id,
+            "block_id": button["block_id"],
+            "text": button["text"],
+            "action_ts": self._next_ts(),
+        }
+        for key in ("value", "style"):
+            if key in button:
+                action[key] = button[key]
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": self.app_id,
+            "token": "verification-token-deprecated",
+            "container": {"type": "message", "message_ts": ts, "channel_id": stored.channel, "is_ephemeral": False},
+            "trigger_id": self.issue_trigger_id(user),
+            "team": {"id": self.team_id, "domain": self.team_name},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": stored.channel, "name": self._channels[stored.channel].name},
+            "message": stored.to_api(self.team_id),
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [action],
+        }
+
+    # ------------------------------------------------------------------ faults
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls to `method` ("*" = any) with HTTP 429, Retry-After and `ratelimited`."""
+        with self._lock:
+            self._faults.append(_Fault("rate_limit", method, times, retry_after=retry_after))
+
+    def fail(self, method: str, error: str, times: int = 1) -> None:
+        """Answer the next `times` calls to `method` with `{"ok": false, "error": error}`."""
+        with self._lock:
+            self._faults.append(_Fault("fail", method, times, error=error))
+
+    def slow(self, method: str, seconds: float, times: int | None = None) -> None:
+        """Delay answers to `method` by `seconds` (every call, or the next `times` calls)."""
+        with self._lock:
+            self._faults.append(_Fault("slow", method, times, seconds=seconds))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    # ------------------------------------------------------------------ what tests read
+
+    @property
+    def calls(self) -> list[SlackCall]:
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [call for call in self.calls if call.method == method]
+
+    def messages(self, channel: str) -> list[Message]:
+        """Top-level messages in `channel` (id or name), oldest first; thread replies are in `thread()`."""
+        with self._lock:
+            found = self._channel(channel)
+            if found is None:
+                raise KeyError(f"unknown channel {channel!r}")
+            return [m for (cid, _), m in self._messages.items() if cid == found.id and m.thread_ts in (None, m.ts)]
+
+    def message(self, channel: str, ts: str) -> Message:
+        with self._lock:
+            found = self._channel(channel)
+            stored = self._messages.get((found.id, ts)) if found else None
+            if stored is None:
+                raise KeyError(f"no message {ts} in {channel!r}")
+            return stored
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """The replies under the message `ts` (the parent itself excluded), oldest first."""
+        with self._lock:
+            parent = self.message(channel, ts)
+            return [self._messages[(parent.channel, reply)] for reply in parent.replies]
+
+    def ephemerals(self, user: str | None = None) -> list[Ephemeral]:
+        with self._lock:
+            return [e for e in self._ephemerals if user is None or e.user == user]
+
+    def views(self) -> list[OpenedView]:
+        with self._lock:
+            return list(self._views)
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    # ------------------------------------------------------------------ rendering
+
+    @staticmethod
+    def block_kit_builder_url(blocks: list[dict[str, Any]]) -> str:
+        return block_kit_builder_url(blocks)
+
+    def render_message(self, channel: str, ts: str) -> str:
+        """A terminal rendering of a message: header, sections and fields, context, dividers and buttons."""
+        with self._lock:
+            stored = self.message(channel, ts)
+            replies = len(stored.replies)
+            name = self._channels[stored.channel].name
+        return _render(stored, name, replies)
+
+    # ------------------------------------------------------------------ the API
+
+    def _handle_api(
+        self, method: str, params: dict[str, Any], token: str | None, content_type: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Answer one call: (HTTP status, body, extra headers). Slow faults sleep outside the lock."""
+        delay = 0.0
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind == "slow" and fault.applies_to(method):
+                    fault.use()
+                    delay += fault.seconds
+        if delay:
+            time.sleep(delay)
+        decoded = _decode_json_fields(params)
+        headers: dict[str, str] = {}
+        with self._lock:
+            status, body = 200, self._answer(method, decoded, token, headers)
+            if body.get("error") == "ratelimited":
+                status = 429
+            self._calls.append(SlackCall(method, decoded, self.clock(), status, body, token, content_type))
+        return status, body, headers
+
+    def _answer(
+        self, method: str, params: dict[str, Any], token: str | None, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        try:
+            if not token:
+                raise _ApiError("not_authed")
+            if token != self.bot_token:
+                raise _ApiError("invalid_auth")
+            for fault in self._faults:
+                if fault.kind != "slow" and fault.applies_to(method):
+                    fault.use()
+                    if fault.kind == "rate_limit":
+                        headers["Retry-After"] = str(fault.retry_after)
+                        raise _ApiError("ratelimited")
+                    raise _ApiError(fault.error)
+            implementation = self._methods().get(method)
+            if implementation is None:
+                raise _ApiError("unknown_method")
+            return {"ok": True, **implementation(params)}
+        except _ApiError as problem:
+            body: dict[str, Any] = {"ok": False, "error": problem.error}
+            if problem.messages:
+                body["response_metadata"] = {"messages": problem.messages}
+            return body
+
+    def _methods(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
+            "views.open": self._views_open,
+            "usergroups.users.list": self._usergroup_users,
+            "users.info": self._users_info,
+        }
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": f"https://{self.team_name}.slack.com/",
+            "team": self.team_name,
+            "user": "approvals",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._require_channel(params)
+        text, blocks = self._content(params, required=True)
+        metadata = _metadata(params.get("metadata"), allow_empty=False)
+        thread_ts = params.get("thread_ts") or None
+        stored = self._store_message(channel.id, text, blocks, metadata, self.bot_user_id, self.bot_id, thread_ts)
+        return {"channel": channel.id, "ts": stored.ts, "message": stored.to_api(self.team_id)}
+
+    def _update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._require_channel(params)
+        stored = self._messages.get((channel.id, str(params.get("ts") or "")))
+        if stored is None:
+            raise _ApiError("message_not_found")
+        if stored.user != self.bot_user_id:
+            raise _ApiError("cant_update_message")
+        if not any(params.get(key) is not None for key in ("text", "blocks", "attachments")):
+            raise _ApiError("no_text")
+        text, blocks = self._content(params, required=False)
+        metadata = _metadata(params.get("metadata"), allow_empty=True) if "metadata" in params else stored.metadata
+        stored.edits.append(
+            {
+                "text": stored.text,
+                "blocks": copy.deepcopy(stored.blocks),
+                "metadata": copy.deepcopy(stored.metadata),
+                "replaced_at": self.clock(),
+            }
+        )
+        if "text" in params:
+            stored.text = text
+        if "blocks" in params:
+            stored.blocks = blocks or None
+        stored.metadata = metadata or None
+        return {"channel": channel.id, "ts": stored.ts, "text": stored.text, "message": stored.to_api(self.team_id)}
+
+    def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._require_channel(params)
+        user = params.get("user")
+        if not user:
+            raise _ApiError("user_not_found")
+        if self._users and user not in self._users:
+            raise _ApiError("user_not_found")
+        if channel.members is not None and user not in channel.members:
+            raise _ApiError("user_not_in_channel")
+        text, blocks = self._content(params, required=True)
+        ts = self._next_ts()
+        self._ephemerals.append(Ephemeral(channel.id, user, ts, text, blocks, params.get("thread_ts") or None))
+        return {"message_ts": ts}
+
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        trigger_id = params.get("trigger_id")
+        if not trigger_id:
+            raise _ApiError("invalid_arguments", ["[ERROR] missing required field: trigger_id"])
+        trigger = self._triggers.get(str(trigger_id))
+        if trigger is None:
+            raise _ApiError("invalid_trigger_id")
+        if trigger.used:
+            raise _ApiError("exchanged_trigger_id")
+        if self.clock() - trigger.issued > self.trigger_ttl_seconds:
+            raise _ApiError("expired_trigger_id")
+        view = params.get("view")
+        if isinstance(view, _Undecodable):
+            raise _ApiError("invalid_arguments", ["[ERROR] view must be a JSON object [json-pointer:/view]"])
+        problems = _validate_view(view)
+        if problems:
+            raise _ApiError("invalid_arguments", problems)
+        trigger.used = True
+        view_id = "V" + secrets.token_hex(5).upper()
+        opened = {
+            "id": view_id,
+            "team_id": self.team_id,
+            "type": "modal",
+            "blocks": [],
+            "private_metadata": "",
+            "callback_id": "",
+            "external_id": "",
+            **copy.deepcopy(view),
+            "state": {"values": {}},
+            "hash": f"{int(self.clock())}.{secrets.token_hex(4)}",
+            "clear_on_close": bool(view.get("clear_on_close", False)),
+            "notify_on_close": bool(view.get("notify_on_close", False)),
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+        }
+        self._views.append(OpenedView(view_id, trigger.user, str(trigger_id), opened))
+        return {"view": opened}
+
+    def _usergroup_users(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = params.get("usergroup")
+        if not group:
+            raise _ApiError("invalid_arguments", ["[ERROR] missing required field: usergroup"])
+        if group not in self._groups:
+            raise _ApiError("no_such_subteam")
+        return {"users": list(self._groups[group])}
+
+    def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = self._users.get(str(params.get("user") or ""))
+        if user is None:
+            raise _ApiError("user_not_found")
+        return {"user": user.to_api(self.team_id)}
+
+    # ------------------------------------------------------------------ helpers (hold the lock)
+
+    def _channel(self, reference: str) -> _Channel | None:
+        if reference in self._channels:
+            return self._channels[reference]
+        if reference in self._users:  # posting to a user id lands in the bot's DM with them
+            dm_id = "D" + reference[1:]
+            if dm_id not in self._channels:
+                self._channels[dm_id] = _Channel(dm_id, f"dm-{reference}", {reference, self.bot_user_id})
+            return self._channels[dm_id]
+        name = reference.removeprefix("#")
+        return next((c for c in self._channels.values() if c.name == name), None)
+
+    def _require_channel(self, params: dict[str, Any]) -> _Channel:
+        reference = params.get("channel")
+        found = self._channel(str(reference)) if reference else None
+        if found is None:
+            raise _ApiError("channel_not_found")
+        return found
+
+    def _content(self, params: dict[str, Any], *, required: bool) -> tuple[str, list[dict[str, Any]] | None]:
+        text = params.get("text")
+        text = "" if text is None else str(text)
+        blocks = params.get("blocks")
+        if isinstance(blocks, _Undecodable) or (blocks is not None and not isinstance(blocks, list)):
+            raise _ApiError("invalid_blocks_format")
+        if blocks is not None:
+            problems = validate_blocks(blocks)
+            if problems:
+                raise _ApiError("invalid_blocks", problems)
+        if required and not text.strip() and not blocks and not params.get("attachments"):
+            raise _ApiError("no_text")
+        if len(text) > MAX_TEXT:
+            raise _ApiError("msg_too_long")
+        return text, blocks
+
+    def _store_message(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        metadata: dict[str, Any] | None,
+        user: str,
+        bot_id: str | None,
+        thread_ts: str | None,
+    ) -> Message:
+        if thread_ts:
+            parent = self._messages.get((channel, thread_ts))
+            if parent is not None and parent.thread_ts and parent.thread_ts != parent.ts:
+                parent = self._messages.get((channel, parent.thread_ts), parent)  # a reply's ts → its parent
+            thread_ts = parent.ts if parent is not None else thread_ts
+        ts = self._next_ts()
+        stored = Message(channel, ts, text, copy.deepcopy(blocks), metadata, user, bot_id, thread_ts)
+        self._messages[(channel, ts)] = stored
+        if thread_ts:
+            parent = self._messages.get((channel, thread_ts))
+            if parent is not None:
+                parent.thread_ts = parent.ts
+                parent.replies.append(ts)
+        return stored
+
+    def _next_ts(self) -> str:
+        with self._lock:
+            micros = max(int(self.clock() * 1_000_000), self._last_ts_micros + 1)
+            self._last_ts_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+# =============================================================================== decoding
+
+
+class _Undecodable(str):
+    """A JSON field whose string value did not parse (kept so the method can pick the right error)."""
+
+    __slots__ = ()
+
+
+def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
+    decoded = dict(params)
+    for name in _JSON_FIELDS:
+        value = decoded.get(name)
+        if isinstance(value, str):
+            try:
+                decoded[name] = json.loads(value) if value.strip() else None
+            except json.JSONDecodeError:
+                decoded[name] = _Undecodable(value)
+    return decoded
+
+
+def _metadata(value: Any, *, allow_empty: bool) -> dict[str, Any] | None:
+    if value is None or (value == {} and allow_empty):
+        return None
+    if isinstance(value, _Undecodable) or not isinstance(value, Mapping):
+        raise _ApiError("invalid_metadata_format")
+    if not isinstance(value.get("event_type"), str) or not isinstance(value.get("event_payload"), Mapping):
+        raise _ApiError("invalid_metadata_schema")
+    return copy.deepcopy(dict(value))
+
+
+def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not body:
+        return {}
+    if media == "application/json":
+        try:
+            parsed = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise _ApiError("invalid_json") from error
+        if not isinstance(parsed, dict):
+            raise _ApiError("json_not_object")
+        return parsed
+    if media in ("application/x-www-form-urlencoded", "text/plain"):
+        try:
+            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+        except UnicodeDecodeError as error:
+            raise _ApiError("invalid_form_data") from error
+    if media == "multipart/form-data":
+        message = BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        fields: dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if name and isinstance(payload, bytes):
+                fields[str(name)] = payload.decode("utf-8", errors="replace")
+        return fields
+    if not media:
+        raise _ApiError("missing_post_type")
+    raise _ApiError("invalid_post_type")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Drops the traceback for a client that hung up (a timed-out client, a 413 sender) and logs nothing."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _make_handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
+    class _SlackHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "SlackStandIn"
+        sys_version = ""
+
+        def _handle(self) -> None:
+            split = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if not split.path.startswith("/api/") or len(split.path) <= len("/api/"):
+                self._send(404, {"ok": False, "error": "unknown_method"}, {})
+                return
+            method = split.path[len("/api/") :].strip("/")
+            content_type = self.headers.get("Content-Type", "")
+            params: dict[str, Any] = dict(parse_qsl(split.query, keep_blank_values=True))
+            try:
+                params.update(_parse_body(content_type, raw))
+            except _ApiError as problem:
+                self._send(200, {"ok": False, "error": problem.error}, {})
+                return
+            token = params.pop("token", None)
+            authorization = self.headers.get("Authorization", "")
+            if authorization[:7].lower() == "bearer ":
+                token = authorization[7:].strip() or token
+            status, body, headers = standin._handle_api(method, params, token, content_type)
+            self._send(status, body, headers)
+
+        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+            raw = json.dumps(body).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(raw)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return _SlackHandler
+
+
+# =============================================================================== rendering
+
+
+def block_kit_builder_url(blocks: list[dict[str, Any]]) -> str:
+    """A link that opens `blocks` in Slack's Block Kit Builder."""
+    return "https://app.slack.com/block-kit-builder#" + quote(json.dumps({"blocks": blocks}))
+
+
+_WIDTH = 72
+
+
+def _plain(obj: Any) -> str:
+    if isinstance(obj, Mapping):
+        return str(obj.get("text", ""))
+    return "" if obj is None else str(obj)
+
+
+def _render(message: Message, channel_name: str, replies: int) -> str:
+    edited = f" · edited {len(message.edits)}x" if message.edits else ""
+    lines = [f"#{channel_name} · ts {message.ts} · from {message.user}{edited}"]
+    body: list[str] = []
+    if not message.blocks:
+        body.extend(textwrap.wrap(message.text, _WIDTH) or [""])
+    for block in message.blocks or []:
+        body.extend(_render_block(block))
+    lines.extend(f"│ {line}".rstrip() for line in body)
+    if message.metadata:
+        lines.append(f"│ (metadata: {message.metadata.get('event_type')})")
+    if replies:
+        lines.append(f"│ ↳ {replies} repl{'y' if replies == 1 else 'ies'} in thread")
+    lines.append("└" + "─" * (_WIDTH + 1))
+    return "\n".join(lines)
+
+
+def _render_block(block: Mapping[str, Any]) -> list[str]:
+    kind = block.get("type")
+    if kind == "header":
+        return [f"== {_plain(block.get('text'))} =="]
+    if kind == "divider":
+        return ["─" * _WIDTH]
+    if kind == "section":
+        out = []
+        if block.get("text"):
+            out.extend(_wrap(_plain(block["text"])))
+        fields = [_plain(item).replace("\n", " ") for item in block.get("fields", [])]
+        for left, right in zip(fields[::2], [*fields[1::2], ""], strict=False):
+            out.append(f"  {left:<34} {right}".rstrip())
+        if block.get("accessory"):
+            out.extend(_render_elements([block["accessory"]]))
+        return out
+    if kind == "context":
+        parts = [
+            f"[image: {item.get('alt_text', '')}]" if item.get("type") == "image" else _plain(item)
+            for item in block.get("elements", [])
+        ]
+        return [f"  {line}" for line in _wrap(" | ".join(parts))]
+    if kind == "actions":
+        return _render_elements(block.get("elements", []))
+    if kind == "image":
+        return [f"[image: {block.get('alt_text', '')}]"]
+    if kind == "input":
+        return [f"{_plain(block.get('label'))}: [{_plain(block.get('element', {}).get('placeholder')):_<24}]"]
+    if kind == "markdown":
+        return _wrap(str(block.get("text", "")))
+    return [f"<{kind} block>"]
+
+
+def _render_elements(elements: Iterable[Any]) -> list[str]:
+    chips: list[str] = []
+    notes: list[str] = []
+    for element in elements:
+        if not isinstance(element, Mapping):
+            continue
+        kind = element.get("type")
+        if kind == "button":
+            label = _plain(element.get("text"))
+            chips.append(f"[ {label} ]")
+            detail = [element["style"]] if element.get("style") else []
+            confirm = element.get("confirm")
+            if isinstance(confirm, Mapping):
+                detail.append(
+                    f'confirm "{_plain(confirm.get("title"))}": {_plain(confirm.get("text"))} '
+                    f"[{_plain(confirm.get('confirm'))}] / [{_plain(confirm.get('deny'))}]"
+                )
+            if detail:
+                notes.append(f"    {label}: {'; '.join(detail)}")
+        elif kind == "image":
+            chips.append(f"[image: {element.get('alt_text', '')}]")
+        else:
+            chips.append(f"[ {_plain(element.get('placeholder')) or kind} ▾ ]")
+    return [" ".join(chips), *notes] if chips else []
+
+
+def _wrap(text: str) -> list[str]:
+    out: list[str] = []
+    for paragraph in text.split("\n"):
+        out.extend(textwrap.wrap(paragraph, _WIDTH) or [""])
+    return out
