@@ -12,7 +12,7 @@ from constructs import Construct
 
 from infra.bundling import lambda_code
 from infra.constants import METRICS_NAMESPACE, SERVICE_NAME
-from infra.settings import InfraSettings
+from infra.settings import LATEST_PYTHON_RUNTIME, InfraSettings
 
 XRAY_ACKNOWLEDGMENT = Acknowledgment(
     id="AwsSolutions-IAM5[Resource::*]",
@@ -87,4 +87,12 @@ class LambdaDefaults(Construct):
             },
         )
         Validations.of(role).acknowledge(XRAY_ACKNOWLEDGMENT)
+        if self.settings.python_runtime != LATEST_PYTHON_RUNTIME:
+            Validations.of(function).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-L1",
+                    reason=f"The deployment's pythonRuntime setting asks for Python {self.settings.python_runtime}; "
+                    f"the default is the latest ({LATEST_PYTHON_RUNTIME}).",
+                )
+            )
         return function

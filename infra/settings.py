@@ -52,6 +52,12 @@ RETENTION_DAYS: dict[int, logs.RetentionDays] = {
     3653: logs.RetentionDays.TEN_YEARS,
 }
 
+# The newest Lambda Python runtime this aws-cdk-lib offers ("3.14" with 2.275).
+LATEST_PYTHON_RUNTIME = max(
+    (name.removeprefix("PYTHON_").replace("_", ".") for name in dir(lambda_.Runtime) if name.startswith("PYTHON_3_")),
+    key=lambda version: tuple(int(part) for part in version.split(".")),
+)
+
 # Context key -> an example value, used in error messages.
 EXAMPLES: dict[str, str] = {
     "slackChannelId": "C0123456789",

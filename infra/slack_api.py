@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -134,6 +134,7 @@ class SlackApi(Construct):
         self.api = apigateway.RestApi(
             self,
             "Api",
+            rest_api_name=f"{Stack.of(self).stack_name}-slack",
             description="Slack interactivity endpoint for S3 Batch Operations approvals",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
             # Access logs need the account-level API Gateway CloudWatch role; create it so a fresh
@@ -162,6 +163,8 @@ class SlackApi(Construct):
             # isBase64Encoded anyway, so setting it later would not break signature checks.
         )
         Validations.of(self.api).acknowledge(*API_ACKNOWLEDGMENTS)
+        # The stack outputs the one URL Slack needs; drop RestApi's generic "Endpoint" output.
+        self.api.node.try_remove_child("Endpoint")
 
         # Request size: API Gateway caps payloads at 10 MB and has no smaller body limit (a request
         # validator checks shape, not size), so the callback itself rejects bodies over 64 KB.

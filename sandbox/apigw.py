@@ -215,9 +215,12 @@ class ApiGatewayFront:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> ApiGatewayFront:
+        """Serve in a background thread. The port is bound at construction; a stopped server stays stopped."""
+        if self._server.socket.fileno() < 0:
+            raise RuntimeError("this server was stopped; create a new one")
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
             )
             self._thread.start()
         return self
@@ -535,6 +538,7 @@ class _QuietServer(ThreadingHTTPServer):
     """Drops the traceback for a client that hung up (a timed-out client, a 413 sender) and logs nothing."""
 
     daemon_threads = True
+    request_queue_size = 64
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):

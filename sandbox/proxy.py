@@ -127,7 +127,9 @@ class LoopbackProxy:
         handler = type("Handler", (_ProxyHandler,), {"proxy": self})
         self._server = ThreadingHTTPServer(self._address, handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="sandbox-proxy", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -164,6 +166,7 @@ class LoopbackProxy:
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "SandboxProxy"
+    disable_nagle_algorithm = True  # one small write each for headers and body: no 40 ms delayed-ACK stall
     sys_version = ""
     proxy: LoopbackProxy
 

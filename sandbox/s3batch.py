@@ -1022,7 +1022,9 @@ class S3ControlEmulator:
         self._stopping.clear()
         self._server = ThreadingHTTPServer(self._address, _make_handler(self.store))
         self._server.daemon_threads = True
-        serve = threading.Thread(target=self._server.serve_forever, name="s3control-http", daemon=True)
+        serve = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="s3control-http", daemon=True
+        )
         serve.start()
         self._threads = [serve]
         if self.auto_advance:
@@ -1066,6 +1068,7 @@ def _make_handler(store: JobStore) -> type[BaseHTTPRequestHandler]:
 class _S3ControlHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "AmazonS3"
+    disable_nagle_algorithm = True  # one small write each for headers and body: no 40 ms delayed-ACK stall
     sys_version = ""
     store: JobStore
 

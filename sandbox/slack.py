@@ -405,7 +405,7 @@ class Message:
     def to_api(self, team_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "message", "user": self.user, "ts": self.ts, "text": self.text, "team": team_id}
         if self.bot_id:
-            body.update(bot_id=self.bot_id, app_id=None)
+            body["bot_id"] = self.bot_id
         if self.blocks is not None:
             body["blocks"] = copy.deepcopy(self.blocks)
         if self.metadata:
@@ -565,9 +565,12 @@ class SlackStandIn:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> SlackStandIn:
+        """Serve in a background thread. The port is bound at construction; a stopped server stays stopped."""
+        if self._server.socket.fileno() < 0:
+            raise RuntimeError("this server was stopped; create a new one")
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-standin", daemon=True
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="slack-standin", daemon=True
             )
             self._thread.start()
         return self
@@ -1069,6 +1072,7 @@ class _QuietServer(ThreadingHTTPServer):
     """Drops the traceback for a client that hung up (a timed-out client, a 413 sender) and logs nothing."""
 
     daemon_threads = True
+    request_queue_size = 64
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):

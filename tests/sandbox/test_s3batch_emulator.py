@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -78,8 +79,14 @@ def proxy(emulator: S3ControlEmulator) -> Iterator[LoopbackProxy]:
         yield proxy
 
 
+@cache
+def _session() -> boto3.session.Session:
+    """One session for the module's explicit clients: building the s3control model once keeps tests fast."""
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
 def make_client(proxy: LoopbackProxy, **config: Any) -> BaseClient:
-    return boto3.session.Session().client(
+    return _session().client(
         "s3control",
         region_name="us-east-1",
         endpoint_url=S3_CONTROL_ENDPOINT,
@@ -255,7 +262,7 @@ def test_cancelling_a_job_that_is_not_running_cancels_it_at_once(
     client: BaseClient, store: JobStore, status: str
 ) -> None:
     # given
-    job_id = create_job(client)
+    job_id = create_job(client, ConfirmationRequired=status == "Suspended")
     store.advance_until(job_id, status)
 
     # when
@@ -861,6 +868,7 @@ class Recorder(BaseHTTPRequestHandler):
     """A loopback HTTP server that answers JSON and records what it received."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     received: list[dict[str, Any]]
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -888,7 +896,7 @@ def recorder() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     received: list[dict[str, Any]] = []
     handler = type("Handler", (Recorder,), {"received": received})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", received
     server.shutdown()
@@ -987,10 +995,28 @@ def test_client_env_lets_other_aws_clients_on_loopback_bypass_the_proxy(
     assert proxy.requests == []
 
 
-def test_slack_sdk_reaches_a_local_stand_in_through_the_proxy(
+def test_slack_sdk_calls_to_loopback_are_forwarded_by_the_proxy(
     proxy: LoopbackProxy, recorder: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given
+    url, received = recorder
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    slack = WebClient(token="xoxb-test", base_url=f"{url}/api/")
+
+    # when
+    answer = slack.chat_postMessage(channel="C0123456789", text="hello")
+
+    # then
+    assert answer["ok"] is True
+    assert received[0]["path"] == "/api/chat.postMessage"
+    assert received[0]["headers"]["Authorization"] == "Bearer xoxb-test"
+    assert [r.upstream for r in proxy.requests] == [url.removeprefix("http://")]
+
+
+def test_slack_sdk_still_reaches_a_loopback_stand_in_with_the_full_client_env(
+    proxy: LoopbackProxy, recorder: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: slack_sdk passes HTTP_PROXY to urllib's ProxyHandler, which does honour NO_PROXY
     url, received = recorder
     for name, value in s3control_client_env(proxy.url).items():
         monkeypatch.setenv(name, value)
@@ -1001,5 +1027,5 @@ def test_slack_sdk_reaches_a_local_stand_in_through_the_proxy(
 
     # then
     assert answer["ok"] is True
-    assert received[0]["path"] == "/api/chat.postMessage"
-    assert proxy.requests[0].upstream == url.removeprefix("http://")
+    assert len(received) == 1
+    assert proxy.requests == []

@@ -198,7 +198,8 @@ def test_s3_failing_after_retries_leaves_the_request_open_and_tells_the_person(w
     assert failed.outcome == Outcome.FAILED
     assert world.store.get(REF).state == RequestState.PENDING  # type: ignore[union-attr]
     assert "try again" in world.chat.calls_to("chat.postEphemeral")[0]["text"]
-    # and a new click succeeds
+    # and a new click, a minute later, succeeds
+    world.now = NOW + timedelta(minutes=1)
     assert world.service.apply(world.click(ALICE, decision_id="UALICE001:b")).outcome == Outcome.APPLIED
     events = [r.event_type for r in world.store.history(REF)]
     assert events == [AuditEventType.DECISION_FAILED, AuditEventType.DECISION_TAKEN]

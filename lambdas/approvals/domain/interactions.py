@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from approvals.domain import message
 from approvals.models.job import JobRef
 from approvals.models.slack import (
     APPROVE_ACTION_ID,
@@ -27,7 +28,6 @@ from approvals.models.slack import (
     ViewSubmissionPayload,
 )
 
-MAX_REASON_INPUT = 200
 _payloads: TypeAdapter[Any] = TypeAdapter(InteractionPayload)
 
 
@@ -144,9 +144,9 @@ def _submission(payload: ViewSubmissionPayload, correlation_id: str | None) -> A
     field = view.state.values.get(REASON_BLOCK_ID, {}).get(REASON_INPUT_ACTION_ID, {})
     reason = str(field.get("value") or "").strip()
     if not reason:
-        return ModalErrors({REASON_BLOCK_ID: "Please say why you are cancelling this job."})
-    if len(reason) > MAX_REASON_INPUT:
-        return ModalErrors({REASON_BLOCK_ID: f"Please keep the reason under {MAX_REASON_INPUT} characters."})
+        return ModalErrors(message.reason_required_error())
+    if len(reason) > message.REASON_MAX_LENGTH:
+        return ModalErrors({REASON_BLOCK_ID: f"Please keep the reason to {message.REASON_MAX_LENGTH} characters."})
     actor = payload.user.actor()
     if payload.team and payload.team.id and not actor.team_id:
         actor = actor.model_copy(update={"team_id": payload.team.id})

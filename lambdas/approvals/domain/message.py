@@ -92,6 +92,7 @@ HEADER_AWAITING = "S3 Batch Operations job awaiting approval"
 EVENT_TYPE = "s3_batch_approval_request"
 ELLIPSIS = "…"
 WARNING_SIGN = "⚠️"
+INFO_SIGN = "\u2139\ufe0f"
 BACKTICK_LOOKALIKE = "\u02cb"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 PENDING_STATES = frozenset({RequestState.POSTING, RequestState.PENDING})
@@ -201,7 +202,7 @@ def safe(text: object, limit: int = VALUE_BUDGET) -> str:
 def code(text: object, limit: int = VALUE_BUDGET) -> str:
     """User text as inline code: nothing inside is formatted (no bold, emoji codes or links).
 
-    A backtick would end the code span, so it is shown as the look-alike ``ˋ`` (U+02CB).
+    A backtick would end the code span, so it is shown as a look-alike (U+02CB, modifier letter grave accent).
     """
     value = one_line(text).replace("`", BACKTICK_LOOKALIKE)
     if not value:
@@ -217,11 +218,6 @@ def quote(text: object, limit: int = REASON_BUDGET) -> str:
     joined = "\n".join(lines)
     clipped = clip(joined, limit - 2 * len(lines), escaped=True)
     return "\n".join(f">{escape_mrkdwn(line)}" for line in clipped.split("\n"))
-
-
-def plain(text: object, limit: int) -> str:
-    """User text for a plain_text object: one line, cut (plain_text needs no escaping)."""
-    return clip(one_line(text), limit)
 
 
 def mention(actor: Actor | None) -> str:
@@ -383,8 +379,8 @@ def _decision(request: ApprovalRequest | None, job: Job) -> tuple[str, str]:
         chose = {"approve": " (approving)", "cancel": " (cancelling)"}.get(request.decision or "", "")
         return "⏳", f"Deciding…{chose}"
     if request is not None and state == RequestState.CLOSED:
-        return "ℹ️", request.outcome_note or "Closed"
-    return "ℹ️", f"No longer awaiting confirmation: the job is {job.status}"
+        return INFO_SIGN, request.outcome_note or "Closed"
+    return INFO_SIGN, f"No longer awaiting confirmation: the job is {job.status}"
 
 
 def _decision_line(request: ApprovalRequest | None, job: Job) -> str:
@@ -434,9 +430,7 @@ def _fallback(ref: JobRef, job: Job, request: ApprovalRequest | None, pending: b
     return safe(f"{head}. {what}", FALLBACK_BUDGET)
 
 
-def render_request(
-    job: Job, ref: JobRef, request: ApprovalRequest | None, large_job_threshold: int
-) -> SlackMessage:
+def render_request(job: Job, ref: JobRef, request: ApprovalRequest | None, large_job_threshold: int) -> SlackMessage:
     """The approval message: what the job does, what to watch for, and Approve/Cancel or the outcome."""
     summary = describe_operation(job.operation)
     pending = (request is None or request.state in PENDING_STATES) and job.awaiting_confirmation
@@ -468,7 +462,8 @@ def render_request(
     warnings = risk_warnings(job, large_job_threshold)
     if warnings:
         rows = [f"{WARNING_SIGN} {safe(warning, WARNING_BUDGET)}" for warning in warnings]
-        blocks.append(_section("*Check before approving*\n" + "\n".join(rows), "warnings"))
+        heading = "*Check before approving*" if pending else "*Warnings*"
+        blocks.append(_section(heading + "\n" + "\n".join(rows), "warnings"))
     blocks.append(_context(*filter(None, [_status_line(job), _deadline(job)]), block_id="status"))
     if pending:
         blocks.append(_buttons(job, ref))
@@ -512,7 +507,7 @@ def render_status_reply(job: Job, ref: JobRef) -> SlackMessage | None:
         head = "Job failed"
         rows = [f"❌ *{head}*."]
         rows += [
-            f"• {code(reason.code) if reason.code else ''} {safe(reason.reason or '', 400)}".rstrip()
+            "• " + " ".join(filter(None, [code(reason.code), safe(reason.reason or "", 400)]))
             for reason in job.failure_reasons[:10]
         ] or ["• S3 gave no failure reason."]
         if succeeded or failed:
@@ -643,15 +638,11 @@ def job_moved_on_text(job_status: str, job_id: str) -> str:
     status = safe(job_status, 40)
     reason = _MOVED_ON.get(one_line(job_status))
     detail = f" ({reason})" if reason else ""
-    return (
-        f"Job {_job(job_id)} is no longer awaiting confirmation: it is {status}{detail}. Nothing was changed."
-    )
+    return f"Job {_job(job_id)} is no longer awaiting confirmation: it is {status}{detail}. Nothing was changed."
 
 
 def job_not_found_text(job_id: str) -> str:
-    return (
-        f"Job {_job(job_id)} was not found in S3: it was deleted or is older than 90 days. Nothing was changed."
-    )
+    return f"Job {_job(job_id)} was not found in S3: it was deleted or is older than 90 days. Nothing was changed."
 
 
 def no_request_text(job_id: str) -> str:
@@ -672,8 +663,7 @@ def reason_required_error() -> dict[str, str]:
 
 def modal_failed_text(job_id: str) -> str:
     return (
-        f"The cancel form for job {_job(job_id)} could not be opened in time. "
-        "Nothing was changed: click Cancel again."
+        f"The cancel form for job {_job(job_id)} could not be opened in time. Nothing was changed: click Cancel again."
     )
 
 
@@ -774,5 +764,3 @@ def validate_message(message: SlackMessage) -> None:
     )
     for index, block in enumerate(message.blocks):
         _check_block(block, index)
-
-

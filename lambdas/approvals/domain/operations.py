@@ -73,20 +73,21 @@ class OperationSummary(BaseModel):
 
 def format_utc(value: object) -> str:
     """A timestamp as ``15 Jan 2025 10:42 UTC``; ISO strings are parsed, anything else shown as is."""
+    when = value
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        text = f"{value.day} {value:%b %Y %H:%M}"
-        if value.second:
-            text += value.strftime(":%S")
-        return text + " UTC"
-    return "" if value is None else str(value)
+    if not isinstance(when, datetime):
+        return "" if value is None else str(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    when = when.astimezone(UTC)
+    text = f"{when.day} {when:%b %Y %H:%M}"
+    if when.second:
+        text += f":{when:%S}"
+    return text + " UTC"
 
 
 def format_count(value: int | None) -> str:

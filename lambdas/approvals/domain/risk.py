@@ -72,16 +72,12 @@ def _operation_warnings(name: str, params: Mapping[str, Any]) -> list[str]:
             out.append("Copies get a legal hold: they cannot be deleted until it is removed.")
     elif name == "S3PutObjectAcl":
         policy = _dict(params.get("AccessControlPolicy"))
-        public = _public(
-            policy.get("CannedAccessControlList"), _dict(policy.get("AccessControlList")).get("Grants")
-        )
+        public = _public(policy.get("CannedAccessControlList"), _dict(policy.get("AccessControlList")).get("Grants"))
         out.append(public or "Replaces each object's ACL: grants not listed are removed.")
     elif name == "S3PutObjectTagging":
         out.append("Replaces each object's whole tag set: tags not listed are removed.")
     elif name == "S3DeleteObjectTagging":
-        out.append(
-            "Deletes every tag on every object: lifecycle rules, policies and cost reports using tags change."
-        )
+        out.append("Deletes every tag on every object: lifecycle rules, policies and cost reports using tags change.")
     elif name == "S3PutObjectRetention":
         retention = _dict(params.get("Retention"))
         lock = _retention_lock(retention.get("Mode"), retention.get("RetainUntilDate"))

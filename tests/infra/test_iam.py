@@ -1,0 +1,119 @@
+"""Least privilege across the whole stack: wildcards only where AWS offers no resource scoping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import Synth, as_list
+
+# Actions AWS authorizes only on Resource "*".
+RESOURCE_STAR_ACTIONS = {
+    "s3:ListJobs",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    # Granted by the DynamoDB stream event source of the audit writer.
+    "dynamodb:ListStreams",
+}
+JOB_ARN = {
+    "Fn::Join": [
+        "",
+        ["arn:", {"Ref": "AWS::Partition"}, ":s3:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}, ":job/*"],
+    ]
+}
+
+
+def _statements(synth: Synth) -> list[dict[str, Any]]:
+    return [s for policy in synth.props("AWS::IAM::Policy") for s in policy["PolicyDocument"]["Statement"]]
+
+
+@pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth"])
+def test_no_statement_allows_every_action_or_a_service_wildcard(
+    request: pytest.FixtureRequest, synth_name: str
+) -> None:
+    synth: Synth = request.getfixturevalue(synth_name)
+    for statement in _statements(synth):
+        for action in as_list(statement["Action"]):
+            assert action != "*"
+            assert not action.endswith(":*"), action
+
+
+@pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth"])
+def test_resource_star_is_used_only_by_actions_that_take_no_resource(
+    request: pytest.FixtureRequest, synth_name: str
+) -> None:
+    synth: Synth = request.getfixturevalue(synth_name)
+    for statement in _statements(synth):
+        if "*" in as_list(statement["Resource"]):
+            assert set(as_list(statement["Action"])) <= RESOURCE_STAR_ACTIONS, statement
+
+
+def test_list_streams_is_granted_only_to_the_audit_writer(default_synth: Synth) -> None:
+    stack = default_synth.stack
+    assert "dynamodb:ListStreams" in default_synth.actions_of(stack.audit.writer)
+    for function in (stack.notifier.function, stack.slack_api.callback, stack.slack_api.decider):
+        assert "dynamodb:ListStreams" not in default_synth.actions_of(function)
+
+
+def test_job_actions_are_scoped_to_this_accounts_job_arns(default_synth: Synth) -> None:
+    # given
+    job_statements = [
+        s for s in _statements(default_synth) if {"s3:DescribeJob", "s3:UpdateJobStatus"} & set(as_list(s["Action"]))
+    ]
+
+    # then
+    assert len(job_statements) == 2, "one for the notifier, one for the decider"
+    for statement in job_statements:
+        assert statement["Resource"] == JOB_ARN
+        assert statement["Effect"] == "Allow"
+
+
+def test_only_the_decider_may_update_job_status(default_synth: Synth) -> None:
+    # given
+    stack = default_synth.stack
+    functions = {
+        "notifier": stack.notifier.function,
+        "callback": stack.slack_api.callback,
+        "decider": stack.slack_api.decider,
+        "audit writer": stack.audit.writer,
+    }
+
+    # when
+    allowed = {name for name, fn in functions.items() if "s3:UpdateJobStatus" in default_synth.actions_of(fn)}
+
+    # then
+    assert allowed == {"decider"}
+    [statement] = [
+        s for s in default_synth.role_statements(stack.slack_api.decider) if "s3:UpdateJobStatus" in s["Action"]
+    ]
+    assert "Condition" not in statement
+
+
+def test_the_job_tag_setting_limits_update_job_status_to_tagged_jobs(custom_synth: Synth) -> None:
+    # given
+    decider = custom_synth.stack.slack_api.decider
+    [update] = [s for s in custom_synth.role_statements(decider) if s["Action"] == "s3:UpdateJobStatus"]
+    [describe] = [s for s in custom_synth.role_statements(decider) if s["Action"] == "s3:DescribeJob"]
+
+    # then
+    assert update["Condition"] == {"StringEquals": {"aws:ResourceTag/approval-team": "storage"}}
+    assert update["Resource"] == JOB_ARN
+    assert "Condition" not in describe, "reading a job stays possible, so the refusal can be explained"
+
+
+def test_the_audit_writer_only_reads_the_stream_and_writes_its_log_and_dead_letters(default_synth: Synth) -> None:
+    actions = default_synth.actions_of(default_synth.stack.audit.writer)
+    assert actions == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "dynamodb:ListStreams",
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from infra.constants import JOB_EVENT_PATTERN, NOTIFIER_HANDLER
+from tests.infra.conftest import Synth
+
+
+def _rule(synth: Synth, rule: object) -> dict:
+    return synth.resource(rule)["Properties"]
+
+
+def test_job_events_rule_matches_exactly_the_documented_pattern(default_synth: Synth) -> None:
+    # given
+    rule = _rule(default_synth, default_synth.stack.notifier.job_events_rule)
+
+    # then
+    assert rule["EventPattern"] == JOB_EVENT_PATTERN
+    assert rule["State"] == "ENABLED"
+    assert "EventBusName" not in rule, "the rule listens on the default bus"
+
+
+def test_job_events_reach_the_notifier_with_retries_for_two_hours_then_a_dead_letter_queue(
+    default_synth: Synth,
+) -> None:
+    # given
+    notifier = default_synth.stack.notifier
+    [target] = _rule(default_synth, notifier.job_events_rule)["Targets"]
+
+    # then
+    assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(notifier.function), "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200}
+    assert target["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": [default_synth.logical_id(notifier.dead_letter_queue), "Arn"]}
+    }
+
+
+def test_a_schedule_reconciles_every_15_minutes_through_the_same_notifier(default_synth: Synth) -> None:
+    # given
+    notifier = default_synth.stack.notifier
+    rule = _rule(default_synth, notifier.reconcile_rule)
+    [target] = rule["Targets"]
+
+    # then
+    assert rule["ScheduleExpression"] == "rate(15 minutes)"
+    assert "EventPattern" not in rule
+    assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(notifier.function), "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 900
+    assert "DeadLetterConfig" in target
+
+
+def test_the_event_dead_letter_queue_is_encrypted_tls_only_and_keeps_events_14_days(default_synth: Synth) -> None:
+    # given
+    notifier = default_synth.stack.notifier
+    queue = notifier.dead_letter_queue
+    queue_id = default_synth.logical_id(queue)
+    [policy] = [p for p in default_synth.props("AWS::SQS::QueuePolicy") if {"Ref": queue_id} in p["Queues"]]
+    statements = policy["PolicyDocument"]["Statement"]
+
+    # then
+    assert default_synth.resource(queue)["Properties"] == {
+        "MessageRetentionPeriod": 14 * 24 * 3600,
+        "SqsManagedSseEnabled": True,
+    }
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+    allowed = [s for s in statements if s["Effect"] == "Allow"]
+    assert {s["Principal"]["Service"] for s in allowed} == {"events.amazonaws.com"}
+    assert {s["Action"] for s in allowed} == {"sqs:SendMessage"}
+    rules = [notifier.job_events_rule, notifier.reconcile_rule]
+    assert [s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in allowed] == [
+        {"Fn::GetAtt": [default_synth.logical_id(rule), "Arn"]} for rule in rules
+    ]
+
+
+def test_the_notifier_has_a_minute_half_a_gigabyte_and_no_reserved_concurrency(default_synth: Synth) -> None:
+    # given
+    function = default_synth.function_props(NOTIFIER_HANDLER)
+
+    # then
+    assert function["Timeout"] == 60
+    assert function["MemorySize"] == 512
+    assert "ReservedConcurrentExecutions" not in function
+
+
+def test_the_notifier_may_describe_and_list_jobs_but_never_change_them(default_synth: Synth) -> None:
+    # given
+    notifier = default_synth.stack.notifier.function
+    actions = default_synth.actions_of(notifier)
+
+    # then
+    assert {"s3:DescribeJob", "s3:ListJobs", "secretsmanager:GetSecretValue", "dynamodb:PutItem"} <= actions
+    assert "s3:UpdateJobStatus" not in actions

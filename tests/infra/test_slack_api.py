@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import json
+
+from infra.constants import CALLBACK_HANDLER, DECIDER_HANDLER, OUTPUT_SLACK_INTERACTIVITY_URL
+from tests.infra.conftest import Synth
+
+
+def _render(value: object) -> str:
+    """A Fn::Join of strings and Refs as text, with each Ref written as <Name>."""
+    assert isinstance(value, dict)
+    separator, parts = value["Fn::Join"]
+    return separator.join(part if isinstance(part, str) else f"<{part['Ref']}>" for part in parts)
+
+
+def test_slack_posts_to_one_route_that_proxies_the_raw_request_to_the_callback(default_synth: Synth) -> None:
+    # given
+    [method] = default_synth.props("AWS::ApiGateway::Method")
+    integration = method["Integration"]
+    paths = {p["PathPart"] for p in default_synth.props("AWS::ApiGateway::Resource")}
+
+    # then
+    assert method["HttpMethod"] == "POST"
+    assert paths == {"slack", "interactions"}
+    assert integration["Type"] == "AWS_PROXY"
+    assert integration["IntegrationHttpMethod"] == "POST"
+    assert "RequestTemplates" not in integration, "a mapping template would rewrite the signed body"
+    callback_id = default_synth.logical_id(default_synth.stack.slack_api.callback)
+    assert {"Fn::GetAtt": [callback_id, "Arn"]} in integration["Uri"]["Fn::Join"][1]
+
+
+def test_the_api_takes_form_bodies_as_text(default_synth: Synth) -> None:
+    [api] = default_synth.props("AWS::ApiGateway::RestApi")
+    assert "BinaryMediaTypes" not in api
+    assert api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+
+
+def test_the_prod_stage_is_throttled_traced_measured_and_access_logged_as_json(default_synth: Synth) -> None:
+    # given
+    [stage] = default_synth.props("AWS::ApiGateway::Stage")
+    access_logs_id = default_synth.logical_id(default_synth.stack.slack_api.access_logs)
+
+    # then
+    assert stage["StageName"] == "prod"
+    assert stage["TracingEnabled"] is True
+    assert stage["MethodSettings"] == [
+        {
+            "DataTraceEnabled": False,
+            "HttpMethod": "*",
+            "MetricsEnabled": True,
+            "ResourcePath": "/*",
+            "ThrottlingBurstLimit": 20,
+            "ThrottlingRateLimit": 10,
+        }
+    ]
+    assert _render(stage["AccessLogSetting"]["DestinationArn"]).endswith(f":log-group:<{access_logs_id}>")
+    access_log_fields = json.loads(stage["AccessLogSetting"]["Format"])
+    assert {"requestId", "ip", "status", "httpMethod", "resourcePath", "responseLength"} <= set(access_log_fields)
+
+
+def test_throttling_follows_the_settings(custom_synth: Synth) -> None:
+    [stage] = custom_synth.props("AWS::ApiGateway::Stage")
+    assert stage["MethodSettings"][0]["ThrottlingRateLimit"] == 5
+    assert stage["MethodSettings"][0]["ThrottlingBurstLimit"] == 7
+
+
+def test_the_access_log_group_keeps_30_days(default_synth: Synth) -> None:
+    group = default_synth.resource(default_synth.stack.slack_api.access_logs)
+    assert group["Properties"]["RetentionInDays"] == 30
+
+
+def test_the_stack_outputs_the_full_interactivity_url(default_synth: Synth) -> None:
+    # given
+    outputs = default_synth.json["Outputs"]
+    api_id = default_synth.logical_id(default_synth.stack.slack_api.api)
+    [stage_id] = default_synth.resources("AWS::ApiGateway::Stage")
+
+    # then
+    assert _render(outputs[OUTPUT_SLACK_INTERACTIVITY_URL]["Value"]) == (
+        f"https://<{api_id}>.execute-api.<AWS::Region>.<AWS::URLSuffix>/<{stage_id}>/slack/interactions"
+    )
+    assert not any(name.startswith("SlackApiEndpoint") for name in outputs), "one URL output, not two"
+
+
+def test_the_stack_outputs_the_table_and_the_queue_urls(default_synth: Synth) -> None:
+    # given
+    outputs = default_synth.json["Outputs"]
+    stack = default_synth.stack
+
+    # then
+    expected = {
+        "RequestsTableName": stack.storage.requests_table,
+        "IdempotencyTableName": stack.storage.idempotency_table,
+        "DecisionsQueueUrl": stack.slack_api.decisions_queue,
+        "DecisionsDeadLetterQueueUrl": stack.slack_api.decisions_dead_letter_queue,
+        "EventDeadLetterQueueUrl": stack.notifier.dead_letter_queue,
+        "AuditDeadLetterQueueUrl": stack.audit.dead_letter_queue,
+    }
+    for name, construct in expected.items():
+        assert outputs[name]["Value"] == {"Ref": default_synth.logical_id(construct)}, name
+
+
+def test_decisions_wait_in_a_tls_only_queue_that_redrives_after_five_failures(default_synth: Synth) -> None:
+    # given
+    api = default_synth.stack.slack_api
+    queue = default_synth.resource(api.decisions_queue)["Properties"]
+    dead_letters = default_synth.resource(api.decisions_dead_letter_queue)["Properties"]
+
+    # then
+    assert queue["VisibilityTimeout"] == 6 * 60, "six times the decider's timeout"
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [default_synth.logical_id(api.decisions_dead_letter_queue), "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert "FifoQueue" not in queue
+    assert dead_letters == {"MessageRetentionPeriod": 14 * 24 * 3600, "SqsManagedSseEnabled": True}
+    for construct in (api.decisions_queue, api.decisions_dead_letter_queue):
+        queue_id = default_synth.logical_id(construct)
+        [policy] = [p for p in default_synth.props("AWS::SQS::QueuePolicy") if {"Ref": queue_id} in p["Queues"]]
+        [deny] = policy["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny"
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_decider_takes_one_decision_at_a_time_and_reports_failures_per_message(default_synth: Synth) -> None:
+    # given
+    api = default_synth.stack.slack_api
+    decider_id = default_synth.logical_id(api.decider)
+    [mapping] = [
+        p for p in default_synth.props("AWS::Lambda::EventSourceMapping") if p["FunctionName"] == {"Ref": decider_id}
+    ]
+
+    # then
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [default_synth.logical_id(api.decisions_queue), "Arn"]}
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_callback_is_quick_and_the_decider_patient(default_synth: Synth) -> None:
+    # given
+    callback = default_synth.function_props(CALLBACK_HANDLER)
+    decider = default_synth.function_props(DECIDER_HANDLER)
+
+    # then
+    assert (callback["Timeout"], callback["MemorySize"]) == (10, 1024)
+    assert decider["Timeout"] == 60
+
+
+def test_the_callback_queues_decisions_but_cannot_touch_jobs(default_synth: Synth) -> None:
+    # given
+    api = default_synth.stack.slack_api
+    actions = default_synth.actions_of(api.callback)
+    [send] = [s for s in default_synth.role_statements(api.callback) if "sqs:SendMessage" in s["Action"]]
+
+    # then
+    assert send["Resource"] == {"Fn::GetAtt": [default_synth.logical_id(api.decisions_queue), "Arn"]}
+    assert {"dynamodb:PutItem", "dynamodb:GetItem", "secretsmanager:GetSecretValue"} <= actions
+    assert not any(action.startswith("s3:") for action in actions)
+
+
+def test_the_decider_consumes_the_queue_and_updates_job_status(default_synth: Synth) -> None:
+    # given
+    api = default_synth.stack.slack_api
+    actions = default_synth.actions_of(api.decider)
+
+    # then
+    assert {"s3:DescribeJob", "s3:UpdateJobStatus", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions
+    assert {"dynamodb:PutItem", "secretsmanager:GetSecretValue"} <= actions
+    assert "s3:ListJobs" not in actions
