@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+RUN    := PYTHONPATH=lambdas:. $(PY)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE :=
 
@@ -46,20 +47,20 @@ deploy: $(STAMP)
 	npx --yes aws-cdk@2 deploy --app "$(PY) app.py" $(CDK_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m sandbox demo
+	$(RUN) -m sandbox demo
 
 sandbox: $(STAMP)
-	$(PY) -m sandbox serve
+	$(RUN) -m sandbox serve
 
 slack-manifest: $(STAMP)
 	$(PY) -m infra.slack_manifest $(if $(STACK_OUTPUTS),--outputs $(STACK_OUTPUTS)) --out slack-app-manifest.yaml
 
 audit: $(STAMP)
 	@test -n "$(JOB)" || (echo "usage: make audit JOB=<job id> [ACCOUNT=<id>] [REGION=<region>] [TABLE=<name>]" && exit 2)
-	$(PY) -m approvals_cli.audit $(JOB) $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(TABLE),--table $(TABLE))
+	$(RUN) -m approvals.audit_cli $(JOB) $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(TABLE),--table $(TABLE))
 
 bench: $(STAMP)
-	$(PY) bench/callback_ack.py
+	$(RUN) bench/callback_ack.py
 
 clean:
 	rm -rf cdk.out build .pytest_cache .ruff_cache .mypy_cache

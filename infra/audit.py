@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, ArnFormat, Aws, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -28,6 +28,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra import nag
 from infra.constants import (
     AUDIT_WRITER_HANDLER,
     METRIC_APPROVAL_REQUESTED,
@@ -57,9 +58,9 @@ AUDIT_STREAM_FILTER = {
     "dynamodb": {"Keys": {REQUESTS_TABLE_SORT_KEY: {"S": lambda_.FilterRule.begins_with(AUDIT_ITEM_PREFIX)}}},
 }
 
-LIST_STREAMS_ACKNOWLEDGMENT = Acknowledgment(
-    id="AwsSolutions-IAM5[Resource::*]",
-    reason="dynamodb:ListStreams, which the stream event source grants, supports no resource-level "
+LIST_STREAMS_ACKNOWLEDGMENT = nag.acknowledgment(
+    "IAM5[Resource::*]",
+    "dynamodb:ListStreams, which the stream event source grants, supports no resource-level "
     "permission (as with X-Ray).",
 )
 
@@ -134,7 +135,7 @@ class AuditTrail(Construct):
             # No START/END/REPORT lines between the audit records.
             system_log_level=lambda_.SystemLogLevel.WARN,
         )
-        Validations.of(self.writer.role).acknowledge(LIST_STREAMS_ACKNOWLEDGMENT)  # type: ignore[arg-type]
+        nag.acknowledge(self.writer.role, LIST_STREAMS_ACKNOWLEDGMENT)  # type: ignore[arg-type]
         self.writer.add_event_source(
             event_sources.DynamoEventSource(
                 table,

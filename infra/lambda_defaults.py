@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra import nag
 from infra.bundling import lambda_code
 from infra.constants import METRICS_NAMESPACE, SERVICE_NAME
 from infra.settings import LATEST_PYTHON_RUNTIME, InfraSettings
 
-XRAY_ACKNOWLEDGMENT = Acknowledgment(
-    id="AwsSolutions-IAM5[Resource::*]",
-    reason="X-Ray's PutTraceSegments and PutTelemetryRecords accept no resource, so tracing needs Resource '*'.",
+XRAY_ACKNOWLEDGMENT = nag.acknowledgment(
+    "IAM5[Resource::*]",
+    "X-Ray's PutTraceSegments and PutTelemetryRecords accept no resource, so tracing needs Resource '*'.",
 )
 
 
@@ -86,13 +87,14 @@ class LambdaDefaults(Construct):
                 **(environment or {}),
             },
         )
-        Validations.of(role).acknowledge(XRAY_ACKNOWLEDGMENT)
+        nag.acknowledge(role, XRAY_ACKNOWLEDGMENT)
         if self.settings.python_runtime != LATEST_PYTHON_RUNTIME:
-            Validations.of(function).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-L1",
-                    reason=f"The deployment's pythonRuntime setting asks for Python {self.settings.python_runtime}; "
+            nag.acknowledge(
+                function,
+                nag.acknowledgment(
+                    "L1",
+                    f"The deployment's pythonRuntime setting asks for Python {self.settings.python_runtime}; "
                     f"the default is the latest ({LATEST_PYTHON_RUNTIME}).",
-                )
+                ),
             )
         return function

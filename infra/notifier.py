@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, Validations
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import permissions
+from infra import nag, permissions
 from infra.constants import JOB_EVENT_PATTERN, NOTIFIER_HANDLER
 from infra.lambda_defaults import LambdaDefaults
 from infra.queues import dead_letter_queue
@@ -60,8 +60,10 @@ class Notifier(Construct):
         storage.grant_function(self.function)
         self.function.add_to_role_policy(permissions.describe_job(self))
         self.function.add_to_role_policy(permissions.list_jobs())
-        Validations.of(self.function.role).acknowledge(  # type: ignore[arg-type]
-            permissions.JOB_ARN_ACKNOWLEDGMENT, permissions.LIST_JOBS_ACKNOWLEDGMENT
+        nag.acknowledge(
+            self.function.role,  # type: ignore[arg-type]
+            permissions.JOB_ARN_ACKNOWLEDGMENT,
+            permissions.LIST_JOBS_ACKNOWLEDGMENT,
         )
 
         # Events EventBridge could not deliver after its retries.

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, ArnFormat, Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-JOB_ARN_FINDING = "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:<AWS::Region>:<AWS::AccountId>:job/*]"
-JOB_ARN_ACKNOWLEDGMENT = Acknowledgment(
-    id=JOB_ARN_FINDING,
-    reason="S3 Batch Operations job IDs are created at run time, so the policy names this account's job ARNs.",
+from infra import nag
+
+JOB_ARN_ACKNOWLEDGMENT = nag.acknowledgment(
+    "IAM5[Resource::arn:<AWS::Partition>:s3:<AWS::Region>:<AWS::AccountId>:job/*]",
+    "S3 Batch Operations job IDs are created at run time, so the policy names this account's job ARNs.",
 )
-LIST_JOBS_ACKNOWLEDGMENT = Acknowledgment(
-    id="AwsSolutions-IAM5[Resource::*]",
-    reason="s3:ListJobs supports no resource-level permission, so it needs Resource '*' (as does X-Ray).",
+LIST_JOBS_ACKNOWLEDGMENT = nag.acknowledgment(
+    "IAM5[Resource::*]",
+    "s3:ListJobs supports no resource-level permission, so it needs Resource '*' (as does X-Ray).",
 )
 
 

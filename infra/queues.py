@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from infra import nag
 
 DEAD_LETTER_RETENTION = Duration.days(14)
 
@@ -24,10 +26,11 @@ def dead_letter_queue(scope: Construct, construct_id: str, *, used_by: str | Non
     )
     if used_by is None:
         return queue
-    Validations.of(queue).acknowledge(
-        Acknowledgment(
-            id="AwsSolutions-SQS3",
-            reason=f"This queue is itself the dead-letter queue of {used_by}; an alarm watches its depth.",
-        )
+    nag.acknowledge(
+        queue,
+        nag.acknowledgment(
+            "SQS3",
+            f"This queue is itself the dead-letter queue of {used_by}; an alarm watches its depth.",
+        ),
     )
     return queue

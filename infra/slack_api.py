@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -13,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import permissions
+from infra import nag, permissions
 from infra.constants import (
     CALLBACK_HANDLER,
     DECIDER_HANDLER,
@@ -31,33 +31,32 @@ STAGE_NAME = "prod"
 DECIDER_TIMEOUT = Duration.seconds(60)
 
 API_ACKNOWLEDGMENTS = (
-    Acknowledgment(
-        id="AwsSolutions-APIG2",
-        reason="Slack posts a signed form body; the callback verifies the signature and parses it, "
+    nag.acknowledgment(
+        "APIG2",
+        "Slack posts a signed form body; the callback verifies the signature and parses it, "
         "which an API Gateway request model cannot do.",
     ),
-    Acknowledgment(
-        id="AwsSolutions-APIG3",
-        reason="No WAF: every request must carry a valid Slack signature and the stage is throttled.",
+    nag.acknowledgment(
+        "APIG3",
+        "No WAF: every request must carry a valid Slack signature and the stage is throttled.",
     ),
-    Acknowledgment(
-        id="AwsSolutions-APIG4",
-        reason="Slack cannot send AWS or Cognito credentials; it signs each request and the callback "
+    nag.acknowledgment(
+        "APIG4",
+        "Slack cannot send AWS or Cognito credentials; it signs each request and the callback "
         "verifies the signature before doing anything.",
     ),
-    Acknowledgment(
-        id="AwsSolutions-COG4",
-        reason="Slack cannot use a Cognito user pool; requests are authenticated by Slack's signature.",
+    nag.acknowledgment(
+        "COG4",
+        "Slack cannot use a Cognito user pool; requests are authenticated by Slack's signature.",
     ),
-    Acknowledgment(
-        id="AwsSolutions-APIG6",
-        reason="Access logs (JSON, retained) and the callback's logs cover every request; execution logs "
+    nag.acknowledgment(
+        "APIG6",
+        "Access logs (JSON, retained) and the callback's logs cover every request; execution logs "
         "would add a log group outside the stack with no retention.",
     ),
-    Acknowledgment(
-        id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-        "AmazonAPIGatewayPushToCloudWatchLogs]",
-        reason="AmazonAPIGatewayPushToCloudWatchLogs is the AWS-documented policy for the account-level "
+    nag.acknowledgment(
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+        "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-documented policy for the account-level "
         "role API Gateway needs to write access logs.",
     ),
 )
@@ -120,7 +119,7 @@ class SlackApi(Construct):
         storage.grant_function(self.decider)
         self.decider.add_to_role_policy(permissions.describe_job(self))
         self.decider.add_to_role_policy(permissions.update_job_status(self, settings.job_tag))
-        Validations.of(self.decider.role).acknowledge(permissions.JOB_ARN_ACKNOWLEDGMENT)  # type: ignore[arg-type]
+        nag.acknowledge(self.decider.role, permissions.JOB_ARN_ACKNOWLEDGMENT)  # type: ignore[arg-type]
         self.decider.add_event_source(
             event_sources.SqsEventSource(self.decisions_queue, batch_size=1, report_batch_item_failures=True)
         )
@@ -162,7 +161,7 @@ class SlackApi(Construct):
             # binary_media_types stays unset: Slack's form bodies arrive as text. The callback honours
             # isBase64Encoded anyway, so setting it later would not break signature checks.
         )
-        Validations.of(self.api).acknowledge(*API_ACKNOWLEDGMENTS)
+        nag.acknowledge(self.api, *API_ACKNOWLEDGMENTS)
         # The stack outputs the one URL Slack needs; drop RestApi's generic "Endpoint" output.
         self.api.node.try_remove_child("Endpoint")
 

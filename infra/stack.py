@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import App, CfnOutput, Stack, Validations
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk import App, CfnOutput, Stack
 from constructs import Construct
 
+from infra import nag
 from infra.audit import AuditTrail, Monitored, Monitoring
 from infra.constants import (
     ENV_IDEMPOTENCY_TABLE_NAME,
@@ -130,9 +130,5 @@ def build_app(context: Mapping[str, Any], *, outdir: str | None = None) -> tuple
     settings = InfraSettings.from_context(app.node.try_get_context)
     stack = ApprovalsStack(app, settings.stack_name, settings=settings)
     stack.tags.set_tag("service", SERVICE_NAME)
-    add_nag_checks(app)
+    nag.add_checks(app)
     return app, stack
-
-
-def add_nag_checks(app: App) -> None:
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))

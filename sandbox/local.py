@@ -288,7 +288,7 @@ class LocalDeployment:
 
     def request_message(self, job_id: str) -> Any:
         for message in self.slack.messages(CHANNEL):
-            if not message.thread_ts and job_id in json.dumps(message.blocks):
+            if message.thread_ts in (None, message.ts) and job_id in json.dumps(message.blocks):
                 return message
         raise LookupError(f"no approval request in {CHANNEL} for job {job_id}")
 

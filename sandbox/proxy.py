@@ -178,8 +178,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def do_CONNECT(self) -> None:
         self._read_body()
-        self._reply(405, "The sandbox proxy does not tunnel (CONNECT): use plain http:// endpoints\n")
         self.proxy._record(ProxiedRequest("CONNECT", self.path, None, 405))
+        self._reply(405, "The sandbox proxy does not tunnel (CONNECT): use plain http:// endpoints\n")
 
     def do_GET(self) -> None:
         self._forward()
@@ -195,13 +195,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         parts = urlsplit(self.path)
         if parts.scheme != "http" or not parts.hostname:
-            self._reply(400, "The sandbox proxy expects absolute-form http:// request lines\n")
             self.proxy._record(ProxiedRequest(self.command, self.path, None, 400))
+            self._reply(400, "The sandbox proxy expects absolute-form http:// request lines\n")
             return
         upstream = self.proxy.upstream_for(parts.hostname, parts.port)
         if upstream is None:
-            self._reply(403, f"The sandbox proxy refuses {parts.hostname}: only loopback hosts are allowed\n")
             self.proxy._record(ProxiedRequest(self.command, self.path, None, 403))
+            self._reply(403, f"The sandbox proxy refuses {parts.hostname}: only loopback hosts are allowed\n")
             return
         target = parts.path or "/"
         if parts.query:
@@ -224,11 +224,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             status, reason = response.status, response.reason
             response_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         except OSError as exc:
-            self._reply(502, f"The sandbox proxy could not reach {host}:{port}: {exc}\n")
             self.proxy._record(ProxiedRequest(self.command, self.path, f"{host}:{port}", 502))
+            self._reply(502, f"The sandbox proxy could not reach {host}:{port}: {exc}\n")
             return
         finally:
             connection.close()
+        # Recorded before answering, so whoever got the answer also sees the record.
+        self.proxy._record(ProxiedRequest(self.command, self.path, f"{host}:{port}", status))
         self.send_response(status, reason)
         for name, value in response_headers:
             if name.lower() not in ("content-length", "date", "server"):
@@ -237,7 +239,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
-        self.proxy._record(ProxiedRequest(self.command, self.path, f"{host}:{port}", status))
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

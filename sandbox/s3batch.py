@@ -1022,9 +1022,7 @@ class S3ControlEmulator:
         self._stopping.clear()
         self._server = ThreadingHTTPServer(self._address, _make_handler(self.store))
         self._server.daemon_threads = True
-        serve = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="s3control-http", daemon=True
-        )
+        serve = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="s3control-http", daemon=True)
         serve.start()
         self._threads = [serve]
         if self.auto_advance:
@@ -1100,9 +1098,7 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
         operation, job_id = _route(self.command, path)
         try:
             if operation is None:
-                raise S3ControlError(
-                    "NotImplemented", f"The sandbox does not implement {self.command} {path}", 501
-                )
+                raise S3ControlError("NotImplemented", f"The sandbox does not implement {self.command} {path}", 501)
             if not self.headers.get("Authorization"):
                 raise S3ControlError("AccessDenied", "Missing Authorization header", 403)
             fault = self.store.injected_fault(operation)

@@ -23,6 +23,7 @@ import copy
 import email.policy
 import ipaddress
 import json
+import re
 import secrets
 import sys
 import textwrap
@@ -1145,10 +1146,21 @@ def block_kit_builder_url(blocks: list[dict[str, Any]]) -> str:
 _WIDTH = 72
 
 
+_COLUMN = 35
+_LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+
+
+def _readable(match: re.Match[str]) -> str:
+    target, label = match.group(1), match.group(2)
+    if target[:1] in ("@", "#", "!"):
+        return f"{target[0]}{label}" if label else target
+    return f"{label} ({target})" if label else target
+
+
 def _plain(obj: Any) -> str:
-    if isinstance(obj, Mapping):
-        return str(obj.get("text", ""))
-    return "" if obj is None else str(obj)
+    """The text of a text object, with mrkdwn links and mentions (`<url|label>`, `<@U1>`) made readable."""
+    value = str(obj.get("text", "")) if isinstance(obj, Mapping) else ("" if obj is None else str(obj))
+    return _LINK.sub(_readable, value)
 
 
 def _render(message: Message, channel_name: str, replies: int) -> str:
@@ -1156,7 +1168,7 @@ def _render(message: Message, channel_name: str, replies: int) -> str:
     lines = [f"#{channel_name} · ts {message.ts} · from {message.user}{edited}"]
     body: list[str] = []
     if not message.blocks:
-        body.extend(textwrap.wrap(message.text, _WIDTH) or [""])
+        body.extend(_wrap(message.text))
     for block in message.blocks or []:
         body.extend(_render_block(block))
     lines.extend(f"│ {line}".rstrip() for line in body)
@@ -1180,7 +1192,10 @@ def _render_block(block: Mapping[str, Any]) -> list[str]:
             out.extend(_wrap(_plain(block["text"])))
         fields = [_plain(item).replace("\n", " ") for item in block.get("fields", [])]
         for left, right in zip(fields[::2], [*fields[1::2], ""], strict=False):
-            out.append(f"  {left:<34} {right}".rstrip())
+            if len(left) <= _COLUMN and len(right) <= _COLUMN:
+                out.append(f"  {left:<{_COLUMN}} {right}".rstrip())
+            else:
+                out.extend(f"  {line}" for item in (left, right) if item for line in _wrap(item, _WIDTH - 2))
         if block.get("accessory"):
             out.extend(_render_elements([block["accessory"]]))
         return out
@@ -1219,7 +1234,8 @@ def _render_elements(elements: Iterable[Any]) -> list[str]:
                     f"[{_plain(confirm.get('confirm'))}] / [{_plain(confirm.get('deny'))}]"
                 )
             if detail:
-                notes.append(f"    {label}: {'; '.join(detail)}")
+                note = f"{label}: {'; '.join(detail)}"
+                notes.extend(textwrap.wrap(note, _WIDTH, initial_indent="    ", subsequent_indent="      "))
         elif kind == "image":
             chips.append(f"[image: {element.get('alt_text', '')}]")
         else:
@@ -1227,8 +1243,8 @@ def _render_elements(elements: Iterable[Any]) -> list[str]:
     return [" ".join(chips), *notes] if chips else []
 
 
-def _wrap(text: str) -> list[str]:
+def _wrap(text: str, width: int = _WIDTH) -> list[str]:
     out: list[str] = []
     for paragraph in text.split("\n"):
-        out.extend(textwrap.wrap(paragraph, _WIDTH) or [""])
+        out.extend(textwrap.wrap(paragraph, width, break_on_hyphens=False) or [""])
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,12 +95,12 @@ def synthesize(overrides: Mapping[str, Any], outdir: Path, *, bundle: bool = Fal
 
 
 @pytest.fixture(scope="session")
-def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The stack as cdk.json configures it."""
-    yield synthesize({}, tmp_path_factory.mktemp("cdk-default"))
+    return synthesize({}, tmp_path_factory.mktemp("cdk-default"))
 
 
 @pytest.fixture(scope="session")
-def custom_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+def custom_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The stack with every optional setting on (CUSTOM_SETTINGS)."""
-    yield synthesize(CUSTOM_SETTINGS, tmp_path_factory.mktemp("cdk-custom"))
+    return synthesize(CUSTOM_SETTINGS, tmp_path_factory.mktemp("cdk-custom"))

@@ -57,7 +57,9 @@ def test_the_audit_log_group_can_be_encrypted_with_a_rotating_key_logs_may_use(c
     assert group["KmsKeyId"] == {"Fn::GetAtt": [custom_synth.logical_id(audit.key), "Arn"]}
     assert key["Properties"]["EnableKeyRotation"] is True
     assert key["DeletionPolicy"] == "Retain"
-    assert statement["Principal"] == {"Service": {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}}
+    assert statement["Principal"] == {
+        "Service": {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+    }
     assert "kms:GenerateDataKey*" in statement["Action"]
     assert "kms:EncryptionContext:aws:logs:arn" in statement["Condition"]["ArnLike"]
 
@@ -118,7 +120,11 @@ def test_there_are_four_saved_queries_over_the_audit_log_group(default_synth: Sy
 
 def test_every_dead_letter_queue_alarms_on_its_first_message(default_synth: Synth) -> None:
     stack = default_synth.stack
-    queues = [stack.notifier.dead_letter_queue, stack.slack_api.decisions_dead_letter_queue, stack.audit.dead_letter_queue]
+    queues = [
+        stack.notifier.dead_letter_queue,
+        stack.slack_api.decisions_dead_letter_queue,
+        stack.audit.dead_letter_queue,
+    ]
     for queue in queues:
         # when
         queue_name = {"Fn::GetAtt": [default_synth.logical_id(queue), "QueueName"]}

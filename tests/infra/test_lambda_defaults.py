@@ -53,9 +53,7 @@ def test_every_function_runs_python_3_14_on_arm64_with_json_logs_and_active_trac
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
-def test_every_function_has_powertools_and_its_settings_in_the_environment(
-    default_synth: Synth, handler: str
-) -> None:
+def test_every_function_has_powertools_and_its_settings_in_the_environment(default_synth: Synth, handler: str) -> None:
     # given
     env = default_synth.function_props(handler)["Environment"]["Variables"]
 
@@ -135,9 +133,7 @@ def test_roles_write_only_their_own_log_group_and_use_no_managed_policies(defaul
         # given
         props = default_synth.resource(function)["Properties"]
         role = default_synth.json["Resources"][props["Role"]["Fn::GetAtt"][0]]
-        log_statements = [
-            s for s in default_synth.role_statements(function) if "logs:PutLogEvents" in s["Action"]
-        ]
+        log_statements = [s for s in default_synth.role_statements(function) if "logs:PutLogEvents" in s["Action"]]
 
         # then
         assert "ManagedPolicyArns" not in role["Properties"]

@@ -69,7 +69,9 @@ def test_the_slack_secret_is_imported_by_name_and_only_read(default_synth: Synth
 
     for function in [stack.notifier.function, stack.slack_api.callback, stack.slack_api.decider]:
         # when
-        [statement] = [s for s in default_synth.role_statements(function) if "secretsmanager:GetSecretValue" in s["Action"]]
+        [statement] = [
+            s for s in default_synth.role_statements(function) if "secretsmanager:GetSecretValue" in s["Action"]
+        ]
 
         # then
         assert statement["Action"] == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -45,7 +44,8 @@ def handle_record(record: SQSRecord) -> dict[str, Any] | None:
         deps.chat.ephemeral(work.channel, work.actor.user_id, work.text)
         return {"notice": "sent"}
     assert isinstance(work, DecisionCommand)
-    logger.append_keys(job_id=work.job.job_id, correlation_id=work.correlation_id)
+    logger.set_correlation_id(work.correlation_id)  # the callback's API Gateway request ID
+    logger.append_keys(job_id=work.job.job_id)
     result = deps.decisions.apply(work)
     _observe(work, result)
     return {"outcome": result.outcome.value, "s3_status": result.s3_status}
@@ -80,7 +80,7 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.SQS)
+@logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -1,0 +1,5 @@
+"""``python -m sandbox demo|serve|...``: see sandbox/cli.py."""
+
+from sandbox.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""The sandbox from a terminal.
+
+    python -m sandbox demo                      the scripted story (what `make demo` runs)
+    python -m sandbox serve                     start the stand-ins and keep them running (`make sandbox`)
+    python -m sandbox create-job [--objects N] [--description TEXT] [--no-confirmation]
+    python -m sandbox jobs                      jobs and their statuses
+    python -m sandbox messages                  the Slack channel, rendered
+    python -m sandbox click JOB approve|cancel --as alice|gina|mallory
+    python -m sandbox reason "why" --as alice   submit the cancel-reason modal last opened for that person
+    python -m sandbox audit JOB                 the job's audit trail
+
+`serve` writes .sandbox/state.json with the address of its control port; the other commands use it.
+People: alice (approver by user ID), gina (approver through the user group), mallory (not an approver).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+STATE = Path(".sandbox/state.json")
+
+
+def _people() -> dict[str, Any]:
+    from sandbox.local import PEOPLE
+
+    return {p.name: p for p in PEOPLE}
+
+
+class _Control(BaseHTTPRequestHandler):
+    deployment: Any = None
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, status: int, body: Any) -> None:
+        data = json.dumps(body, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        try:
+            self._reply(200, self._dispatch(self.path, body))
+        except (LookupError, ValueError) as exc:
+            self._reply(400, {"error": str(exc)})
+        except Exception as exc:
+            self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
+
+    def _dispatch(self, path: str, body: dict[str, Any]) -> Any:
+        from sandbox.local import CHANNEL
+
+        d = self.deployment
+        if path == "/jobs/create":
+            job = d.create_job(
+                description=body.get("description") or "Sandbox job",
+                object_count=int(body.get("objects") or 1200),
+                confirmation=bool(body.get("confirmation", True)),
+            )
+            return {"job_id": job}
+        if path == "/jobs":
+            return [{"job_id": j, "status": d.jobs.job_status(j)} for j in d.jobs.job_ids()]
+        if path == "/messages":
+            return [
+                d.slack.render_message(CHANNEL, m.ts) for m in d.slack.messages(CHANNEL) if m.thread_ts in (None, m.ts)
+            ]
+        if path == "/ephemerals":
+            return [f"to {e.user}: {e.text}" for e in d.slack.ephemerals()]
+        person = _people().get(str(body.get("as", "")))
+        if path in {"/click", "/reason"} and person is None:
+            raise LookupError(f"unknown person {body.get('as')!r}: use alice, gina or mallory")
+        if path == "/click":
+            action = {"approve": "approve_job", "cancel": "cancel_job"}[body["action"]]
+            click = d.click(body["job_id"], action, person)
+            d.settle()
+            return {"http_status": click.status, "body": click.body}
+        if path == "/reason":
+            click = d.submit_reason(person, body["reason"])
+            d.settle()
+            return {"http_status": click.status, "body": click.body}
+        if path == "/audit":
+            return [r.to_log() for r in d.audit(body["job_id"])]
+        raise LookupError(f"unknown command {path}")
+
+
+def serve() -> int:
+    from sandbox.local import LocalDeployment
+
+    deployment = LocalDeployment(auto_advance=True, advance_interval=1.0).start()
+    _Control.deployment = deployment
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Control)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    STATE.parent.mkdir(exist_ok=True)
+    STATE.write_text(
+        json.dumps(
+            {
+                "control": f"http://127.0.0.1:{server.server_address[1]}",
+                "callback_url": deployment.callback_url,
+                "slack": deployment.slack.url,
+                "s3control": deployment.s3.url,
+                "moto": deployment.aws.url,
+                "requests_table": deployment.aws.requests_table,
+            },
+            indent=2,
+        )
+    )
+    print(
+        f"sandbox running; state in {STATE}. Try:\n  python -m sandbox create-job\n"
+        "  python -m sandbox messages\n  python -m sandbox click <JOB> approve --as alice\nCtrl-C stops it.",
+        flush=True,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    server.shutdown()
+    deployment.stop()
+    STATE.unlink(missing_ok=True)
+    return 0
+
+
+def _call(path: str, body: dict[str, Any] | None = None) -> Any:
+    if not STATE.exists():
+        raise SystemExit("no sandbox is running: start one with `make sandbox` (python -m sandbox serve)")
+    control = json.loads(STATE.read_text())["control"]
+    request = urllib.request.Request(
+        control + path,
+        data=json.dumps(body or {}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise SystemExit(json.loads(error.read()).get("error", f"HTTP {error.code}")) from None
+    except urllib.error.URLError:
+        raise SystemExit("the sandbox does not answer: is `make sandbox` still running?") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo")
+    sub.add_parser("serve")
+    create = sub.add_parser("create-job")
+    create.add_argument("--objects", type=int, default=1200)
+    create.add_argument("--description", default="Sandbox job")
+    create.add_argument("--no-confirmation", action="store_true")
+    sub.add_parser("jobs")
+    sub.add_parser("messages")
+    click = sub.add_parser("click")
+    click.add_argument("job_id")
+    click.add_argument("action", choices=["approve", "cancel"])
+    click.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
+    reason = sub.add_parser("reason")
+    reason.add_argument("reason")
+    reason.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
+    audit = sub.add_parser("audit")
+    audit.add_argument("job_id")
+    args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        from sandbox.demo import main as demo
+
+        return demo()
+    if args.command == "serve":
+        return serve()
+    if args.command == "create-job":
+        result = _call(
+            "/jobs/create",
+            {"objects": args.objects, "description": args.description, "confirmation": not args.no_confirmation},
+        )
+        print(result["job_id"])
+    elif args.command == "jobs":
+        for job in _call("/jobs"):
+            print(f"{job['job_id']}  {job['status']}")
+    elif args.command == "messages":
+        for text in _call("/messages"):
+            print(text)
+        for note in _call("/ephemerals"):
+            print(f"(ephemeral) {note}")
+    elif args.command == "click":
+        print(_call("/click", {"job_id": args.job_id, "action": args.action, "as": args.person}))
+    elif args.command == "reason":
+        print(_call("/reason", {"reason": args.reason, "as": args.person}))
+    elif args.command == "audit":
+        for record in _call("/audit", {"job_id": args.job_id}):
+            print(json.dumps(record))
+    return 0

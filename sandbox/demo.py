@@ -1,0 +1,162 @@
+"""``make demo``: the whole approval loop on one machine, told step by step. Exits non-zero on failure."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+import warnings
+from typing import Any, TextIO
+
+from sandbox.local import ALICE, CHANNEL, MALLORY, LocalDeployment
+from sandbox.slack import block_kit_builder_url
+
+
+class DemoFailed(Exception):
+    pass
+
+
+class _QuietStream:
+    """Drops the handlers' EMF metric lines from the terminal; everything else passes."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith('{"_aws"'):
+            return len(text)
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def step(number: int, title: str) -> None:
+    say()
+    say(f"━━ {number}. {title} " + "━" * max(0, 70 - len(title)))
+
+
+def check(condition: bool, failure: str) -> None:
+    if not condition:
+        raise DemoFailed(failure)
+
+
+def indent(text: str) -> str:
+    return textwrap.indent(text, "   ")
+
+
+def follow(d: LocalDeployment, job_id: str, statuses: list[str]) -> None:
+    for status in statuses:
+        d.jobs.advance_until(job_id, status)
+        d.settle()
+        say(f"   S3 job {job_id[:8]}… → {status}  (JobStatusChanged event → router → notifier)")
+
+
+def run() -> None:
+    started = time.monotonic()
+    with LocalDeployment() as d:
+        step(1, "A job that needs confirmation is created")
+        say(f"   stand-ins: S3 Control {d.s3.url} · Slack {d.slack.url} · API Gateway {d.callback_url}")
+        say(f"              DynamoDB, Secrets Manager and SQS on moto {d.aws.url}")
+        job = d.create_job(description="Re-tag last month's raw events as cold", object_count=48_000)
+        d.settle()
+        say(f"   CreateJob (boto3 → emulator): {job}  status New  (JobCreated event)")
+        follow(d, job, ["Preparing", "Suspended"])
+        described = d.s3control().describe_job(AccountId="123456789012", JobId=job)["Job"]
+        check(described["Status"] == "Suspended", f"job should wait in Suspended, is {described['Status']}")
+
+        step(2, "The approval request lands in Slack")
+        message = d.request_message(job)
+        say(indent(d.slack.render_message(CHANNEL, message.ts)))
+        say(f"   Block Kit Builder: {block_kit_builder_url(message.blocks or [])[:120]}…")
+        check(len(message.buttons()) == 2, "the request should carry Approve and Cancel buttons")
+
+        step(3, "Alice approves (signed click → API Gateway → callback → queue → decider)")
+        click = d.click(job, "approve_job", ALICE)
+        say(f"   callback answered HTTP {click.status} in {click.seconds * 1000:.0f} ms (Slack allows 3 s)")
+        check(click.status == 200, f"the approve click got HTTP {click.status}: {click.body}")
+        d.settle()
+        status = d.jobs.job_status(job)
+        say(f"   UpdateJobStatus → {status}")
+        check(status == "Ready", f"the approved job should be Ready, is {status}")
+        follow(d, job, ["Active", "Complete"])
+        say(indent(d.slack.render_message(CHANNEL, message.ts)))
+        for reply in d.slack.thread(CHANNEL, message.ts):
+            say(f"   ↳ thread: {reply.text}")
+        check(not d.request_message(job).buttons(), "the decided message should have no buttons left")
+
+        step(4, "A second job: Mallory is refused, Alice cancels with a reason")
+        job2 = d.create_job(
+            description="Copy finance exports to Glacier",
+            object_count=2_500_000,
+            operation={
+                "S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::finance-archive", "StorageClass": "DEEP_ARCHIVE"}
+            },
+        )
+        d.settle()
+        follow(d, job2, ["Preparing", "Suspended"])
+        refused = d.click(job2, "approve_job", MALLORY)
+        d.settle()
+        notes = d.slack.ephemerals(MALLORY.id)
+        check(refused.status == 200 and bool(notes), "Mallory should be told she may not decide")
+        say(f"   Mallory clicks Approve → ephemeral to Mallory: {notes[-1].text}")
+        check(d.jobs.job_status(job2) == "Suspended", "a refused click must not change the job")
+        opened = d.click(job2, "cancel_job", ALICE)
+        check(opened.status == 200 and bool(d.slack.views()), "Cancel should open the reason modal")
+        say(f"   Alice clicks Cancel → modal “{d.slack.views()[-1].title}” opened (views.open)")
+        empty = d.submit_reason(ALICE, "   ")
+        check(
+            empty.status == 200 and (empty.json() or {}).get("response_action") == "errors",
+            "an empty reason should be refused in the modal",
+        )
+        say(f"   an empty reason is refused in the modal: {empty.json()['errors']}")
+        submitted = d.submit_reason(ALICE, "Manifest points at the wrong prefix")
+        check(submitted.status == 200, f"the reason submission got HTTP {submitted.status}")
+        d.settle()
+        final = d.s3control().describe_job(AccountId="123456789012", JobId=job2)["Job"]
+        say(f"   DescribeJob: Status {final['Status']} · StatusUpdateReason “{final.get('StatusUpdateReason')}”")
+        check(final["Status"] == "Cancelled", f"the cancelled job should be Cancelled, is {final['Status']}")
+        check(
+            "Manifest points at the wrong prefix" in final.get("StatusUpdateReason", ""),
+            "the reason should be recorded on the job",
+        )
+        say(indent(d.slack.render_message(CHANNEL, d.request_message(job2).ts)))
+
+        step(5, "The audit trail (durable records in DynamoDB)")
+        for job_id in (job, job2):
+            say(f"   job {job_id}")
+            for record in d.audit(job_id):
+                who = f"{record.actor_name} ({record.actor_id})" if record.actor_id else "—"
+                say(
+                    f"     {record.time:%H:%M:%S} {record.event_type.value:<20} {who:<24} "
+                    f"{record.status_before or '':>9} → {record.status_after or '':<9} {record.reason or ''}"
+                )
+        check(not d.event_dlq, f"{len(d.event_dlq)} events ended in the dead-letter queue")
+        check(not d.pump.failures, f"decisions failed: {d.pump.failures}")
+    say()
+    say(f"Demo passed in {time.monotonic() - started:.1f} s.")
+
+
+def main() -> int:
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    sys.stdout = _QuietStream(sys.stdout)  # type: ignore[assignment]
+    try:
+        run()
+    except DemoFailed as failure:
+        print(f"\nDEMO FAILED: {failure}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a stand-in or handler broke: say which and stop
+        print(f"\nDEMO FAILED: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
