@@ -40,11 +40,13 @@ def overrides(argv: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     context = {**cdk_json_context(ROOT / "cdk.json"), **overrides(argv)}
-    outdir = None if os.environ.get("CDK_OUTDIR") else str(ROOT / "cdk.out")
+    # The CDK CLI says where it wants the assembly in CDK_OUTDIR; on our own we write cdk.out/.
+    outdir = os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out")
     try:
         app, _ = build_app(context, outdir=outdir)
     except InfraSettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for problem in str(exc).splitlines():
+            print(f"error: {problem}", file=sys.stderr)
         return 2
     app.synth()
     return 0

@@ -213,7 +213,8 @@ class InfraSettings(BaseModel):
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> InfraSettings:
         """Build the settings from a context lookup such as ``app.node.try_get_context``."""
-        values = {key: value for key in EXAMPLES if (value := get(key)) is not None}
+        # An empty value means "not set", as if the key were absent.
+        values = {key: value for key in EXAMPLES if (value := get(key)) is not None and value != ""}
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

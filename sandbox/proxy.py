@@ -118,8 +118,7 @@ class LoopbackProxy:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the proxy is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._address[0]}:{self._server.server_port}"
 
     def start(self) -> LoopbackProxy:
         if self._server is not None:
@@ -242,7 +241,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:

@@ -44,6 +44,7 @@ from botocore.model import ServiceModel, Shape
 logger = logging.getLogger(__name__)
 
 XML_NAMESPACE = "http://awss3control.amazonaws.com/doc/2018-08-20/"
+_XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 DEFAULT_REGION = "us-east-1"
 DEFAULT_OBJECT_COUNT = 1200
 SUSPENDED_CAUSE = "AWAITING_CONFIRMATION"
@@ -162,7 +163,7 @@ def _local(tag: str) -> str:
 
 
 def _xml_name(shape: Shape, default: str) -> str:
-    return shape.serialization.get("name", default)
+    return str(shape.serialization.get("name", default))
 
 
 def _parse_timestamp(text: str) -> datetime:
@@ -179,7 +180,7 @@ def decode_xml(shape: Shape, node: ET.Element) -> Any:
     if kind == "structure":
         out: dict[str, Any] = {}
         children = list(node)
-        for name, member in shape.members.items():  # type: ignore[attr-defined]
+        for name, member in shape.members.items():
             if member.serialization.get("location"):
                 continue
             tag = _xml_name(member, name)
@@ -187,16 +188,16 @@ def decode_xml(shape: Shape, node: ET.Element) -> Any:
             if not found:
                 continue
             if member.type_name == "list" and member.serialization.get("flattened"):
-                out[name] = [decode_xml(member.member, child) for child in found]  # type: ignore[attr-defined]
+                out[name] = [decode_xml(member.member, child) for child in found]
             else:
                 out[name] = decode_xml(member, found[0])
         return out
     if kind == "list":
-        item = shape.member  # type: ignore[attr-defined]
+        item = shape.member
         tag = _xml_name(item, "member")
         return [decode_xml(item, child) for child in node if _local(child.tag) == tag]
     if kind == "map":
-        key_shape, value_shape = shape.key, shape.value  # type: ignore[attr-defined]
+        key_shape, value_shape = shape.key, shape.value
         result = {}
         for entry in node:
             key_node = next((c for c in entry if _local(c.tag) == _xml_name(key_shape, "key")), None)
@@ -223,25 +224,24 @@ def encode_xml(parent: ET.Element, tag: str, shape: Shape, value: Any) -> None:
     kind = shape.type_name
     element = ET.SubElement(parent, tag)
     if kind == "structure":
-        for name, member in shape.members.items():  # type: ignore[attr-defined]
+        for name, member in shape.members.items():
             if member.serialization.get("location") or value.get(name) is None:
                 continue
             member_tag = _xml_name(member, name)
             if member.type_name == "list" and member.serialization.get("flattened"):
-                element_parent = element
                 for item in value[name]:
-                    encode_xml(element_parent, member_tag, member.member, item)  # type: ignore[attr-defined]
+                    encode_xml(element, member_tag, member.member, item)
             else:
                 encode_xml(element, member_tag, member, value[name])
     elif kind == "list":
-        item_shape = shape.member  # type: ignore[attr-defined]
+        item_shape = shape.member
         for item in value:
             encode_xml(element, _xml_name(item_shape, "member"), item_shape, item)
     elif kind == "map":
         for key, item in value.items():
             entry = ET.SubElement(element, "entry")
-            encode_xml(entry, _xml_name(shape.key, "key"), shape.key, key)  # type: ignore[attr-defined]
-            encode_xml(entry, _xml_name(shape.value, "value"), shape.value, item)  # type: ignore[attr-defined]
+            encode_xml(entry, _xml_name(shape.key, "key"), shape.key, key)
+            encode_xml(entry, _xml_name(shape.value, "value"), shape.value, item)
     elif kind == "boolean":
         element.text = "true" if value else "false"
     elif kind == "timestamp":
@@ -257,7 +257,8 @@ def response_xml(operation: str, body: Mapping[str, Any]) -> bytes:
     encode_xml(holder, f"{operation}Result", output, dict(body))
     root = holder[0]
     root.set("xmlns", XML_NAMESPACE)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+    document: bytes = ET.tostring(root, encoding="utf-8")
+    return _XML_DECLARATION + document
 
 
 def error_xml(error: S3ControlError, request_id: str) -> bytes:
@@ -268,7 +269,8 @@ def error_xml(error: S3ControlError, request_id: str) -> bytes:
     ET.SubElement(inner, "Message").text = error.message
     ET.SubElement(root, "RequestId").text = request_id
     ET.SubElement(root, "HostId").text = base64.b64encode(request_id.encode()).decode()
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+    body: bytes = ET.tostring(root, encoding="utf-8")
+    return _XML_DECLARATION + body
 
 
 def parse_create_job_body(body: bytes) -> dict[str, Any]:
@@ -277,7 +279,8 @@ def parse_create_job_body(body: bytes) -> dict[str, Any]:
         raise _bad_request("The request body is empty")
     try:
         root = ET.fromstring(body)  # noqa: S314 - loopback sandbox input from our own tests and product
-        return decode_xml(service_model().operation_model("CreateJob").input_shape, root)
+        params: dict[str, Any] = decode_xml(service_model().operation_model("CreateJob").input_shape, root)
+        return params
     except (ET.ParseError, ValueError) as exc:
         raise _bad_request(f"The XML you provided was not well-formed: {exc}") from exc
 
@@ -313,7 +316,7 @@ class _Job:
 
     @property
     def operation_name(self) -> str:
-        return next(iter(self.params["Operation"]))
+        return str(next(iter(self.params["Operation"])))
 
     def progress(self, now: datetime) -> dict[str, Any]:
         failed = self._failed_so_far()
@@ -893,7 +896,7 @@ def _without_token(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _validate_create(params: Mapping[str, Any]) -> None:
     model = service_model().operation_model("CreateJob").input_shape
-    known = set(model.members) - {"AccountId"}  # type: ignore[attr-defined]
+    known = set(model.members) - {"AccountId"}
     unknown = sorted(set(params) - known)
     if unknown:
         raise _bad_request(f"Unknown CreateJob parameters: {', '.join(unknown)}")
@@ -907,7 +910,7 @@ def _validate_create(params: Mapping[str, Any]) -> None:
     chosen = [name for name, value in (operation or {}).items() if value is not None]
     if len(chosen) != 1:
         raise _bad_request("Operation must specify exactly one operation")
-    valid_operations = model.members["Operation"].members  # type: ignore[attr-defined]
+    valid_operations = model.members["Operation"].members
     if chosen[0] not in valid_operations:
         raise _bad_request(f"Unknown operation {chosen[0]!r}")
     priority = params["Priority"]
@@ -926,7 +929,7 @@ def _validate_create(params: Mapping[str, Any]) -> None:
         if not S3_ARN.match(location["ObjectArn"]):
             raise _bad_request("Manifest Location.ObjectArn must be an S3 object ARN")
     else:
-        s3_generator = generator.get("S3JobManifestGenerator") or {}
+        s3_generator = (generator or {}).get("S3JobManifestGenerator") or {}
         if not s3_generator.get("SourceBucket") or s3_generator.get("EnableManifestOutput") is None:
             raise _bad_request("ManifestGenerator needs S3JobManifestGenerator.SourceBucket and EnableManifestOutput")
     description = params.get("Description")
@@ -1013,8 +1016,7 @@ class S3ControlEmulator:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the emulator is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._address[0]}:{self._server.server_port}"
 
     def start(self) -> S3ControlEmulator:
         if self._server is not None:
@@ -1115,8 +1117,8 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
             return
         except Exception:
             logger.exception("s3control emulator failed")
-            error = S3ControlError("InternalServiceException", "The sandbox failed; see its log", 500)
-            self._send(500, error_xml(error, request_id), request_id)
+            failure = S3ControlError("InternalServiceException", "The sandbox failed; see its log", 500)
+            self._send(500, error_xml(failure, request_id), request_id)
             return
         self._send(200, response_xml(operation, result), request_id)
 

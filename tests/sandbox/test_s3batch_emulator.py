@@ -226,9 +226,7 @@ def test_object_count_and_failed_tasks_can_be_set_per_job(store: JobStore) -> No
 
 
 @pytest.mark.parametrize("status", ["New", "Preparing", "Ready", "Active", "Complete"])
-def test_ready_is_refused_unless_the_job_is_suspended(
-    client: BaseClient, store: JobStore, status: str
-) -> None:
+def test_ready_is_refused_unless_the_job_is_suspended(client: BaseClient, store: JobStore, status: str) -> None:
     # given
     job_id = create_job(client, ConfirmationRequired=False)
     store.advance_until(job_id, status)
@@ -353,9 +351,7 @@ def test_another_accounts_job_is_not_found(client: BaseClient) -> None:
         client.describe_job(AccountId=OTHER_ACCOUNT, JobId=job_id)
 
 
-def test_requested_status_other_than_ready_or_cancelled_is_a_bad_request(
-    client: BaseClient, store: JobStore
-) -> None:
+def test_requested_status_other_than_ready_or_cancelled_is_a_bad_request(client: BaseClient, store: JobStore) -> None:
     # given
     job_id = create_job(client)
     store.advance_until(job_id, "Suspended")
@@ -709,9 +705,7 @@ def test_dropped_events_are_never_delivered(store: JobStore, events: EventLog) -
     ]
 
 
-def test_duplicated_events_are_delivered_twice_with_the_same_job_event_id(
-    store: JobStore, events: EventLog
-) -> None:
+def test_duplicated_events_are_delivered_twice_with_the_same_job_event_id(store: JobStore, events: EventLog) -> None:
     # given
     store.duplicate_next_events(1)
 
@@ -725,9 +719,7 @@ def test_duplicated_events_are_delivered_twice_with_the_same_job_event_id(
     assert events.events[0] == events.events[1]
 
 
-def test_listener_can_call_the_emulator_back_over_http(
-    client: BaseClient, store: JobStore, events: EventLog
-) -> None:
+def test_listener_can_call_the_emulator_back_over_http(client: BaseClient, store: JobStore, events: EventLog) -> None:
     # given
     def confirm_when_suspended(event: dict[str, Any]) -> None:
         details = event["detail"]["serviceEventDetails"]
@@ -748,9 +740,7 @@ def test_listener_can_call_the_emulator_back_over_http(
     assert describe(client, job_id)["StatusUpdateReason"] == "auto"
 
 
-def test_update_job_status_answers_without_waiting_for_listeners(
-    client: BaseClient, store: JobStore
-) -> None:
+def test_update_job_status_answers_without_waiting_for_listeners(client: BaseClient, store: JobStore) -> None:
     # given
     release = threading.Event()
     store.subscribe(lambda event: release.wait(5))
@@ -798,9 +788,7 @@ def test_throttled_call_without_retries_raises_too_many_requests(client: BaseCli
     assert describe(client, job_id)["JobId"] == job_id
 
 
-def test_internal_error_is_an_internal_service_exception_with_status_500(
-    client: BaseClient, store: JobStore
-) -> None:
+def test_internal_error_is_an_internal_service_exception_with_status_500(client: BaseClient, store: JobStore) -> None:
     # given
     job_id = create_job(client)
     store.fail_next("UpdateJobStatus", 1)
@@ -877,9 +865,7 @@ class Recorder(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.received.append(
-            {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
-        )
+        self.received.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
         payload = json.dumps({"ok": True}).encode()
         self.send_response(201 if self.command == "PUT" else 200)
         self.send_header("Content-Type", "application/json")
