@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
 import time
+from collections import Counter
 
 from approvals.models.records import AuditEventType as E
 from sandbox.local import ACCOUNT_ID, ALICE, CHANNEL, GINA, MALLORY, LocalDeployment
