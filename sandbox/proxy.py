@@ -7,9 +7,10 @@ sandbox therefore points the product at the unresolvable ``http://s3-control.tes
 
 - ``s3-control.test`` and any ``*.s3-control.test`` go to the S3 Control emulator;
 - other routes given to the proxy (host or ``*.host``) go to their loopback upstream;
-- any other request for ``127.0.0.1``/``localhost``/``::1`` goes to that host and port unchanged
-  (slack_sdk honours ``HTTP_PROXY`` but ignores ``NO_PROXY``, so calls to a local Slack stand-in
-  come through here too);
+- any other request for ``127.0.0.1``/``localhost``/``::1`` goes to that host and port unchanged,
+  for clients that send loopback calls through the proxy anyway (slack_sdk's own proxy lookup reads
+  ``HTTP(S)_PROXY`` only; its sync WebClient still skips the proxy for hosts in ``NO_PROXY``,
+  because urllib's ProxyHandler checks it, but a client or a setup without ``NO_PROXY`` does not);
 - everything else is refused with 403: the sandbox never talks to the internet. CONNECT gets 405.
 """
 
@@ -50,7 +51,8 @@ def s3control_client_env(proxy_url: str) -> dict[str, str]:
     """The environment that sends the product's S3 Control calls through ``proxy_url``.
 
     ``NO_PROXY`` keeps botocore's other clients (DynamoDB, SQS, Secrets Manager on moto at
-    127.0.0.1) off the proxy; slack_sdk ignores it and uses the proxy, which forwards loopback calls.
+    127.0.0.1) off the proxy, and slack_sdk's sync WebClient too (urllib checks it). Anything that
+    comes through the proxy for a loopback host is forwarded unchanged.
     Lower-case variants are set too, because urllib prefers them when both exist.
     """
     return {
