@@ -3,9 +3,10 @@
     make bench        (or: PYTHONPATH=lambdas:. .venv/bin/python bench/callback_ack.py [--warm 500] [--cold 5])
 
 - cold ack: a fresh interpreter imports the callback handler and answers the first signed Approve
-  request (secret fetch, signature check, SQS send to moto on loopback); wall time of the whole
-  process, median of --cold runs;
-- baseline: `python -c "import boto3; boto3.client('s3control', region_name='us-east-1')"`, same count;
+  request (secret fetch, signature check, SQS send to moto on loopback); time from launching the
+  interpreter to the response, median of --cold runs;
+- baseline: `python -c "import boto3; boto3.client('s3control', region_name='us-east-1')"`, measured
+  the same way (launch to client created), interleaved with the cold runs;
 - warm ack: --warm more requests in one process, handler called as Lambda would (p50, p99).
 Targets (issue 3): cold ack <= 1.5 x baseline; warm p99 < 50 ms.
 """
@@ -87,13 +88,26 @@ def signed_event(user: str = "U0ALICE01") -> dict[str, Any]:
     }
 
 
-def timed_run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    started = time.perf_counter()
+BASELINE = (
+    "import boto3, json, time; boto3.client('s3control', region_name='us-east-1'); "
+    "print(json.dumps({'acked_at': time.time()}))"
+)
+
+
+def timed_run(args: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    """Milliseconds from launching the interpreter to the moment the child says it was done.
+
+    The child's own exit (interpreter teardown) is not part of an ack, so it is not counted.
+    """
+    started = time.time()
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{args[-1]} failed:\n{done.stderr[-2000:]}")
-    return elapsed * 1000, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        raise SystemExit(f"{args[-1][:60]} printed nothing; stderr:\n{done.stderr[-2000:]}")
+    result = json.loads(lines[-1])
+    return (result["acked_at"] - started) * 1000, result
 
 
 def main() -> None:
@@ -119,14 +133,12 @@ def main() -> None:
     try:
         baseline, cold, inner = [], [], []
         for _ in range(opts.cold):  # interleaved, so both see the same machine noise
-            ms, _ = timed_run(
-                [sys.executable, "-c", "import boto3; boto3.client('s3control', region_name='us-east-1')"], env
-            )
+            ms, _ = timed_run([sys.executable, "-c", BASELINE], env)
             baseline.append(ms)
             env["BENCH_EVENT"] = json.dumps(signed_event())
-            ms, line = timed_run([sys.executable, "bench/_cold_ack_child.py"], env)
+            ms, result = timed_run([sys.executable, "bench/_cold_ack_child.py"], env)
             cold.append(ms)
-            inner.append(json.loads(line))
+            inner.append(result)
 
         os.environ.update({k: v for k, v in env.items() if k != "BENCH_EVENT"})
         from approvals.handlers import callback
@@ -150,9 +162,9 @@ def main() -> None:
     p99 = warm[min(len(warm) - 1, int(len(warm) * 0.99))]
     base, cold_ack = statistics.median(baseline), statistics.median(cold)
     print(f"python {sys.version.split()[0]} · {os.cpu_count()} cores")
-    print(f"baseline  import boto3 + s3control client : {base:7.1f} ms (median of {opts.cold}, whole process)")
+    print(f"baseline  import boto3 + s3control client : {base:7.1f} ms (median of {opts.cold}, launch to done)")
     print(
-        f"cold ack  import + first Approve request  : {cold_ack:7.1f} ms (median of {opts.cold}, whole process)"
+        f"cold ack  import + first Approve request  : {cold_ack:7.1f} ms (median of {opts.cold}, launch to done)"
         f"  ratio {cold_ack / base:.2f}  (target <= 1.5)"
     )
     print(

@@ -192,7 +192,8 @@ class InfraSettings(BaseModel):
 
     @property
     def runtime(self) -> lambda_.Runtime:
-        return getattr(lambda_.Runtime, "PYTHON_" + self.python_runtime.replace(".", "_"))  # type: ignore[no-any-return]
+        runtime: lambda_.Runtime = getattr(lambda_.Runtime, "PYTHON_" + self.python_runtime.replace(".", "_"))
+        return runtime
 
     @property
     def architecture(self) -> lambda_.Architecture:

@@ -1,12 +1,37 @@
-"""The one place that creates the Powertools Logger, Tracer and Metrics for every function."""
+"""The one place that creates the Powertools Logger, Metrics and Tracer for every function.
+
+``tracer`` is made on first use (module ``__getattr__``): creating it imports the X-Ray SDK, which
+the callback skips to keep its cold start inside Slack's 3-second window.
+"""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
+    tracer: Tracer
+
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
+
+
+@cache
+def _tracer() -> Any:
+    from aws_lambda_powertools import Tracer
+
+    return Tracer()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "tracer":
+        return _tracer()
+    raise AttributeError(name)
+
 
 __all__ = ["MetricUnit", "logger", "metrics", "tracer"]

@@ -9,21 +9,24 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from slack_sdk import WebClient
 
 from approvals.adapters import aws
-from approvals.adapters.s3control import S3ControlJobs
 from approvals.adapters.secrets import SlackSecrets
 from approvals.adapters.signature import SlackRequestVerifier
-from approvals.adapters.slack import SlackChat, web_client
-from approvals.adapters.store import DynamoRequestStore
 from approvals.config import Settings, settings
 from approvals.domain.authorisation import Approvers
-from approvals.domain.decisions import DecisionService
-from approvals.domain.requests import RequestService
+
+if TYPE_CHECKING:  # imported where used, so the callback's cold start does not pay for them
+    from slack_sdk import WebClient
+
+    from approvals.adapters.s3control import S3ControlJobs
+    from approvals.adapters.slack import SlackChat
+    from approvals.adapters.store import DynamoRequestStore
+    from approvals.domain.decisions import DecisionService
+    from approvals.domain.requests import RequestService
 
 
 def utc_now() -> datetime:
@@ -55,6 +58,8 @@ class TokenedWebClients:
         self._clients: dict[str, WebClient] = {}
 
     def __call__(self) -> WebClient:
+        from approvals.adapters.slack import web_client
+
         token = self._secrets.bot_token()
         if token not in self._clients:
             self._clients = {
@@ -79,15 +84,21 @@ class Common:
 
     @cached_property
     def store(self) -> DynamoRequestStore:
+        from approvals.adapters.store import DynamoRequestStore
+
         return DynamoRequestStore(
             aws.client("dynamodb"), self.settings.requests_table_name, self.settings.request_ttl_days
         )
 
     @cached_property
     def jobs(self) -> S3ControlJobs:
+        from approvals.adapters.s3control import S3ControlJobs
+
         return S3ControlJobs(lambda region: aws.client("s3control", region))
 
     def chat(self, timeout: int = 10) -> SlackChat:
+        from approvals.adapters.slack import SlackChat
+
         clients = TokenedWebClients(self.secrets, self.settings.slack_api_url, self.deadline, timeout)
         return SlackChat(clients, group_cache_seconds=self.settings.group_cache_seconds)
 
@@ -109,6 +120,8 @@ class NotifierDeps:
 
 @cache
 def notifier() -> NotifierDeps:
+    from approvals.domain.requests import RequestService
+
     c = common()
     service = RequestService(
         jobs=c.jobs,
@@ -125,9 +138,13 @@ def notifier() -> NotifierDeps:
 class CallbackDeps:
     common: Common
     verifier: SlackRequestVerifier
-    chat: SlackChat
     sqs: Any
     queue_url: str
+
+    @cached_property
+    def chat(self) -> SlackChat:
+        """Made on the first Cancel click; views.open must answer fast or not at all (3-second ack)."""
+        return self.common.chat(timeout=2)
 
 
 @cache
@@ -140,7 +157,6 @@ def callback() -> CallbackDeps:
     return CallbackDeps(
         common=c,
         verifier=SlackRequestVerifier(c.secrets),
-        chat=c.chat(timeout=2),  # inside the 3-second ack: views.open must answer fast or not at all
         sqs=aws.client("sqs", quick=True),
         queue_url=c.settings.decisions_queue_url,
     )
@@ -155,6 +171,8 @@ class DeciderDeps:
 
 @cache
 def decider() -> DeciderDeps:
+    from approvals.domain.decisions import DecisionService
+
     c = common()
     chat = c.chat()
     service = DecisionService(
@@ -174,5 +192,5 @@ def reset_cold_start() -> None:
     """Forget settings and clients, as a new execution environment would (local runs and tests)."""
     from approvals.config import settings as cached_settings
 
-    for factory in (cached_settings, common, notifier, callback, decider, aws.client):
+    for factory in (cached_settings, common, notifier, callback, decider, aws.client, aws.session):
         factory.cache_clear()

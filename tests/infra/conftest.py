@@ -43,10 +43,7 @@ class Synth:
     stack: ApprovalsStack
     template: Template
     outdir: Path
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return self.template.to_json()  # type: ignore[no-any-return]
+    json: dict[str, Any]  # the template as read once from the cloud assembly
 
     def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {lid: r for lid, r in self.json["Resources"].items() if r["Type"] == resource_type}
@@ -60,7 +57,8 @@ class Synth:
         return self.stack.get_logical_id(node)
 
     def resource(self, construct: Any) -> dict[str, Any]:
-        return self.json["Resources"][self.logical_id(construct)]  # type: ignore[no-any-return]
+        resource: dict[str, Any] = self.json["Resources"][self.logical_id(construct)]
+        return resource
 
     def function_props(self, handler: str) -> dict[str, Any]:
         matches = [p for p in self.props("AWS::Lambda::Function") if p.get("Handler") == handler]
@@ -90,8 +88,8 @@ def synthesize(overrides: Mapping[str, Any], outdir: Path, *, bundle: bool = Fal
     context = {**cdk_json_context(), **({} if bundle else SKIP_BUNDLING), **overrides}
     app, stack = build_app(context, outdir=str(outdir))
     assembly = app.synth()
-    template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
-    return Synth(app=app, stack=stack, template=template, outdir=outdir)
+    template_json: dict[str, Any] = assembly.get_stack_by_name(stack.stack_name).template
+    return Synth(app=app, stack=stack, template=Template.from_json(template_json), outdir=outdir, json=template_json)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,12 @@ QUICK = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=
 
 
 @cache
+def session() -> boto3.session.Session:
+    """One session per execution environment: its loaders and endpoint data are shared by every client."""
+    return boto3.session.Session()
+
+
+@cache
 def client(service: str, region: str | None = None, quick: bool = False) -> Any:
     """One client per service, region and timeout profile for the life of the execution environment."""
-    return boto3.session.Session().client(service, region_name=region, config=QUICK if quick else RETRYING)
+    return session().client(service, region_name=region, config=QUICK if quick else RETRYING)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from approvals.adapters.secrets import SlackSecrets
 
+TIMESTAMP = re.compile(r"[0-9]{1,15}")
 MAX_SKEW_SECONDS = 300  # SignatureVerifier's own window; named here for the log line only
 
 
@@ -30,7 +32,7 @@ class SlackRequestVerifier:
         signature = lowered.get("x-slack-signature")
         if not timestamp or not signature:
             raise InvalidSignature("missing signature headers")
-        if not timestamp.strip().isdigit():
+        if not TIMESTAMP.fullmatch(timestamp):  # ASCII digits only: int() must not be the first to object
             raise InvalidSignature("malformed timestamp")
         if abs(self._clock.now() - int(timestamp)) > MAX_SKEW_SECONDS:
             raise InvalidSignature("stale or future timestamp")

@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from approvals.domain import message
 from approvals.models.job import JobRef
 from approvals.models.slack import (
     APPROVE_ACTION_ID,
@@ -141,6 +140,8 @@ def _submission(payload: ViewSubmissionPayload, correlation_id: str | None) -> A
         meta = ModalMetadata.model_validate_json(view.private_metadata)
     except ValidationError:
         raise BadInteraction("the form names no valid job") from None
+    from approvals.domain import message  # the form's limits and wording live with the form itself
+
     field = view.state.values.get(REASON_BLOCK_ID, {}).get(REASON_INPUT_ACTION_ID, {})
     reason = str(field.get("value") or "").strip()
     if not reason:

@@ -71,7 +71,7 @@ class JobRef(BaseModel):
 
 
 class ProgressSummary(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     total: int | None = Field(default=None, alias="TotalNumberOfTasks")
     succeeded: int | None = Field(default=None, alias="NumberOfTasksSucceeded")
@@ -79,7 +79,7 @@ class ProgressSummary(BaseModel):
 
 
 class FailureReason(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     code: str | None = Field(default=None, alias="FailureCode")
     reason: str | None = Field(default=None, alias="FailureReason")
@@ -88,7 +88,7 @@ class FailureReason(BaseModel):
 class Job(BaseModel):
     """The fields of DescribeJob's ``Job`` that the product reads. Unions stay as dicts."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     job_id: str = Field(alias="JobId")
     job_arn: str | None = Field(default=None, alias="JobArn")

@@ -42,6 +42,8 @@ class Actor(BaseModel):
 class ApprovalRequest(BaseModel):
     """The request record for one job (sort key ``REQUEST``)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     job: JobRef
     state: RequestState
     requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -75,7 +77,7 @@ AUDIT_SCHEMA_VERSION = 1
 class AuditRecord(BaseModel):
     """One auditable fact. Version 1 of the schema; never holds tokens, secrets or response URLs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = AUDIT_SCHEMA_VERSION
     event_type: AuditEventType

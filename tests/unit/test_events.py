@@ -1,0 +1,163 @@
+"""JobEvent: the CloudTrail service events S3 Batch Operations sends through EventBridge, parsed at the edge.
+
+Every sample in tests/events/eventbridge_*.json is shaped after the documented event (FACTS.md section 1).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from aws_lambda_powertools.utilities.parser import parse
+from pydantic import ValidationError
+
+from approvals.models.events import JobEvent
+from tests.helpers import load_event
+
+ACCOUNT = "111122223333"
+REGION = "eu-west-1"
+JOB_ID = "c0ffee00-1234-4abc-8def-001122334455"
+JOB_ARN = f"arn:aws:s3:{REGION}:{ACCOUNT}:job/{JOB_ID}"
+
+
+@pytest.mark.parametrize(
+    ("sample", "event_name", "status"),
+    [
+        ("eventbridge_job_created", "JobCreated", "New"),
+        ("eventbridge_job_status_changed_suspended", "JobStatusChanged", "Suspended"),
+        ("eventbridge_job_status_changed_active", "JobStatusChanged", "Active"),
+        ("eventbridge_job_status_changed_complete", "JobStatusChanged", "Complete"),
+        ("eventbridge_job_status_changed_failed", "JobStatusChanged", "Failed"),
+        ("eventbridge_job_status_changed_cancelled", "JobStatusChanged", "Cancelled"),
+    ],
+)
+def test_each_job_event_sample_parses_into_which_job_and_what_status(sample: str, event_name: str, status: str) -> None:
+    # given
+    event = load_event(sample)
+
+    # when
+    parsed = parse(event=event, model=JobEvent)
+
+    # then
+    assert parsed.source == "aws.s3"
+    assert parsed.detail_type == "AWS Service Event via CloudTrail"
+    assert (parsed.account, parsed.region) == (ACCOUNT, REGION)
+    assert parsed.detail.event_source == "s3.amazonaws.com"
+    assert parsed.detail.event_type == "AwsServiceEvent"
+    assert parsed.detail.event_name == event_name
+    details = parsed.detail.service_event_details
+    assert details.job_id == JOB_ID
+    assert details.job_arn == JOB_ARN
+    assert details.status == status
+    assert details.job_event_id == event["detail"]["serviceEventDetails"]["jobEventId"]
+
+
+def test_a_job_created_event_carries_status_new_and_the_envelope_time() -> None:
+    # when
+    parsed = parse(event=load_event("eventbridge_job_created"), model=JobEvent)
+
+    # then
+    assert parsed.detail.service_event_details.status == "New"
+    assert parsed.time == datetime(2025, 3, 14, 9, 30, 5, tzinfo=UTC)
+    assert parsed.resources == []
+
+
+def test_a_failed_job_event_keeps_its_failure_codes_and_reasons() -> None:
+    # when
+    details = parse(event=load_event("eventbridge_job_status_changed_failed"), model=JobEvent).detail
+    details_of_job = details.service_event_details
+
+    # then
+    assert details_of_job.failure_codes == ["TaskFailureRateExceeded"]
+    assert details_of_job.status_change_reason == ["The job failed because more than 50 percent of its tasks failed"]
+
+
+def test_a_status_change_without_failures_has_empty_failure_lists() -> None:
+    # when
+    details = parse(event=load_event("eventbridge_job_status_changed_complete"), model=JobEvent)
+
+    # then
+    assert details.detail.service_event_details.failure_codes == []
+    assert details.detail.service_event_details.status_change_reason == []
+
+
+def test_the_two_deliveries_of_one_job_event_share_the_job_event_id_not_the_event_id() -> None:
+    # when
+    first = parse(event=load_event("eventbridge_job_status_changed_suspended_duplicate_1"), model=JobEvent)
+    second = parse(event=load_event("eventbridge_job_status_changed_suspended_duplicate_2"), model=JobEvent)
+
+    # then
+    assert first.id != second.id
+    assert first.detail.service_event_details.job_event_id == second.detail.service_event_details.job_event_id
+
+
+def test_the_powertools_parser_and_model_validate_agree() -> None:
+    # given
+    event = load_event("eventbridge_job_status_changed_suspended")
+
+    # when / then
+    assert parse(event=event, model=JobEvent) == JobEvent.model_validate(event)
+
+
+def test_fields_aws_may_add_later_are_ignored() -> None:
+    # given
+    event = load_event("eventbridge_job_status_changed_suspended")
+    event["detail"]["eventCategory"] = "Management"
+    event["detail"]["serviceEventDetails"]["jobPriority"] = 10
+
+    # when
+    parsed = parse(event=event, model=JobEvent)
+
+    # then
+    assert parsed.detail.service_event_details.job_id == JOB_ID
+
+
+@pytest.mark.parametrize(
+    ("sample", "where"),
+    [
+        ("eventbridge_malformed_missing_service_event_details", ("detail", "serviceEventDetails")),
+        ("eventbridge_malformed_missing_job_id", ("detail", "serviceEventDetails", "jobId")),
+        ("eventbridge_unrelated_put_object", ("detail", "eventName")),
+        ("eventbridge_scheduled_reconcile", ("detail", "eventSource")),
+    ],
+)
+def test_malformed_and_unrelated_samples_are_rejected_naming_the_field(sample: str, where: tuple[str, ...]) -> None:
+    # given
+    event = load_event(sample)
+
+    # when
+    with pytest.raises(ValidationError) as rejected:
+        parse(event=event, model=JobEvent)
+
+    # then
+    assert rejected.value.errors()[0]["loc"] == where
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("jobId", ""), ("jobEventId", ""), ("status", "")],
+)
+def test_an_empty_job_id_event_id_or_status_is_rejected(field: str, value: str) -> None:
+    # given
+    event = load_event("eventbridge_job_status_changed_suspended")
+    event["detail"]["serviceEventDetails"][field] = value
+
+    # when / then
+    with pytest.raises(ValidationError):
+        parse(event=event, model=JobEvent)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "product bug: JobEvent (lambdas/approvals/models/events.py) does not constrain the envelope's "
+        "`source` (nor `detail-type`), so an event from `custom.batch-tools` whose detail looks like S3's parses"
+    ),
+)
+def test_an_event_from_another_source_is_rejected_even_when_its_detail_looks_like_s3() -> None:
+    # given
+    event = load_event("eventbridge_wrong_source")
+
+    # when / then
+    with pytest.raises(ValidationError):
+        parse(event=event, model=JobEvent)
