@@ -56,8 +56,8 @@ slack-manifest: $(STAMP)
 	$(PY) -m infra.slack_manifest $(if $(STACK_OUTPUTS),--outputs $(STACK_OUTPUTS)) --out slack-app-manifest.yaml
 
 audit: $(STAMP)
-	@test -n "$(JOB)" || (echo "usage: make audit JOB=<job id> [ACCOUNT=<id>] [REGION=<region>] [TABLE=<name>]" && exit 2)
-	$(RUN) -m approvals.audit_cli $(JOB) $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(TABLE),--table $(TABLE))
+	@test -n "$(JOB)" || (echo "usage: make audit JOB=<job id> [SANDBOX=1] [ACCOUNT=<id>] [REGION=<region>] [TABLE=<name>]" && exit 2)
+	$(RUN) -m approvals.audit_cli $(JOB) $(if $(SANDBOX),--sandbox) $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(TABLE),--table $(TABLE))
 
 bench: $(STAMP)
 	$(RUN) bench/callback_ack.py
