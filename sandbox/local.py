@@ -148,14 +148,16 @@ class LocalDeployment:
     advance_interval: float = 0.2
     event_retries: int = 3
     quiet: bool = True
+    bot_token: str = BOT_TOKEN
+    signing_secret: str = SIGNING_SECRET
 
     def start(self) -> LocalDeployment:
-        self.aws = LocalAws().start().provision(BOT_TOKEN, SIGNING_SECRET)
+        self.aws = LocalAws().start().provision(self.bot_token, self.signing_secret)
         self.jobs = JobStore(region=REGION, active_steps=3)
         self.s3 = S3ControlEmulator(self.jobs, auto_advance=self.auto_advance, interval=self.advance_interval).start()
         self.proxy = LoopbackProxy(self.s3.url).start()
         self.slack = SlackStandIn(
-            BOT_TOKEN,
+            self.bot_token,
             users=[{"id": p.id, "name": p.name, "real_name": p.real_name, "display_name": p.name} for p in PEOPLE],
             groups=self.approver_groups,
             channels=[{"id": CHANNEL, "name": "s3-approvals"}],
@@ -323,7 +325,7 @@ class LocalDeployment:
         return self.post_payload(payload)
 
     def post_payload(
-        self, payload: dict[str, Any], *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+        self, payload: dict[str, Any], *, secret: str | None = None, timestamp: int | None = None
     ) -> Click:
         body = urlencode({"payload": json.dumps(payload)})
         return self.post_signed(body, secret=secret, timestamp=timestamp)
@@ -332,12 +334,12 @@ class LocalDeployment:
         self,
         body: str,
         *,
-        secret: str = SIGNING_SECRET,
+        secret: str | None = None,
         timestamp: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> Click:
         ts = str(timestamp if timestamp is not None else int(time.time()))
-        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+        signature = SignatureVerifier(secret or self.signing_secret).generate_signature(timestamp=ts, body=body)
         all_headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Slack-Request-Timestamp": ts,
