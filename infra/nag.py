@@ -1,6 +1,9 @@
 """cdk-nag's AWS Solutions checks, through CDK's Validations API (cdk-nag 3 is a validation plugin).
 
-Every accepted finding is acknowledged on the narrowest construct, with one sentence of reason.
+Every accepted finding is acknowledged on the narrowest construct, with one sentence of reason. The
+acknowledgments and their reasons end up in cdk.out/validation-report.json ("suppressedViolations").
+CDK keeps one reason per rule ID and construct (the last one given), so a reason that covers a
+second cause says so, e.g. ListJobs's "(as does X-Ray)".
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class Notifier(Construct):
 
     Two triggers reach the same function: S3 Batch Operations job events (delivered best effort), and a
     schedule every 15 minutes that reconciles with ListJobs so a lost event delays a request instead of
-    losing it. The handler tells them apart by the event's source.
+    losing it. The handler tells them apart by the event's detail-type.
     """
 
     def __init__(

@@ -22,7 +22,8 @@ CDK_JSON = ROOT / "cdk.json"
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
-TAG_CONDITION = re.compile(r"^(?P<key>[\w.:/=+\-@ ]{1,128})=(?P<value>[\w.:/=+\-@ ]{0,256})$")
+# key=value; AWS tag characters, except that the key may not contain "=" here.
+TAG_CONDITION = re.compile(r"^[\w.:/+\-@ ]{1,128}=[\w.:/=+\-@ ]{0,256}$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

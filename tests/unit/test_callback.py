@@ -57,7 +57,9 @@ _work: TypeAdapter[DecisionCommand | NoticeCommand] = TypeAdapter(QueuedWork)
 # -- payloads, shaped after tests/events ------------------------------------------------------------
 
 
-def click(action_id: str, user: str = ALICE, *, value: str | None = None, trigger_id: str = "1.2.abc") -> dict[str, Any]:
+def click(
+    action_id: str, user: str = ALICE, *, value: str | None = None, trigger_id: str = "1.2.abc"
+) -> dict[str, Any]:
     payload = load_event("slack_block_actions_approve")
     payload["user"].update(id=user, username=BODY_MARKER, name=BODY_MARKER)
     payload["trigger_id"] = trigger_id

@@ -204,7 +204,9 @@ def test_a_non_numeric_timestamp_is_rejected_as_malformed(secret: StoredSecret, 
     ["\u00b2", "\uff11\uff17\uff10\uff10", "9" * 5000, " 1700000000", "1700000000\n"],
     ids=["superscript-two", "fullwidth-digits", "5000-digits", "leading-space", "trailing-newline"],
 )
-def test_a_timestamp_that_is_not_plain_ascii_digits_is_rejected_as_malformed(secret: StoredSecret, timestamp: str) -> None:
+def test_a_timestamp_that_is_not_plain_ascii_digits_is_rejected_as_malformed(
+    secret: StoredSecret, timestamp: str
+) -> None:
     # given digits str.isdigit() accepts but int() refuses or reads differently (a ValueError here was a 5xx)
     headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": "v0=" + "0" * 64}
     # when
