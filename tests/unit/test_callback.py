@@ -99,14 +99,20 @@ class Callback:
     """The callback behind API Gateway, its queue and its Slack, as one deployment would have them."""
 
     def __init__(
-        self, handler: Any, aws: LocalAws, queue_url: str, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
+        self,
+        handler: Any,
+        aws: LocalAws,
+        sqs: Any,
+        queue_url: str,
+        slack: SlackStandIn,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         self.handler = handler
         self.aws = aws
         self.queue_url = queue_url
         self.slack = slack
         self._monkeypatch = monkeypatch
-        self._sqs = aws.client("sqs")
+        self._sqs = sqs
         self._fronts: dict[tuple[bool, str], ApiGatewayFront] = {}
 
     def configure(self, **overrides: str) -> None:
@@ -205,6 +211,12 @@ def module_aws(moto_server: LocalAws) -> LocalAws:
     return LocalAws(server=moto_server.server, url=moto_server.url).provision(BOT_TOKEN, SIGNING_SECRET)
 
 
+@pytest.fixture(scope="module")
+def sqs(module_aws: LocalAws) -> Any:
+    """The test's own SQS client (one per module: making a boto3 client costs more than a test)."""
+    return module_aws.client("sqs")
+
+
 @pytest.fixture
 def slack() -> Iterator[SlackStandIn]:
     standin = SlackStandIn(
@@ -223,11 +235,10 @@ def slack() -> Iterator[SlackStandIn]:
 
 @pytest.fixture
 def api(
-    callback_module: ModuleType, module_aws: LocalAws, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
+    callback_module: ModuleType, module_aws: LocalAws, sqs: Any, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callback]:
-    sqs = module_aws.client("sqs")
     queue_url = sqs.create_queue(QueueName=f"{module_aws.prefix}-decisions-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    deployed = Callback(callback_module.handler, module_aws, queue_url, slack, monkeypatch)
+    deployed = Callback(callback_module.handler, module_aws, sqs, queue_url, slack, monkeypatch)
     deployed.configure()
     yield deployed
     deployed.stop()
@@ -291,11 +302,11 @@ def test_a_signed_approve_click_is_queued_once_and_acked_with_an_empty_200(api: 
     assert len(api.slack) == 0
 
 
-def test_the_queued_message_is_a_decision_command_on_the_wire(api: Callback, module_aws: LocalAws) -> None:
+def test_the_queued_message_is_a_decision_command_on_the_wire(api: Callback, sqs: Any) -> None:
     # when
     api.send(click("approve_job"))
     # then
-    received = module_aws.client("sqs").receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)
+    received = sqs.receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)
     [message] = received["Messages"]
     command = DecisionCommand.model_validate_json(message["Body"])
     assert (command.kind, command.job.job_id, command.decision) == ("decision", REF.job_id, "approve")

@@ -16,6 +16,7 @@ import importlib
 import json
 import logging
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -50,25 +51,23 @@ from sandbox.s3batch import JobStore, S3ControlEmulator, example_create_job_para
 from sandbox.slack import SlackStandIn
 from tests.helpers import load_event
 
-# The job of tests/events/describe_job_tagging.json and of every eventbridge_*.json sample.
+# The account and region of tests/events/describe_job_tagging.json and of the eventbridge_*.json samples.
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
-JOB_ID = "c0ffee00-1234-4abc-8def-001122334455"
-REF = JobRef(account_id=ACCOUNT, region=REGION, job_id=JOB_ID)
-REPORT = f"s3://acme-batch-reports/batch-reports/job-{JOB_ID}/"
 CHANNEL = "C0APPROVALS"
-BOT_TOKEN = "xoxb-test-token"  # the token conftest's local_aws puts in the Slack secret
+BOT_TOKEN = "xoxb-test-token"
 NOW = datetime(2025, 3, 14, 9, 32, tzinfo=UTC)
+# botocore's max_attempts counts the retries after the first call.
+ATTEMPTS = RETRYING.retries["max_attempts"] + 1
 
 
 # -- what DescribeJob answers ---------------------------------------------------------------------
 
 
-def described(status: str = "Suspended", **fields: Any) -> dict[str, Any]:
-    """DescribeJob's answer for the sample tagging job (48,211 objects), in ``status``."""
+def described(ref: JobRef, status: str = "Suspended", **fields: Any) -> dict[str, Any]:
+    """DescribeJob's answer for the sample tagging job (48,211 objects) as job ``ref``, in ``status``."""
     job = load_event("describe_job_tagging")["Job"]
-    job["Status"] = status
-    job.update(fields)
+    job.update({"JobId": ref.job_id, "JobArn": ref.arn, "Status": status}, **fields)
     return {"Job": job}
 
 
@@ -81,36 +80,37 @@ def progress(succeeded: int, failed: int) -> dict[str, Any]:
     }
 
 
-LATER_STATUSES = {
-    "Active": (
-        described("Active", ProgressSummary=progress(0, 0)),
-        ["Job is running", "48,211 objects"],
-    ),
+# What DescribeJob says once the job moved on, and what the thread reply must say ({job} is the job ID).
+LATER_STATUSES: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "Active": ({"ProgressSummary": progress(0, 0)}, ["Job is running", "48,211 objects"]),
     "Complete": (
-        described("Complete", ProgressSummary=progress(48200, 11), TerminationDate="2025-03-14T10:41:03+00:00"),
-        ["Job complete with failures", "48,200 succeeded, 11 failed (of 48,211)", REPORT],
+        {"ProgressSummary": progress(48200, 11), "TerminationDate": "2025-03-14T10:41:03+00:00"},
+        [
+            "Job complete with failures",
+            "48,200 succeeded, 11 failed (of 48,211)",
+            "Completion report: `s3://acme-batch-reports/batch-reports/job-{job}/`",
+        ],
     ),
     "Failed": (
-        described(
-            "Failed",
-            ProgressSummary=progress(120, 260),
-            TerminationDate="2025-03-14T10:12:55+00:00",
-            FailureReasons=[
+        {
+            "ProgressSummary": progress(120, 260),
+            "TerminationDate": "2025-03-14T10:12:55+00:00",
+            "FailureReasons": [
                 {
                     "FailureCode": "TaskFailureRateExceeded",
                     "FailureReason": "The job failed because more than 50 percent of its tasks failed",
                 }
             ],
-        ),
-        ["Job failed", "TaskFailureRateExceeded", "more than 50 percent of its tasks failed", "120 succeeded, 260"],
+        },
+        [
+            "Job failed",
+            "`TaskFailureRateExceeded` The job failed because more than 50 percent of its tasks failed",
+            "120 succeeded, 260 failed before it stopped",
+        ],
     ),
     "Cancelled": (
-        described(
-            "Cancelled",
-            StatusUpdateReason="Cancelled in the console: wrong prefix",
-            TerminationDate="2025-03-14T09:45:17+00:00",
-        ),
-        ["Job cancelled", "Cancelled in the console: wrong prefix"],
+        {"StatusUpdateReason": "Cancelled in the console: wrong prefix", "TerminationDate": "2025-03-14T09:45:17+00:00"},
+        ["Job cancelled", "Reason: Cancelled in the console: wrong prefix"],
     ),
 }
 
@@ -118,7 +118,8 @@ LATER_STATUSES = {
 class StubbedS3Control:
     """A real boto3 ``s3control`` client under botocore's Stubber; no request leaves the process."""
 
-    def __init__(self) -> None:
+    def __init__(self, ref: JobRef) -> None:
+        self.ref = ref
         self.client = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
         ).client("s3control")
@@ -129,9 +130,13 @@ class StubbedS3Control:
         self.regions.append(region)
         return self.client
 
-    def answers(self, response: dict[str, Any], times: int = 1) -> None:
+    @property
+    def _expected(self) -> dict[str, str]:
+        return {"AccountId": self.ref.account_id, "JobId": self.ref.job_id}
+
+    def answers(self, status: str = "Suspended", *, times: int = 1, **fields: Any) -> None:
         for _ in range(times):
-            self.stubber.add_response("describe_job", response, expected_params={"AccountId": ACCOUNT, "JobId": JOB_ID})
+            self.stubber.add_response("describe_job", described(self.ref, status, **fields), self._expected)
 
     def refuses(self, code: str, http_status: int) -> None:
         self.stubber.add_client_error(
@@ -139,13 +144,35 @@ class StubbedS3Control:
             service_error_code=code,
             service_message=f"{code} (stubbed)",
             http_status_code=http_status,
-            expected_params={"AccountId": ACCOUNT, "JobId": JOB_ID},
+            expected_params=self._expected,
         )
 
 
+@pytest.fixture(scope="module")
+def tables(moto_server: LocalAws) -> LocalAws:
+    """One set of tables, secret and queue per module on the session's moto server.
+
+    Provisioning costs about a second, so the tests share it; each one works on its own job
+    (and the handler tests on their own jobEventIds), so none sees another's records.
+    """
+    return LocalAws(server=moto_server.server, url=moto_server.url).provision(
+        bot_token=BOT_TOKEN, signing_secret="test-signing-secret"
+    )
+
+
+@pytest.fixture(scope="module")
+def dynamodb(tables: LocalAws) -> Any:
+    return tables.client("dynamodb")
+
+
 @pytest.fixture
-def s3control() -> Iterator[StubbedS3Control]:
-    stub = StubbedS3Control()
+def ref() -> JobRef:
+    return JobRef(account_id=ACCOUNT, region=REGION, job_id=str(uuid.uuid4()))
+
+
+@pytest.fixture
+def s3control(ref: JobRef) -> Iterator[StubbedS3Control]:
+    stub = StubbedS3Control(ref)
     with stub.stubber:
         yield stub
 
@@ -158,10 +185,10 @@ def slack() -> Iterator[SlackStandIn]:
 
 
 @pytest.fixture
-def service(local_aws: LocalAws, s3control: StubbedS3Control, slack: SlackStandIn) -> RequestService:
+def service(tables: LocalAws, dynamodb: Any, s3control: StubbedS3Control, slack: SlackStandIn) -> RequestService:
     return RequestService(
         jobs=S3ControlJobs(s3control.client_for),
-        store=DynamoRequestStore(local_aws.client("dynamodb"), local_aws.requests_table),
+        store=DynamoRequestStore(dynamodb, tables.requests_table),
         chat=SlackChat(web_client(BOT_TOKEN, slack.api_url)),
         channel=CHANNEL,
         clock=lambda: NOW,
@@ -195,13 +222,13 @@ def texts(blocks: list[dict[str, Any]] | None) -> str:
 
 
 def test_a_suspended_job_posts_exactly_one_approval_request(
-    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn
+    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef
 ) -> None:
     # given
-    s3control.answers(described("Suspended"))
+    s3control.answers("Suspended")
 
     # when
-    result = service.on_job_event(REF)
+    result = service.on_job_event(ref)
 
     # then
     assert result.outcome == EventOutcome.POSTED
@@ -212,31 +239,31 @@ def test_a_suspended_job_posts_exactly_one_approval_request(
     assert post.params["unfurl_media"] is False
     assert post.params["metadata"] == {
         "event_type": "s3_batch_approval_request",
-        "event_payload": {"job_id": JOB_ID, "account_id": ACCOUNT, "region": REGION},
+        "event_payload": {"job_id": ref.job_id, "account_id": ACCOUNT, "region": REGION},
     }
     assert action_ids(post.params["blocks"]) == [APPROVE_ACTION_ID, CANCEL_ACTION_ID]
-    assert JOB_ID in post.params["text"]
+    assert ref.job_id in post.params["text"]
     assert s3control.regions == [REGION]
     s3control.stubber.assert_no_pending_responses()
 
 
 def test_the_request_record_keeps_the_channel_and_ts_of_the_posted_message(
-    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn
+    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef
 ) -> None:
     # given
-    s3control.answers(described("Suspended"))
+    s3control.answers("Suspended")
 
     # when
-    service.on_job_event(REF)
+    service.on_job_event(ref)
 
     # then
     [message] = slack.messages(CHANNEL)
-    stored = service.store.get(REF)
+    stored = service.store.get(ref)
     assert stored is not None
     assert stored.state == RequestState.PENDING
     assert (stored.channel, stored.message_ts) == (CHANNEL, message.ts)
     assert (stored.operation, stored.object_count, stored.job_status) == ("S3PutObjectTagging", 48211, "Suspended")
-    [audit] = service.store.history(REF)
+    [audit] = service.store.history(ref)
     assert audit.event_type == AuditEventType.APPROVAL_REQUESTED
     assert (audit.slack_channel, audit.slack_message_ts) == (CHANNEL, message.ts)
 
@@ -249,30 +276,31 @@ def test_a_job_that_is_not_awaiting_confirmation_posts_nothing(
     service: RequestService,
     s3control: StubbedS3Control,
     slack: SlackStandIn,
+    ref: JobRef,
     status: str,
     confirmation_required: bool,
 ) -> None:
     # given
-    s3control.answers(described(status, ConfirmationRequired=confirmation_required))
+    s3control.answers(status, ConfirmationRequired=confirmation_required)
 
     # when
-    result = service.on_job_event(REF)
+    result = service.on_job_event(ref)
 
     # then
     assert result.outcome == EventOutcome.NOT_AWAITING
     assert len(slack) == 0
-    assert service.store.get(REF) is None
+    assert service.store.get(ref) is None
 
 
 def test_a_second_event_for_the_same_job_posts_nothing_more(
-    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn
+    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef
 ) -> None:
     # given
-    s3control.answers(described("Suspended"), times=2)
-    first = service.on_job_event(REF)
+    s3control.answers("Suspended", times=2)
+    first = service.on_job_event(ref)
 
     # when
-    second = service.on_job_event(REF)
+    second = service.on_job_event(ref)
 
     # then
     assert (first.outcome, second.outcome) == (EventOutcome.POSTED, EventOutcome.UNCHANGED)
@@ -282,10 +310,10 @@ def test_a_second_event_for_the_same_job_posts_nothing_more(
 
 
 def test_two_concurrent_deliveries_for_the_same_job_post_once(
-    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn
+    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef
 ) -> None:
     # given
-    s3control.answers(described("Suspended"), times=2)
+    s3control.answers("Suspended", times=2)
     start = threading.Barrier(2)
     outcomes: list[EventOutcome] = []
     errors: list[BaseException] = []
@@ -293,7 +321,7 @@ def test_two_concurrent_deliveries_for_the_same_job_post_once(
     def deliver() -> None:
         start.wait()
         try:
-            outcomes.append(service.on_job_event(REF).outcome)
+            outcomes.append(service.on_job_event(ref).outcome)
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
 
@@ -314,17 +342,17 @@ def test_two_concurrent_deliveries_for_the_same_job_post_once(
 
 @pytest.mark.parametrize("status", list(LATER_STATUSES))
 def test_a_later_status_updates_the_request_in_place_and_replies_in_its_thread(
-    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, status: str
+    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef, status: str
 ) -> None:
     # given
-    s3control.answers(described("Suspended"))
-    service.on_job_event(REF)
+    s3control.answers("Suspended")
+    service.on_job_event(ref)
     [request] = slack.messages(CHANNEL)
-    later, expected_reply = LATER_STATUSES[status]
-    s3control.answers(later)
+    fields, expected_reply = LATER_STATUSES[status]
+    s3control.answers(status, **fields)
 
     # when
-    result = service.on_job_event(REF)
+    result = service.on_job_event(ref)
 
     # then
     assert result.outcome == EventOutcome.STATUS_UPDATED
@@ -338,51 +366,50 @@ def test_a_later_status_updates_the_request_in_place_and_replies_in_its_thread(
     assert "metadata" not in reply_call.params
     [reply] = slack.thread(CHANNEL, request.ts)
     for fragment in expected_reply:
-        assert fragment in texts(reply.blocks)
+        assert fragment.format(job=ref.job_id) in texts(reply.blocks)
     assert len(slack.messages(CHANNEL)) == 1, "the reply is in the thread, not a new message"
-    stored = service.store.get(REF)
+    stored = service.store.get(ref)
     assert stored is not None
     assert (stored.state, stored.job_status) == (RequestState.CLOSED, status)
-    changed = service.store.history(REF)[-1]
-    assert changed.event_type == AuditEventType.JOB_STATUS_CHANGED
+    [changed] = [r for r in service.store.history(ref) if r.event_type == AuditEventType.JOB_STATUS_CHANGED]
     assert (changed.status_before, changed.status_after) == ("Suspended", status)
 
 
 def test_slack_rate_limiting_once_then_answering_posts_the_request_once(
-    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn
+    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef
 ) -> None:
     # given
     slack.rate_limit("chat.postMessage", times=1, retry_after=1)
-    s3control.answers(described("Suspended"))
+    s3control.answers("Suspended")
 
     # when
-    result = service.on_job_event(REF)
+    result = service.on_job_event(ref)
 
     # then
     assert result.outcome == EventOutcome.POSTED
     assert [call.status for call in slack.calls_to("chat.postMessage")] == [429, 200]
     [message] = slack.messages(CHANNEL)
-    stored = service.store.get(REF)
+    stored = service.store.get(ref)
     assert stored is not None
     assert stored.message_ts == message.ts
 
 
 @pytest.mark.parametrize("fault", ["error", "rate_limit_longer_than_the_time_left"])
 def test_slack_failing_for_good_releases_the_claim_so_a_retry_posts(
-    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, fault: str
+    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef, fault: str
 ) -> None:
     # given
     if fault == "error":
         slack.fail("chat.postMessage", "internal_error")
     else:
         slack.rate_limit("chat.postMessage", times=1, retry_after=120)
-    s3control.answers(described("Suspended"), times=2)
+    s3control.answers("Suspended", times=2)
     with pytest.raises(ChatUnavailable):
-        service.on_job_event(REF)
-    assert service.store.get(REF) is None, "no record left in 'posting'"
+        service.on_job_event(ref)
+    assert service.store.get(ref) is None, "no record left in 'posting'"
 
     # when
-    retried = service.on_job_event(REF)
+    retried = service.on_job_event(ref)
 
     # then
     assert retried.outcome == EventOutcome.POSTED
@@ -402,6 +429,7 @@ def test_describe_job_errors_become_domain_errors_and_nothing_is_posted(
     service: RequestService,
     s3control: StubbedS3Control,
     slack: SlackStandIn,
+    ref: JobRef,
     code: str,
     http_status: int,
     raised: type[Exception],
@@ -411,13 +439,14 @@ def test_describe_job_errors_become_domain_errors_and_nothing_is_posted(
 
     # when / then
     with pytest.raises(raised):
-        service.on_job_event(REF)
+        service.on_job_event(ref)
     assert len(slack) == 0
-    assert service.store.get(REF) is None
+    assert service.store.get(ref) is None
 
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason=(
         "product bug: RequestService._follow (lambdas/approvals/domain/requests.py) records the new job status "
         "(store.record_job_status) before chat.update and the thread reply; when Slack fails, the invocation "
@@ -426,20 +455,20 @@ def test_describe_job_errors_become_domain_errors_and_nothing_is_posted(
     ),
 )
 def test_a_status_update_that_slack_failed_is_applied_when_the_event_is_retried(
-    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn
+    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef
 ) -> None:
     # given
-    s3control.answers(described("Suspended"))
-    service.on_job_event(REF)
+    s3control.answers("Suspended")
+    service.on_job_event(ref)
     [request] = slack.messages(CHANNEL)
-    complete, _ = LATER_STATUSES["Complete"]
-    s3control.answers(complete, times=2)
+    fields, _ = LATER_STATUSES["Complete"]
+    s3control.answers("Complete", times=2, **fields)
     slack.fail("chat.update", "internal_error")
     with pytest.raises(ChatUnavailable):
-        service.on_job_event(REF)
+        service.on_job_event(ref)
 
     # when
-    retried = service.on_job_event(REF)
+    retried = service.on_job_event(ref)
 
     # then
     assert retried.outcome == EventOutcome.STATUS_UPDATED
@@ -481,19 +510,21 @@ class NotifierLambda:
     def __init__(
         self,
         module: ModuleType,
-        local_aws: LocalAws,
+        tables: LocalAws,
+        dynamodb: Any,
         jobs: JobStore,
         slack: SlackStandIn,
         logs: RecordingHandler,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         self.module = module
-        self.local_aws = local_aws
+        self.tables = tables
+        self.dynamodb = dynamodb
         self.jobs = jobs
         self.slack = slack
         self.logs = logs
         self._capsys = capsys
-        self.requests = DynamoRequestStore(local_aws.client("dynamodb"), local_aws.requests_table)
+        self.requests = DynamoRequestStore(dynamodb, tables.requests_table)
 
     def invoke(self, event: Any) -> Any:
         return self.module.handler(event, LambdaContext("notifier", timeout_seconds=30))
@@ -525,27 +556,40 @@ class NotifierLambda:
         return job_id
 
     def event(self, sample: str, job_id: str) -> dict[str, Any]:
-        """A sample event, about the emulator's job ``job_id``."""
+        """A sample event about job ``job_id``.
+
+        Its jobEventId is made unique to the job (the same sample gives the same id for the same job),
+        so tests sharing the idempotency table never see each other's events as duplicates.
+        """
         event = load_event(sample)
         details = event["detail"]["serviceEventDetails"]
         details["jobId"] = job_id
         details["jobArn"] = f"arn:aws:s3:{REGION}:{ACCOUNT}:job/{job_id}"
+        details["jobEventId"] = uuid.uuid5(uuid.NAMESPACE_URL, f"{job_id}/{details['jobEventId']}").hex
         return event
 
     def request(self, job_id: str) -> Any:
         return self.requests.get(JobRef(account_id=ACCOUNT, region=REGION, job_id=job_id))
 
+    def idempotency_records(self) -> int:
+        return int(self.dynamodb.scan(TableName=self.tables.idempotency_table, Select="COUNT")["Count"])
+
 
 @pytest.fixture
 def aws_lambda(
-    notifier: ModuleType, local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    notifier: ModuleType,
+    tables: LocalAws,
+    dynamodb: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> Iterator[NotifierLambda]:
+    """A new execution environment for every test, with its own S3 Control emulator, proxy and Slack."""
     jobs = JobStore(region=REGION)
     emulator = S3ControlEmulator(jobs).start()
     proxy = LoopbackProxy(emulator.url).start()
     slack = SlackStandIn(BOT_TOKEN, channels=[{"id": CHANNEL, "name": "s3-approvals"}]).start()
     env = {
-        **local_aws.env(),
+        **tables.env(),
         **s3control_client_env(proxy.url),
         "SLACK_API_URL": slack.api_url,
         "SLACK_CHANNEL_ID": CHANNEL,
@@ -559,14 +603,14 @@ def aws_lambda(
         monkeypatch.delenv(name, raising=False)
     wiring.reset_cold_start()
     notifier._process_once.cache_clear()
-    # The Powertools logger writes to the stream it found at import; records are read from a handler.
+    # The Powertools logger writes to the stream it found at import; its records are read from a handler.
     logs = RecordingHandler()
     underlying = logging.getLogger(notifier.logger.name)
     level = underlying.level
     underlying.addHandler(logs)
     underlying.setLevel(logging.INFO)
     try:
-        yield NotifierLambda(notifier, local_aws, jobs, slack, logs, capsys)
+        yield NotifierLambda(notifier, tables, dynamodb, jobs, slack, logs, capsys)
     finally:
         underlying.removeHandler(logs)
         underlying.setLevel(level)
@@ -590,6 +634,7 @@ def test_a_suspended_event_posts_one_request_and_counts_it(aws_lambda: NotifierL
     assert response == {"outcome": "posted", "job_id": job_id, "job_status": "Suspended"}
     assert aws_lambda.metrics()[METRIC_APPROVAL_REQUESTED] == 1
     [message] = aws_lambda.slack.messages(CHANNEL)
+    assert message.metadata is not None
     assert message.metadata["event_payload"]["job_id"] == job_id
     assert aws_lambda.request(job_id).message_ts == message.ts
 
@@ -647,14 +692,14 @@ def test_a_redelivered_event_posts_nothing_and_counts_a_duplicate(aws_lambda: No
 
 
 def test_an_event_for_a_job_s3_does_not_know_is_dropped_with_a_metric(aws_lambda: NotifierLambda) -> None:
-    # given: the sample's job was never created in this S3
-    event = load_event("eventbridge_job_status_changed_suspended")
+    # given
+    unknown = str(uuid.uuid4())
 
     # when
-    response = aws_lambda.invoke(event)
+    response = aws_lambda.invoke(aws_lambda.event("eventbridge_job_status_changed_suspended", unknown))
 
     # then
-    assert response == {"outcome": "job_not_found", "job_id": JOB_ID}
+    assert response == {"outcome": "job_not_found", "job_id": unknown}
     assert aws_lambda.metrics()[METRIC_EVENT_DROPPED] == 1
     [dropped] = aws_lambda.logs.named("job not found, event dropped")
     assert dropped.reason == "DescribeJob NotFound"  # type: ignore[attr-defined]
@@ -662,38 +707,40 @@ def test_an_event_for_a_job_s3_does_not_know_is_dropped_with_a_metric(aws_lambda
     assert len(aws_lambda.slack) == 0
 
 
-def test_s3_control_throttling_beyond_botocore_retries_fails_the_invocation_so_eventbridge_retries(
+def test_s3_control_throttling_that_ends_within_botocore_retries_still_posts_once(aws_lambda: NotifierLambda) -> None:
+    # given
+    job_id = aws_lambda.suspended_job()
+    aws_lambda.jobs.throttle_next("DescribeJob", 2)
+
+    # when
+    response = aws_lambda.invoke(aws_lambda.event("eventbridge_job_status_changed_suspended", job_id))
+
+    # then
+    assert response["outcome"] == "posted"
+    assert aws_lambda.jobs.calls["DescribeJob"] == 3
+    assert len(aws_lambda.slack.messages(CHANNEL)) == 1
+
+
+def test_s3_control_failing_beyond_botocore_retries_fails_the_invocation_so_eventbridge_retries(
     aws_lambda: NotifierLambda,
 ) -> None:
     # given
     job_id = aws_lambda.suspended_job()
-    aws_lambda.jobs.throttle_next("DescribeJob", 1000)
+    event = aws_lambda.event("eventbridge_job_status_changed_suspended", job_id)
+    aws_lambda.jobs.fail_next("DescribeJob", ATTEMPTS)
+    records = aws_lambda.idempotency_records()
 
     # when
-    with pytest.raises(JobsUnavailable):
-        aws_lambda.invoke(aws_lambda.event("eventbridge_job_status_changed_suspended", job_id))
-
-    # then
-    assert aws_lambda.jobs.calls["DescribeJob"] == RETRYING.retries["max_attempts"]
-    idempotency = aws_lambda.local_aws.client("dynamodb").scan(TableName=aws_lambda.local_aws.idempotency_table)
-    assert idempotency["Items"] == [], "a retry of this event must not be taken for a duplicate"
-    assert len(aws_lambda.slack) == 0
-    assert aws_lambda.request(job_id) is None
-
-
-def test_s3_control_server_errors_fail_the_invocation_and_the_retried_event_posts(aws_lambda: NotifierLambda) -> None:
-    # given
-    job_id = aws_lambda.suspended_job()
-    event = aws_lambda.event("eventbridge_job_status_changed_suspended", job_id)
-    aws_lambda.jobs.fail_next("DescribeJob", RETRYING.retries["max_attempts"])
     with pytest.raises(JobsUnavailable):
         aws_lambda.invoke(event)
 
-    # when
-    response = aws_lambda.invoke(event)
-
     # then
-    assert response["outcome"] == "posted"
+    assert aws_lambda.jobs.calls["DescribeJob"] == ATTEMPTS
+    assert aws_lambda.idempotency_records() == records, "the failed event must not be remembered as handled"
+    assert len(aws_lambda.slack) == 0
+    assert aws_lambda.request(job_id) is None
+    retried = aws_lambda.invoke(event)
+    assert retried["outcome"] == "posted"
     assert len(aws_lambda.slack.messages(CHANNEL)) == 1
 
 
@@ -711,16 +758,18 @@ def test_the_schedule_posts_a_request_for_a_suspended_job_whose_event_was_lost(a
     # then
     assert response == {"outcome": "reconciled", "suspended_jobs": 2, "posted": 1, "unchanged": 1}
     assert aws_lambda.metrics()[METRIC_APPROVAL_REQUESTED] == 1
-    posted_for = [m.metadata["event_payload"]["job_id"] for m in aws_lambda.slack.messages(CHANNEL)]
+    posted_for = [m.metadata["event_payload"]["job_id"] for m in aws_lambda.slack.messages(CHANNEL) if m.metadata]
     assert posted_for == [announced, lost]
     assert aws_lambda.request(lost).state == RequestState.PENDING
 
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason=(
-        "product bug: JobEvent does not check `source`, so handle() (lambdas/approvals/handlers/notifier.py) "
-        "accepts an event from `custom.batch-tools` and posts an approval request for the job it names"
+        "product bug: JobEvent (lambdas/approvals/models/events.py) does not check `source`, so handle() in "
+        "lambdas/approvals/handlers/notifier.py accepts an event from `custom.batch-tools` and posts an "
+        "approval request for the job it names"
     ),
 )
 def test_an_event_from_another_source_is_dropped_even_when_it_names_a_real_suspended_job(
@@ -743,9 +792,9 @@ def test_an_event_from_another_source_is_dropped_even_when_it_names_a_real_suspe
     raises=AssertionError,
     reason=(
         "product bug: the edge model accepts any non-empty jobId, but process() in "
-        "lambdas/approvals/handlers/notifier.py builds a JobRef, which rejects it; the pydantic "
-        "ValidationError escapes the handler, so EventBridge retries the event for two hours and "
-        "dead-letters it instead of dropping it with EventDropped"
+        "lambdas/approvals/handlers/notifier.py then builds a JobRef, which rejects it; the pydantic "
+        "ValidationError escapes the handler, so EventBridge retries the event and dead-letters it "
+        "instead of it being dropped with EventDropped"
     ),
 )
 def test_an_event_naming_a_job_id_s3_could_never_issue_is_dropped_not_retried(aws_lambda: NotifierLambda) -> None:
