@@ -20,6 +20,7 @@ from approvals.config import Settings, settings
 from approvals.domain.authorisation import Approvers
 
 if TYPE_CHECKING:  # imported where used, so the callback's cold start does not pay for them
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
     from slack_sdk import WebClient
 
     from approvals.adapters.s3control import S3ControlJobs
@@ -116,10 +117,13 @@ def common() -> Common:
 class NotifierDeps:
     common: Common
     requests: RequestService
+    idempotency: DynamoDBPersistenceLayer
 
 
 @cache
 def notifier() -> NotifierDeps:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     from approvals.domain.requests import RequestService
 
     c = common()
@@ -131,7 +135,10 @@ def notifier() -> NotifierDeps:
         clock=utc_now,
         large_job_threshold=c.settings.large_job_threshold,
     )
-    return NotifierDeps(common=c, requests=service)
+    idempotency = DynamoDBPersistenceLayer(
+        table_name=c.settings.idempotency_table_name, boto3_client=aws.client("dynamodb")
+    )
+    return NotifierDeps(common=c, requests=service, idempotency=idempotency)
 
 
 @dataclass

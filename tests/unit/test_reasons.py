@@ -13,7 +13,10 @@ def test_an_approval_names_the_person_and_their_slack_id() -> None:
 
 
 def test_a_cancellation_adds_the_reason() -> None:
-    assert status_update_reason("cancel", ALICE, " wrong bucket ") == "Cancelled by alice (UALICE001) via Slack: wrong bucket"
+    assert (
+        status_update_reason("cancel", ALICE, " wrong bucket ")
+        == "Cancelled by alice (UALICE001) via Slack: wrong bucket"
+    )
 
 
 def test_a_long_reason_is_cut_to_256_characters_keeping_who_decided() -> None:

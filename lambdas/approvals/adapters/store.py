@@ -129,6 +129,22 @@ class DynamoRequestStore:
             raise
         return True
 
+    def restore_job_status(self, ref: JobRef, status: str, previous: str | None) -> None:
+        """Undo ``record_job_status`` (when showing the change failed), unless another status came since."""
+        update = "SET job_status = :previous" if previous is not None else "REMOVE job_status"
+        values = {"status": status, **({"previous": previous} if previous is not None else {})}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression=update,
+                ConditionExpression="job_status = :status",
+                ExpressionAttributeValues=_values(**values),
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
     # -- deciding -------------------------------------------------------------------------------
 
     def claim_decision(self, command: DecisionCommand, now: datetime, lease_seconds: int) -> Claim:

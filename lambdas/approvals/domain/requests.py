@@ -89,13 +89,20 @@ class RequestService:
         return EventResult(EventOutcome.POSTED, job, request, [record])
 
     def _follow(self, ref: JobRef, job: Job, request: ApprovalRequest) -> EventResult:
+        before = request.job_status
         if not self.store.record_job_status(ref, job.status):
             return EventResult(EventOutcome.UNCHANGED, job, request)
-        before = request.job_status
-        if request.state == RequestState.PENDING and not job.awaiting_confirmation:
-            request = self.store.close(ref, message.outside_slack_note(job.status), job.status, self.clock()) or request
-        else:
-            request = request.model_copy(update={"job_status": job.status})
+        try:
+            if request.state == RequestState.PENDING and not job.awaiting_confirmation:
+                note = message.outside_slack_note(job.status)
+                request = self.store.close(ref, note, job.status, self.clock()) or request
+            else:
+                request = request.model_copy(update={"job_status": job.status})
+            self._show_status(ref, job, request)
+        except BaseException:
+            # Slack failed: forget the status so EventBridge's retry updates the message after all.
+            self.store.restore_job_status(ref, job.status, before)
+            raise
         record = audit_record(
             AuditEventType.JOB_STATUS_CHANGED,
             ref,
@@ -106,11 +113,14 @@ class RequestService:
             status_update_reason=job.status_update_reason,
         )
         self.store.put_audit(record)
-        if request.channel and request.message_ts:
-            if request.state != RequestState.DECIDING:  # the decider renders the outcome itself
-                rendered = message.render_request(job, ref, request, self.large_job_threshold)
-                self.chat.update(request.channel, request.message_ts, rendered.text, rendered.blocks)
-            reply = message.render_status_reply(job, ref)
-            if reply is not None:
-                self.chat.post(request.channel, reply.text, reply.blocks, None, thread_ts=request.message_ts)
         return EventResult(EventOutcome.STATUS_UPDATED, job, request, [record])
+
+    def _show_status(self, ref: JobRef, job: Job, request: ApprovalRequest) -> None:
+        if not (request.channel and request.message_ts):
+            return
+        if request.state != RequestState.DECIDING:  # the decider renders the outcome itself
+            rendered = message.render_request(job, ref, request, self.large_job_threshold)
+            self.chat.update(request.channel, request.message_ts, rendered.text, rendered.blocks)
+        reply = message.render_status_reply(job, ref)
+        if reply is not None:
+            self.chat.post(request.channel, reply.text, reply.blocks, None, thread_ts=request.message_ts)

@@ -92,7 +92,10 @@ def interactions(event: Request) -> dict[str, Any]:
         raise TooLarge()
     deps.verifier.verify(body, event.headers)  # nothing about the request is read before this passes
 
-    fields = parse_qs(body, keep_blank_values=True, max_num_fields=20)
+    try:
+        fields = parse_qs(body, keep_blank_values=True, max_num_fields=20, strict_parsing=False)
+    except ValueError:
+        raise BadInteraction("the form has too many fields") from None
     payload = parse_payload((fields.get("payload") or [None])[0])
     action = interpret(payload, correlation_id=event.request_id)
 
@@ -113,7 +116,11 @@ def _open_reason_modal(deps: wiring.CallbackDeps, action: OpenReasonModal) -> No
         _enqueue(deps, command)  # the decider refuses it, records it and tells the person
         return
     try:
-        deps.chat.open_modal(action.trigger_id, message.render_reason_modal(action.metadata, command.job.job_id))
+        view = message.render_reason_modal(action.metadata, command.job.job_id)
+    except message.MessageTooLarge:
+        raise BadInteraction("the click names a channel or message too long to carry into the form") from None
+    try:
+        deps.chat.open_modal(action.trigger_id, view)
     except ChatUnavailable as exc:
         logger.warning("reason modal not opened", job_id=command.job.job_id, reason=str(exc))
         if command.channel:

@@ -8,12 +8,10 @@ and, in the end, the event lands in the rule's dead-letter queue.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
@@ -23,7 +21,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from approvals import wiring
-from approvals.adapters import aws
 from approvals.domain.ports import JobNotFound
 from approvals.domain.requests import EventOutcome
 from approvals.models.events import JobEvent
@@ -40,24 +37,30 @@ def _duplicate(response: Any, record: DataRecord) -> Any:
     return response
 
 
-@cache
-def _process_once() -> Any:
+def _once(deps: wiring.NotifierDeps, context: LambdaContext) -> Any:
     """``process`` wrapped in Powertools idempotency keyed on the event's jobEventId."""
-    settings = wiring.common().settings
-    store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=aws.client("dynamodb"))
     config = IdempotencyConfig(
         event_key_jmespath="detail.serviceEventDetails.jobEventId",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=24 * 3600,
         response_hook=_duplicate,
     )
-    return config, idempotent_function(data_keyword_argument="event", persistence_store=store, config=config)(process)
+    config.register_lambda_context(context)
+    return idempotent_function(data_keyword_argument="event", persistence_store=deps.idempotency, config=config)(
+        process
+    )
+
+
+def job_of(event: dict[str, Any]) -> tuple[JobRef, JobEvent]:
+    """The job an event names; raises ValidationError for anything S3 could not have sent."""
+    parsed = parse(event=event, model=JobEvent)
+    details = parsed.detail.service_event_details
+    return JobRef(account_id=parsed.account, region=parsed.region, job_id=details.job_id), parsed
 
 
 def process(event: dict[str, Any]) -> dict[str, Any]:
-    parsed = JobEvent.model_validate(event)
+    ref, parsed = job_of(event)
     details = parsed.detail.service_event_details
-    ref = JobRef(account_id=parsed.account, region=parsed.region, job_id=details.job_id)
     logger.append_keys(job_id=ref.job_id, job_event_id=details.job_event_id)
     return follow(ref, event_status=details.status)
 
@@ -106,7 +109,7 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, dict) and event.get("detail-type") == SCHEDULED:
         return reconcile(str(event.get("account", "")), str(event.get("region", "")))
     try:
-        parse(event=event, model=JobEvent)
+        job_of(event)
     except (ValidationError, ValueError, TypeError) as exc:
         reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else type(exc).__name__
         where = ".".join(str(p) for p in exc.errors()[0]["loc"]) if isinstance(exc, ValidationError) else ""
@@ -118,9 +121,7 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
         metrics.add_metric(name=METRIC_EVENT_DROPPED, unit=MetricUnit.Count, value=1)
         return {"outcome": "dropped", "reason": reason}
-    config, process_once = _process_once()
-    config.register_lambda_context(context)
-    return process_once(event=event)  # type: ignore[no-any-return]
+    return _once(wiring.notifier(), context)(event=event)  # type: ignore[no-any-return]
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)

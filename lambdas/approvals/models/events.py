@@ -33,6 +33,8 @@ class JobServiceEventDetail(BaseModel):
 
 
 class JobEvent(EventBridgeModel):
-    """An S3 Batch Operations job event as EventBridge delivers it."""
+    """An S3 Batch Operations job event as EventBridge delivers it (the rule's pattern, checked again)."""
 
+    source: Literal["aws.s3"]  # type: ignore[assignment]
+    detail_type: Literal["AWS Service Event via CloudTrail"] = Field(alias="detail-type")  # type: ignore[assignment]
     detail: JobServiceEventDetail  # type: ignore[assignment]

@@ -53,10 +53,10 @@ class ModalMetadata(BaseModel):
 class SlackUser(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1)
-    username: str | None = None
-    name: str | None = None
-    team_id: str | None = None
+    id: str = Field(min_length=1, max_length=32)
+    username: str | None = Field(default=None, max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    team_id: str | None = Field(default=None, max_length=32)
 
     def actor(self) -> Actor:
         return Actor(user_id=self.id, name=self.username or self.name or self.id, team_id=self.team_id)
@@ -69,21 +69,21 @@ class SlackTeam(BaseModel):
 
 class SlackChannel(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str
+    id: str = Field(min_length=1, max_length=32)
 
 
 class SlackMessageRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    ts: str
+    ts: str = Field(min_length=1, max_length=32)
 
 
 class SlackAction(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     action_id: str = Field(max_length=255)
-    block_id: str | None = None
+    block_id: str | None = Field(default=None, max_length=255)
     value: str | None = Field(default=None, max_length=MAX_BUTTON_VALUE)
-    action_ts: str | None = None
+    action_ts: str | None = Field(default=None, max_length=32)
 
 
 class BlockActionsPayload(BaseModel):
