@@ -64,21 +64,24 @@ def test_a_job_created_event_carries_status_new_and_the_envelope_time() -> None:
 
 def test_a_failed_job_event_keeps_its_failure_codes_and_reasons() -> None:
     # when
-    details = parse(event=load_event("eventbridge_job_status_changed_failed"), model=JobEvent).detail
-    details_of_job = details.service_event_details
+    details = parse(
+        event=load_event("eventbridge_job_status_changed_failed"), model=JobEvent
+    ).detail.service_event_details
 
     # then
-    assert details_of_job.failure_codes == ["TaskFailureRateExceeded"]
-    assert details_of_job.status_change_reason == ["The job failed because more than 50 percent of its tasks failed"]
+    assert details.failure_codes == ["TaskFailureRateExceeded"]
+    assert details.status_change_reason == ["The job failed because more than 50 percent of its tasks failed"]
 
 
 def test_a_status_change_without_failures_has_empty_failure_lists() -> None:
     # when
-    details = parse(event=load_event("eventbridge_job_status_changed_complete"), model=JobEvent)
+    details = parse(
+        event=load_event("eventbridge_job_status_changed_complete"), model=JobEvent
+    ).detail.service_event_details
 
     # then
-    assert details.detail.service_event_details.failure_codes == []
-    assert details.detail.service_event_details.status_change_reason == []
+    assert details.failure_codes == []
+    assert details.status_change_reason == []
 
 
 def test_the_two_deliveries_of_one_job_event_share_the_job_event_id_not_the_event_id() -> None:
@@ -121,7 +124,9 @@ def test_fields_aws_may_add_later_are_ignored() -> None:
         ("eventbridge_scheduled_reconcile", ("detail", "eventSource")),
     ],
 )
-def test_malformed_and_unrelated_samples_are_rejected_naming_the_field(sample: str, where: tuple[str, ...]) -> None:
+def test_malformed_and_unrelated_samples_are_rejected_naming_the_wrong_field(
+    sample: str, where: tuple[str, ...]
+) -> None:
     # given
     event = load_event(sample)
 
@@ -130,7 +135,7 @@ def test_malformed_and_unrelated_samples_are_rejected_naming_the_field(sample: s
         parse(event=event, model=JobEvent)
 
     # then
-    assert rejected.value.errors()[0]["loc"] == where
+    assert where in [error["loc"] for error in rejected.value.errors()]
 
 
 @pytest.mark.parametrize(
@@ -147,13 +152,6 @@ def test_an_empty_job_id_event_id_or_status_is_rejected(field: str, value: str) 
         parse(event=event, model=JobEvent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: JobEvent (lambdas/approvals/models/events.py) does not constrain the envelope's "
-        "`source` (nor `detail-type`), so an event from `custom.batch-tools` whose detail looks like S3's parses"
-    ),
-)
 def test_an_event_from_another_source_is_rejected_even_when_its_detail_looks_like_s3() -> None:
     # given
     event = load_event("eventbridge_wrong_source")
