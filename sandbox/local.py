@@ -194,6 +194,7 @@ class LocalDeployment:
             self.aws.stop()
         for key in getattr(self, "_env_keys", []):
             os.environ.pop(key, None)
+        urllib.request.install_opener(None)  # urllib's default opener remembers the proxy settings
 
     def __enter__(self) -> LocalDeployment:
         return self.start()
@@ -218,6 +219,7 @@ class LocalDeployment:
             env["POWERTOOLS_METRICS_DISABLED"] = "true"
         self._env_keys = list(env)
         os.environ.update(env)
+        urllib.request.install_opener(None)  # rebuilt on next use, with these proxy settings
 
     # -- EventBridge: the rule's target with its retry policy and dead-letter queue -------------
 

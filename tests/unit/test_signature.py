@@ -77,6 +77,7 @@ class StoredSecret:
 
 def signed(body: str, secret: str, timestamp: int | str = NOW) -> dict[str, str]:
     signature = SignatureVerifier(secret).generate_signature(timestamp=str(timestamp), body=body)
+    assert signature is not None
     return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": signature}
 
 
@@ -276,4 +277,15 @@ def test_a_wrong_secret_is_rejected_even_after_fetching_the_secret_again(secret:
     reason = rejection(verifier, BODY, signed(BODY, "a-guessed-secret"))
     # then it was checked against a fresh copy once, and refused
     assert reason == "signature mismatch"
+    assert secret.fetches == 2
+
+
+def test_a_burst_of_forged_requests_fetches_the_secret_again_only_once(secret: StoredSecret) -> None:
+    # given the secret is cached
+    verifier = secret.verifier()
+    verifier.verify(BODY, signed(BODY, OLD_SECRET))
+    # when ten forged requests arrive within the re-fetch interval
+    reasons = {rejection(verifier, BODY, signed(BODY, f"guess-{i}")) for i in range(10)}
+    # then each is refused, and Secrets Manager was asked again only once
+    assert reasons == {"signature mismatch"}
     assert secret.fetches == 2

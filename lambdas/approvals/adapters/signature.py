@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 
 from slack_sdk.signature import Clock, SignatureVerifier
@@ -22,9 +23,15 @@ class InvalidSignature(Exception):
 
 
 class SlackRequestVerifier:
-    def __init__(self, secrets: SlackSecrets, clock: Clock | None = None) -> None:
+    """Verifies with the cached signing secret; on a mismatch, fetches the secret again (it may have
+    been rotated), at most once per ``refetch_interval`` so forged requests cannot drive Secrets
+    Manager calls."""
+
+    def __init__(self, secrets: SlackSecrets, clock: Clock | None = None, refetch_interval: float = 30.0) -> None:
         self._secrets = secrets
         self._clock = clock or Clock()
+        self._refetch_interval = refetch_interval
+        self._last_refetch: float | None = None
 
     def verify(self, body: str | bytes, headers: Mapping[str, str]) -> None:
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -41,8 +48,11 @@ class SlackRequestVerifier:
         if self._valid(body, lowered, force=False):
             return
         # The secret may have been rotated since it was cached: fetch it again once before refusing.
-        if self._valid(body, lowered, force=True):
-            return
+        now = time.monotonic()
+        if self._last_refetch is None or now - self._last_refetch >= self._refetch_interval:
+            self._last_refetch = now
+            if self._valid(body, lowered, force=True):
+                return
         raise InvalidSignature("signature mismatch")
 
     def _valid(self, body: str | bytes, headers: Mapping[str, str], force: bool) -> bool:
