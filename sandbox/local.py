@@ -43,13 +43,14 @@ APPROVER_GROUP = "S0APPROVERS"
 @dataclass(frozen=True)
 class Person:
     id: str
-    name: str
+    name: str  # the Slack username, as interaction payloads carry it
     real_name: str
+    display_name: str  # what colleagues see, and what the StatusUpdateReason records
 
 
-ALICE = Person("U0ALICE01", "alice", "Alice Approver")
-GINA = Person("U0GINA001", "gina", "Gina Group-Approver")
-MALLORY = Person("U0MALLORY", "mallory", "Mallory Onlooker")
+ALICE = Person("U0ALICE01", "alice", "Alice Approver", "Alice A.")
+GINA = Person("U0GINA001", "gina", "Gina Group-Approver", "Gina G.")
+MALLORY = Person("U0MALLORY", "mallory", "Mallory Onlooker", "Mallory M.")
 PEOPLE = (ALICE, GINA, MALLORY)
 
 
@@ -158,7 +159,9 @@ class LocalDeployment:
         self.proxy = LoopbackProxy(self.s3.url).start()
         self.slack = SlackStandIn(
             self.bot_token,
-            users=[{"id": p.id, "name": p.name, "real_name": p.real_name, "display_name": p.name} for p in PEOPLE],
+            users=[
+                {"id": p.id, "name": p.name, "real_name": p.real_name, "display_name": p.display_name} for p in PEOPLE
+            ],
             groups=self.approver_groups,
             channels=[{"id": CHANNEL, "name": "s3-approvals"}],
         ).start()

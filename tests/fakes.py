@@ -119,6 +119,7 @@ class FakeChat:
     def __init__(self, groups: dict[str, set[str]] | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.groups = {k: frozenset(v) for k, v in (groups or {}).items()}
+        self.names: dict[str, str] = {}
         self.failures: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ts = 1700000000.0
@@ -171,6 +172,10 @@ class FakeChat:
 
     def cached_group_members(self, group_id: str) -> frozenset[str] | None:
         return None
+
+    def display_name(self, user_id: str) -> str | None:
+        self._record("users.info", user=user_id)
+        return self.names.get(user_id)
 
 
 __all__ = ["FakeChat", "FakeJobs", "JobsUnavailable", "make_job"]

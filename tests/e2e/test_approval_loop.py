@@ -37,7 +37,7 @@ def test_an_approver_approves_and_the_job_runs_to_complete(d: LocalDeployment, s
     assert update_calls(d) == before + 1
     job = d.s3control().describe_job(AccountId=ACCOUNT_ID, JobId=suspended_job)["Job"]
     assert job["Status"] == "Ready"
-    assert job["StatusUpdateReason"] == f"Approved by alice ({ALICE.id}) via Slack"
+    assert job["StatusUpdateReason"] == f"Approved by {ALICE.display_name} ({ALICE.id}) via Slack"
     # and when the job runs
     d.advance_until(suspended_job, "Active")
     d.advance_until(suspended_job, "Complete")
@@ -74,7 +74,10 @@ def test_cancel_with_a_reason_through_the_modal(d: LocalDeployment, suspended_jo
     assert submitted.status == 200
     job = d.s3control().describe_job(AccountId=ACCOUNT_ID, JobId=suspended_job)["Job"]
     assert job["Status"] == "Cancelled"
-    assert job["StatusUpdateReason"] == f"Cancelled by alice ({ALICE.id}) via Slack: Wrong <manifest> & prefix"
+    assert (
+        job["StatusUpdateReason"]
+        == f"Cancelled by {ALICE.display_name} ({ALICE.id}) via Slack: Wrong <manifest> & prefix"
+    )
     shown = str(d.request_message(suspended_job).blocks)
     assert "Wrong &lt;manifest&gt; &amp; prefix" in shown
     assert events(d, suspended_job) == [E.APPROVAL_REQUESTED, E.DECISION_TAKEN, E.JOB_STATUS_CHANGED]

@@ -111,7 +111,7 @@ def test_the_story_leaves_exactly_the_expected_records_and_no_secret_anywhere(
         "wrong manifest",
         "Cancelled",
     )
-    assert taken.status_update_reason == f"Cancelled by alice ({ALICE.id}) via Slack: wrong manifest"
+    assert taken.status_update_reason == f"Cancelled by {ALICE.display_name} ({ALICE.id}) via Slack: wrong manifest"
     assert taken.slack_channel
     assert taken.slack_message_ts
     assert taken.request_id

@@ -265,3 +265,23 @@ def test_nobody_may_decide_when_no_approvers_are_configured(world: World) -> Non
     result = world.service.apply(world.click(ALICE))
     # then
     assert result.outcome == Outcome.NOT_AN_APPROVER
+
+
+def test_the_reason_names_the_person_by_their_slack_display_name(world: World) -> None:
+    # given
+    world.chat.names[ALICE.user_id] = "Alice Ng"
+    # when
+    world.service.apply(world.click(ALICE))
+    # then
+    assert world.jobs.calls_to("update_status") == [("Ready", "Approved by Alice Ng (UALICE001) via Slack")]
+    assert world.store.get(REF).decider.name == "Alice Ng"  # type: ignore[union-attr]
+
+
+def test_the_payload_username_is_used_when_slack_cannot_say_the_display_name(world: World) -> None:
+    # given
+    world.chat.fail_next("users.info")
+    # when
+    result = world.service.apply(world.click(ALICE))
+    # then
+    assert result.outcome == Outcome.APPLIED
+    assert world.jobs.calls_to("update_status") == [("Ready", "Approved by alice (UALICE001) via Slack")]

@@ -114,6 +114,11 @@ class SlackChat:
         self._groups[group_id] = (self._clock(), members)
         return members
 
+    def display_name(self, user_id: str) -> str | None:
+        """The person's display name (or real name) from users.info; None when Slack has neither."""
+        profile = (self._call("users_info", user=user_id).get("user") or {}).get("profile") or {}
+        return profile.get("display_name") or profile.get("real_name") or None
+
     def cached_group_members(self, group_id: str) -> frozenset[str] | None:
         entry = self._groups.get(group_id)
         if entry is None or self._clock() - entry[0] > self._cache_seconds:

@@ -93,6 +93,7 @@ class DecisionService:
                 command, request, Outcome.NOT_AN_APPROVER, "not an approver", message.not_an_approver_text(ref.job_id)
             )
 
+        command = self._with_display_name(command)
         claim = self.store.claim_decision(command, self.clock(), self.lease_seconds)
         current = claim.request
         if not claim.won:
@@ -241,6 +242,16 @@ class DecisionService:
         channel = command.channel or (request.channel if request else None)
         failed = self._notify(channel, command, text)
         return DecisionResult(outcome, request, detail=why, audit=[record], notices_failed=failed)
+
+    def _with_display_name(self, command: DecisionCommand) -> DecisionCommand:
+        """The reason names the person as colleagues see them; the payload's username is the fallback."""
+        try:
+            name = self.chat.display_name(command.actor.user_id)
+        except ChatUnavailable:
+            name = None
+        if not name or name == command.actor.name:
+            return command
+        return command.model_copy(update={"actor": command.actor.model_copy(update={"name": name})})
 
     # -- Slack --------------------------------------------------------------------------------
 
