@@ -60,6 +60,7 @@ audit: $(STAMP)
 	$(RUN) -m approvals.audit_cli $(JOB) $(if $(SANDBOX),--sandbox) $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(TABLE),--table $(TABLE))
 
 bench: $(STAMP)
+	$(RUN) bench/import_times.py
 	$(RUN) bench/callback_ack.py
 
 clean:
