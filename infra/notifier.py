@@ -57,7 +57,7 @@ class Notifier(Construct):
             memory_size=512,
             environment=environment,
         )
-        storage.grant_function(self.function)
+        storage.grant_notifier(self.function)
         self.function.add_to_role_policy(permissions.describe_job(self))
         self.function.add_to_role_policy(permissions.list_jobs())
         nag.acknowledge(

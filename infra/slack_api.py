@@ -105,7 +105,7 @@ class SlackApi(Construct):
             memory_size=1024,
             environment=slack_environment,
         )
-        storage.grant_function(self.callback)
+        storage.grant_callback(self.callback)
         self.decisions_queue.grant_send_messages(self.callback)
 
         self.decider: lambda_.Function = defaults.function(
@@ -116,7 +116,7 @@ class SlackApi(Construct):
             timeout=DECIDER_TIMEOUT,
             environment=slack_environment,
         )
-        storage.grant_function(self.decider)
+        storage.grant_decider(self.decider)
         self.decider.add_to_role_policy(permissions.describe_job(self))
         self.decider.add_to_role_policy(permissions.update_job_status(self, settings.job_tag))
         nag.acknowledge(self.decider.role, permissions.JOB_ARN_ACKNOWLEDGMENT)  # type: ignore[arg-type]

@@ -68,8 +68,17 @@ class Storage(Construct):
 
         self.slack_secret = secretsmanager.Secret.from_secret_name_v2(self, "SlackSecret", settings.slack_secret_name)
 
-    def grant_function(self, grantee: iam.IGrantable) -> None:
-        """What every function needs: the Slack secret and read/write on both tables."""
+    def grant_notifier(self, grantee: iam.IGrantable) -> None:
+        """The notifier reads the Slack secret, keeps request records and dedupes events."""
         self.slack_secret.grant_read(grantee)
         self.requests_table.grant_read_write_data(grantee)
         self.idempotency_table.grant_read_write_data(grantee)
+
+    def grant_callback(self, grantee: iam.IGrantable) -> None:
+        """The callback only verifies signatures: it reads the secret and touches no table."""
+        self.slack_secret.grant_read(grantee)
+
+    def grant_decider(self, grantee: iam.IGrantable) -> None:
+        """The decider reads the Slack secret and claims, records and audits decisions."""
+        self.slack_secret.grant_read(grantee)
+        self.requests_table.grant_read_write_data(grantee)

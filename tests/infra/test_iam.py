@@ -117,3 +117,29 @@ def test_the_audit_writer_only_reads_the_stream_and_writes_its_log_and_dead_lett
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
     }
+
+
+def test_the_callback_may_read_the_secret_and_send_decisions_but_touch_no_table_or_job(default_synth: Synth) -> None:
+    # given
+    actions = default_synth.actions_of(default_synth.stack.slack_api.callback)
+    # then
+    assert not {a for a in actions if a.startswith(("dynamodb:", "s3:"))}
+    assert {"secretsmanager:GetSecretValue", "sqs:SendMessage"} <= actions
+
+
+def test_only_the_notifier_may_use_the_idempotency_table(default_synth: Synth) -> None:
+    # given
+    stack = default_synth.stack
+    table_arn = default_synth.stack.resolve(stack.storage.idempotency_table.table_arn)
+    # when
+    users = {
+        name
+        for name, function in {
+            "notifier": stack.notifier.function,
+            "callback": stack.slack_api.callback,
+            "decider": stack.slack_api.decider,
+        }.items()
+        if any(table_arn in as_list(s["Resource"]) for s in default_synth.role_statements(function))
+    }
+    # then
+    assert users == {"notifier"}
