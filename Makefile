@@ -30,6 +30,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -24,7 +24,7 @@ def handle(event: DynamoDBStreamEvent) -> dict[str, int]:
         if not image or not keys or not str(keys.get("sk", "")).startswith(AUDIT_PREFIX):
             continue
         audit = AuditRecord.model_validate(image["record"])
-        audit_logger.info(audit.event_type.value, **audit.to_log())
+        audit_logger.info(audit.event_type.value, extra=audit.to_log())
         written += 1
     return {"written": written}
 

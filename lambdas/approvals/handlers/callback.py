@@ -96,7 +96,7 @@ def interactions(event: Request) -> dict[str, Any]:
         fields = parse_qs(body, keep_blank_values=True, max_num_fields=20, strict_parsing=False)
     except ValueError:
         raise BadInteraction("the form has too many fields") from None
-    payload = parse_payload((fields.get("payload") or [None])[0])
+    payload = parse_payload(fields.get("payload", [""])[0])
     action = interpret(payload, correlation_id=event.request_id)
 
     if isinstance(action, Queue):

@@ -77,7 +77,8 @@ def _observe(command: DecisionCommand, result: DecisionResult) -> None:
 
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wiring.common().deadline.start(context)
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+    response = process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+    return dict(response)
 
 
 @logger.inject_lambda_context

@@ -31,9 +31,9 @@ from approvals.observability import MetricUnit, logger, metrics, tracer
 SCHEDULED = "Scheduled Event"
 
 
-def _duplicate(response: Any, record: DataRecord) -> Any:
+def _duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     metrics.add_metric(name=METRIC_DUPLICATE_EVENT, unit=MetricUnit.Count, value=1)
-    logger.info("duplicate event ignored", idempotency_key=record.idempotency_key)
+    logger.info("duplicate event ignored", idempotency_key=idempotent_data.idempotency_key)
     return response
 
 

@@ -71,7 +71,7 @@ class AuditEventType(StrEnum):
     JOB_STATUS_CHANGED = "job_status_changed"
 
 
-AUDIT_SCHEMA_VERSION = 1
+AUDIT_SCHEMA_VERSION: Literal[1] = 1
 
 
 class AuditRecord(BaseModel):
