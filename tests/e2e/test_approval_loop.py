@@ -228,3 +228,24 @@ def test_a_forged_click_is_rejected_with_401_and_changes_nothing(d: LocalDeploym
     assert (forged.status, forged.body, stale.status) == (401, "", 401)
     assert update_calls(d) == before
     assert events(d, suspended_job) == [E.APPROVAL_REQUESTED]
+
+
+def test_a_signed_request_that_cannot_be_acted_on_is_refused_recorded_and_explained(
+    d: LocalDeployment, suspended_job: str
+) -> None:
+    # given: a click Slack signed, for a button this product never made
+    message = d.request_message(suspended_job)
+    payload = d.slack.block_actions_payload(CHANNEL, message.ts, "approve_job", user=MALLORY.id)
+    payload["actions"][0]["action_id"] = "delete_everything"
+    before = update_calls(d)
+    # when
+    reply = d.post_payload(payload)
+    d.settle()
+    # then
+    assert reply.status == 400
+    assert "unknown action" in reply.body
+    assert update_calls(d) == before
+    assert "could not be handled" in d.slack.ephemerals(MALLORY.id)[-1].text
+    refused = d.audit(suspended_job)[-1]
+    assert (refused.event_type, refused.actor_id) == (E.DECISION_REFUSED, MALLORY.id)
+    assert refused.reason.startswith("invalid request: unknown action")

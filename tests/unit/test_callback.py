@@ -27,7 +27,14 @@ from slack_sdk.signature import SignatureVerifier
 
 from approvals import wiring
 from approvals.models.job import JobRef
-from approvals.models.slack import ButtonValue, DecisionCommand, ModalMetadata, NoticeCommand, QueuedWork
+from approvals.models.slack import (
+    ButtonValue,
+    DecisionCommand,
+    ModalMetadata,
+    NoticeCommand,
+    QueuedWork,
+    RefusalCommand,
+)
 from infra import constants as c
 from sandbox.apigw import ApiGatewayFront
 from sandbox.aws_local import LocalAws
@@ -184,9 +191,9 @@ class Callback:
         assert event is not None
         return event
 
-    def queued(self) -> list[DecisionCommand | NoticeCommand]:
+    def queued(self) -> list[DecisionCommand | NoticeCommand | RefusalCommand]:
         """Everything on the decisions queue (received, so each message is read once)."""
-        work: list[DecisionCommand | NoticeCommand] = []
+        work: list[DecisionCommand | NoticeCommand | RefusalCommand] = []
         while True:
             received = self._sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
             messages = received.get("Messages", [])
@@ -424,6 +431,13 @@ MALFORMED: dict[str, tuple[str, int, str]] = {
 }
 
 
+def assert_only_a_refusal_was_queued(api: Callback, reason_in: str) -> None:
+    """A signed request we cannot act on decides nothing, but is queued to be recorded and explained."""
+    [work] = api.queued()
+    assert isinstance(work, RefusalCommand)
+    assert work.reason in reason_in
+
+
 @pytest.mark.parametrize(("body", "status", "says"), MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_signed_body_that_cannot_be_acted_on_is_refused_with_a_clear_4xx(
     api: Callback, body: str, status: int, says: str
@@ -434,7 +448,10 @@ def test_a_signed_body_that_cannot_be_acted_on_is_refused_with_a_clear_4xx(
     assert reply.status == status
     assert reply.content_type.startswith("text/plain")
     assert says in reply.body
-    assert api.queued() == []
+    if status == 413:  # refused before the signature is read: nothing to attribute
+        assert api.queued() == []
+    else:
+        assert_only_a_refusal_was_queued(api, reason_in=reply.body)
     assert api.slack.calls_to("views.open") == []
 
 
@@ -446,7 +463,7 @@ def test_a_signed_body_with_too_many_form_fields_is_a_400_not_a_crash(api: Callb
     # then (parse_qs's ValueError used to escape: an API Gateway 502)
     assert reply.status == 400
     assert reply.body.startswith("Request not understood:")
-    assert api.queued() == []
+    assert_only_a_refusal_was_queued(api, reason_in=reply.body)
 
 
 # -- cancel: the reason modal --------------------------------------------------------------------------
@@ -530,7 +547,7 @@ def test_a_cancel_click_naming_a_channel_or_message_too_long_for_the_form_is_a_4
     assert reply.status == 400
     assert reply.body.startswith("Request not understood:")
     assert api.slack.calls_to("views.open") == []
-    assert api.queued() == []
+    assert_only_a_refusal_was_queued(api, reason_in=reply.body)
 
 
 def test_a_modal_that_slack_refuses_to_open_still_acks_and_queues_a_notice(api: Callback) -> None:

@@ -13,7 +13,7 @@ from approvals.domain.decisions import DecisionService, Outcome
 from approvals.domain.ports import ChatUnavailable, JobsUnavailable
 from approvals.models.job import JobRef
 from approvals.models.records import Actor, ApprovalRequest, AuditEventType, RequestState
-from approvals.models.slack import DecisionCommand
+from approvals.models.slack import DecisionCommand, RefusalCommand
 from sandbox.aws_local import LocalAws
 from tests.fakes import FakeChat, FakeJobs, make_job
 
@@ -285,3 +285,33 @@ def test_the_payload_username_is_used_when_slack_cannot_say_the_display_name(wor
     # then
     assert result.outcome == Outcome.APPLIED
     assert world.jobs.calls_to("update_status") == [("Ready", "Approved by alice (UALICE001) via Slack")]
+
+
+def test_an_invalid_request_naming_a_job_is_recorded_under_that_job_and_explained(world: World) -> None:
+    # given
+    refusal = RefusalCommand(reason="unknown action 'delete_bucket'", actor=MALLORY, job=REF, channel="C0APPROVALS")
+    # when
+    result = world.service.refuse_invalid(refusal)
+    # then
+    assert result.outcome == Outcome.INVALID_REQUEST
+    [record] = world.store.history(REF)
+    assert (record.event_type, record.actor_id, record.reason) == (
+        AuditEventType.DECISION_REFUSED,
+        MALLORY.user_id,
+        "invalid request: unknown action 'delete_bucket'",
+    )
+    [notice] = world.chat.calls_to("chat.postEphemeral")
+    assert notice["user"] == MALLORY.user_id
+    assert "Nothing was changed" in notice["text"]
+    assert world.jobs.calls == []
+
+
+def test_an_invalid_request_naming_no_valid_job_is_recorded_under_its_day(world: World) -> None:
+    # given
+    refusal = RefusalCommand(reason="the button names no valid job", actor=MALLORY)
+    # when
+    world.service.refuse_invalid(refusal)
+    # then
+    [record] = world.store.unattributed(NOW.strftime("%Y-%m-%d"))
+    assert (record.job_id, record.actor_id) == (None, MALLORY.user_id)
+    assert world.chat.calls_to("chat.postEphemeral") == []  # no channel to answer in

@@ -19,6 +19,7 @@ from approvals.models.slack import DecisionCommand
 
 REQUEST_SK = "REQUEST"
 AUDIT_PREFIX = "AUDIT#"
+UNATTRIBUTED_PREFIX = "UNATTRIBUTED#"  # partition of audit records that name no valid job, by UTC day
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
@@ -50,11 +51,18 @@ class DynamoRequestStore:
         return self._request(item) if item else None
 
     def history(self, ref: JobRef) -> list[AuditRecord]:
+        return self._audit_items(ref.key)
+
+    def unattributed(self, day: str) -> list[AuditRecord]:
+        """Refused requests that named no valid job, on one UTC day (YYYY-MM-DD)."""
+        return self._audit_items(f"{UNATTRIBUTED_PREFIX}{day}")
+
+    def _audit_items(self, pk: str) -> list[AuditRecord]:
         records: list[AuditRecord] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :audit)",
-            "ExpressionAttributeValues": _values(pk=ref.key, audit=AUDIT_PREFIX),
+            "ExpressionAttributeValues": _values(pk=pk, audit=AUDIT_PREFIX),
         }
         while True:
             page = self._db.query(**kwargs)
@@ -260,12 +268,16 @@ class DynamoRequestStore:
     # -- audit ----------------------------------------------------------------------------------
 
     def put_audit(self, record: AuditRecord) -> None:
-        ref = JobRef(account_id=record.account_id, region=record.region, job_id=record.job_id)
+        """Filed under the job; a refused request that names no valid job goes under its day."""
         data = record.to_log()
+        if record.job_id and record.account_id and record.region:
+            pk = JobRef(account_id=record.account_id, region=record.region, job_id=record.job_id).key
+        else:
+            pk = f"{UNATTRIBUTED_PREFIX}{str(data['time'])[:10]}"
         self._db.put_item(
             TableName=self._table,
             Item={
-                "pk": _ser.serialize(ref.key),
+                "pk": _ser.serialize(pk),
                 "sk": _ser.serialize(f"{AUDIT_PREFIX}{data['time']}#{uuid.uuid4().hex[:12]}"),
                 "event_type": _ser.serialize(record.event_type.value),
                 "record": _ser.serialize(data),

@@ -10,7 +10,7 @@ from approvals.models.records import Actor, ApprovalRequest, AuditEventType, Aud
 
 def audit_record(
     event_type: AuditEventType,
-    ref: JobRef,
+    ref: JobRef | None,
     *,
     now: datetime,
     request: ApprovalRequest | None = None,
@@ -27,10 +27,10 @@ def audit_record(
     return AuditRecord(
         event_type=event_type,
         time=now,
-        job_id=ref.job_id,
-        job_arn=ref.arn,
-        account_id=ref.account_id,
-        region=ref.region,
+        job_id=ref.job_id if ref else None,
+        job_arn=ref.arn if ref else None,
+        account_id=ref.account_id if ref else None,
+        region=ref.region if ref else None,
         operation=operation or (request.operation if request else None),
         object_count=object_count if object_count is not None else (request.object_count if request else None),
         actor_id=actor.user_id if actor else None,

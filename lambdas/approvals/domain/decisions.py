@@ -28,7 +28,7 @@ from approvals.domain.ports import (
 from approvals.domain.reasons import requested_status, status_update_reason
 from approvals.models.job import Job
 from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, RequestState
-from approvals.models.slack import DecisionCommand
+from approvals.models.slack import DecisionCommand, RefusalCommand
 
 # Statuses a job can reach after each decision; used to recognise a decision we already applied.
 AFTER_APPROVE = frozenset({"Ready", "Active", "Pausing", "Paused", "Completing", "Complete", "Failing", "Failed"})
@@ -44,6 +44,7 @@ class Outcome(StrEnum):
     MOVED_ON = "moved_on"
     NOT_FOUND = "not_found"
     FAILED = "failed"
+    INVALID_REQUEST = "invalid_request"
 
 
 @dataclass
@@ -63,6 +64,7 @@ class DecisionResult:
             Outcome.NO_REQUEST,
             Outcome.MOVED_ON,
             Outcome.NOT_FOUND,
+            Outcome.INVALID_REQUEST,
         }
 
 
@@ -141,6 +143,23 @@ class DecisionService:
             return self._fail(command, current, str(exc))
         return self._finish(command, job, s3_status, reason)
 
+    def refuse_invalid(self, refusal: RefusalCommand) -> DecisionResult:
+        """A signed request the callback could not act on: record it, and tell the person why."""
+        record = audit_record(
+            AuditEventType.DECISION_REFUSED,
+            refusal.job,
+            now=self.clock(),
+            actor=refusal.actor,
+            reason=f"invalid request: {refusal.reason}",
+            correlation_id=refusal.correlation_id,
+        )
+        self.store.put_audit(record)
+        user = refusal.actor.user_id if refusal.actor else None
+        failed = self._notify(refusal.channel, user, message.invalid_request_text(refusal.reason))
+        return DecisionResult(
+            Outcome.INVALID_REQUEST, None, detail=refusal.reason, audit=[record], notices_failed=failed
+        )
+
     # -- outcomes -----------------------------------------------------------------------------
 
     @staticmethod
@@ -214,7 +233,9 @@ class DecisionService:
             correlation_id=command.correlation_id,
         )
         self.store.put_audit(record)
-        failed = self._notify(request.channel, command, message.decision_failed_text(command.job.job_id, detail))
+        failed = self._notify(
+            request.channel, command.actor.user_id, message.decision_failed_text(command.job.job_id, detail)
+        )
         return DecisionResult(Outcome.FAILED, request, detail=detail, audit=[record], notices_failed=failed)
 
     def _refuse(
@@ -240,7 +261,7 @@ class DecisionService:
         )
         self.store.put_audit(record)
         channel = command.channel or (request.channel if request else None)
-        failed = self._notify(channel, command, text)
+        failed = self._notify(channel, command.actor.user_id, text)
         return DecisionResult(outcome, request, detail=why, audit=[record], notices_failed=failed)
 
     def _with_display_name(self, command: DecisionCommand) -> DecisionCommand:
@@ -255,12 +276,12 @@ class DecisionService:
 
     # -- Slack --------------------------------------------------------------------------------
 
-    def _notify(self, channel: str | None, command: DecisionCommand, text: str) -> int:
+    def _notify(self, channel: str | None, user_id: str | None, text: str) -> int:
         """Tell the person who clicked; best effort (the decision record already says what happened)."""
-        if not channel:
+        if not (channel and user_id):
             return 1
         try:
-            self.chat.ephemeral(channel, command.actor.user_id, text)
+            self.chat.ephemeral(channel, user_id, text)
         except ChatUnavailable:
             return 1
         return 0

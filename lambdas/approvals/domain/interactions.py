@@ -5,6 +5,7 @@ No network here. The callback handler performs what these return, inside Slack's
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ from approvals.models.slack import (
     DecisionCommand,
     InteractionPayload,
     ModalMetadata,
+    RefusalCommand,
+    SlackChannel,
+    SlackUser,
     ViewClosedPayload,
     ViewSubmissionPayload,
 )
@@ -92,6 +96,25 @@ def _job_from_button(value: str | None) -> JobRef:
     except ValidationError as exc:
         msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise BadInteraction(f"the button names no valid job: {msg}") from None
+
+
+def refusal(form_payload: str | None, reason: str, correlation_id: str | None) -> RefusalCommand:
+    """What can be told, best effort, about who sent a request we refuse and which job it named."""
+    data: Any = {}
+    with contextlib.suppress(ValueError):
+        data = json.loads(form_payload or "{}")
+    data = data if isinstance(data, dict) else {}
+    actor = job = channel = None
+    with contextlib.suppress(ValidationError, TypeError, AttributeError):
+        actor = SlackUser.model_validate(data.get("user")).actor()
+    with contextlib.suppress(BadInteraction, TypeError, AttributeError, IndexError, KeyError):
+        job = _job_from_button(data["actions"][0].get("value"))
+    with contextlib.suppress(ValidationError, TypeError, AttributeError):
+        channel = SlackChannel.model_validate(data.get("channel")).id
+    with contextlib.suppress(ValidationError, TypeError, AttributeError, ValueError):
+        meta = ModalMetadata.model_validate_json((data.get("view") or {}).get("private_metadata") or "")
+        job, channel = job or meta.job, channel or meta.channel
+    return RefusalCommand(reason=reason[:500], actor=actor, job=job, channel=channel, correlation_id=correlation_id)
 
 
 def interpret(

@@ -661,6 +661,10 @@ def reason_required_error() -> dict[str, str]:
     return {REASON_BLOCK_ID: "Please say why you are cancelling this job."}
 
 
+def invalid_request_text(reason: str) -> str:
+    return f"Your click could not be handled ({escape_mrkdwn(reason)}). Nothing was changed."
+
+
 def modal_failed_text(job_id: str) -> str:
     return (
         f"The cancel form for job {_job(job_id)} could not be opened in time. Nothing was changed: click Cancel again."

@@ -30,9 +30,10 @@ from approvals.domain.interactions import (
     Queue,
     interpret,
     parse_payload,
+    refusal,
 )
 from approvals.domain.ports import ChatUnavailable
-from approvals.models.slack import DecisionCommand, NoticeCommand
+from approvals.models.slack import DecisionCommand, NoticeCommand, RefusalCommand
 from approvals.names import METRIC_SIGNATURE_REJECTED
 from approvals.observability import MetricUnit, logger, metrics
 
@@ -92,12 +93,17 @@ def interactions(event: Request) -> dict[str, Any]:
         raise TooLarge()
     deps.verifier.verify(body, event.headers)  # nothing about the request is read before this passes
 
+    form = ""
     try:
-        fields = parse_qs(body, keep_blank_values=True, max_num_fields=20, strict_parsing=False)
-    except ValueError:
-        raise BadInteraction("the form has too many fields") from None
-    payload = parse_payload(fields.get("payload", [""])[0])
-    action = interpret(payload, correlation_id=event.request_id)
+        try:
+            fields = parse_qs(body, keep_blank_values=True, max_num_fields=20)
+        except ValueError:
+            raise BadInteraction("the form has too many fields") from None
+        form = (fields.get("payload") or [""])[0]
+        action = interpret(parse_payload(form), correlation_id=event.request_id)
+    except BadInteraction as exc:
+        _record_refusal(deps, refusal(form, str(exc), event.request_id))  # signed by Slack: worth an audit record
+        raise
 
     if isinstance(action, Queue):
         _enqueue(deps, action.command)
@@ -106,6 +112,14 @@ def interactions(event: Request) -> dict[str, Any]:
     elif isinstance(action, OpenReasonModal):
         _open_reason_modal(deps, action)
     return _response(200, "")
+
+
+def _record_refusal(deps: wiring.CallbackDeps, work: RefusalCommand) -> None:
+    """Best effort: the 400 answer stands even if the refusal cannot be queued."""
+    try:
+        _enqueue(deps, work)
+    except QueueUnavailable:
+        logger.warning("refusal not recorded", reason=work.reason)
 
 
 def _open_reason_modal(deps: wiring.CallbackDeps, action: OpenReasonModal) -> None:
@@ -118,7 +132,12 @@ def _open_reason_modal(deps: wiring.CallbackDeps, action: OpenReasonModal) -> No
     try:
         view = message.render_reason_modal(action.metadata, command.job.job_id)
     except message.MessageTooLarge:
-        raise BadInteraction("the click names a channel or message too long to carry into the form") from None
+        reason = "the click names a channel or message too long to carry into the form"
+        _record_refusal(
+            deps,
+            RefusalCommand(reason=reason, actor=command.actor, job=command.job, correlation_id=command.correlation_id),
+        )
+        raise BadInteraction(reason) from None
     try:
         deps.chat.open_modal(action.trigger_id, view)
     except ChatUnavailable as exc:
@@ -134,7 +153,7 @@ def _open_reason_modal(deps: wiring.CallbackDeps, action: OpenReasonModal) -> No
             _enqueue(deps, notice)
 
 
-def _enqueue(deps: wiring.CallbackDeps, work: DecisionCommand | NoticeCommand) -> None:
+def _enqueue(deps: wiring.CallbackDeps, work: DecisionCommand | NoticeCommand | RefusalCommand) -> None:
     try:
         deps.sqs.send_message(QueueUrl=deps.queue_url, MessageBody=work.model_dump_json())
     except (ClientError, BotoCoreError) as exc:
@@ -142,8 +161,8 @@ def _enqueue(deps: wiring.CallbackDeps, work: DecisionCommand | NoticeCommand) -
     logger.info(
         "work queued",
         kind=work.kind,
-        job_id=work.job.job_id,
-        user_id=work.actor.user_id,
+        job_id=work.job.job_id if work.job else None,
+        user_id=work.actor.user_id if work.actor else None,
         decision=getattr(work, "decision", None),
     )
 

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from approvals import wiring
 from approvals.domain.decisions import DecisionResult, Outcome
-from approvals.models.slack import DecisionCommand, NoticeCommand, QueuedWork
+from approvals.models.slack import DecisionCommand, NoticeCommand, QueuedWork, RefusalCommand
 from approvals.names import (
     METRIC_APPROVED,
     METRIC_CANCELLED,
@@ -40,11 +40,16 @@ def handle_record(record: SQSRecord) -> dict[str, Any] | None:
         metrics.add_metric(name=METRIC_EVENT_DROPPED, unit=MetricUnit.Count, value=1)
         return None
     deps = wiring.decider()
+    logger.set_correlation_id(work.correlation_id)  # the callback's API Gateway request ID
     if isinstance(work, NoticeCommand):
         deps.chat.ephemeral(work.channel, work.actor.user_id, work.text)
         return {"notice": "sent"}
+    if isinstance(work, RefusalCommand):
+        result = deps.decisions.refuse_invalid(work)
+        metrics.add_metric(name=METRIC_REFUSED, unit=MetricUnit.Count, value=1)
+        logger.info("invalid request recorded", reason=work.reason, user_id=work.actor.user_id if work.actor else None)
+        return {"outcome": result.outcome.value}
     assert isinstance(work, DecisionCommand)
-    logger.set_correlation_id(work.correlation_id)  # the callback's API Gateway request ID
     logger.append_keys(job_id=work.job.job_id)
     result = deps.decisions.apply(work)
     _observe(work, result)

@@ -82,10 +82,10 @@ class AuditRecord(BaseModel):
     schema_version: Literal[1] = AUDIT_SCHEMA_VERSION
     event_type: AuditEventType
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    job_id: str
-    job_arn: str
-    account_id: str
-    region: str
+    job_id: str | None  # None only for an invalid request that names no valid job
+    job_arn: str | None
+    account_id: str | None
+    region: str | None
     operation: str | None = None
     object_count: int | None = None
     actor_id: str | None = None

@@ -164,4 +164,15 @@ class NoticeCommand(BaseModel):
     correlation_id: str | None = None
 
 
-QueuedWork = Annotated[DecisionCommand | NoticeCommand, Field(discriminator="kind")]
+class RefusalCommand(BaseModel):
+    """A signed request the callback could not act on: recorded, and the person told why."""
+
+    kind: Literal["refusal"] = "refusal"
+    reason: str = Field(min_length=1, max_length=500)
+    actor: Actor | None = None
+    job: JobRef | None = None
+    channel: str | None = Field(default=None, max_length=32)
+    correlation_id: str | None = None
+
+
+QueuedWork = Annotated[DecisionCommand | NoticeCommand | RefusalCommand, Field(discriminator="kind")]
