@@ -62,6 +62,9 @@ API_ACKNOWLEDGMENTS = (
 )
 
 
+DECIDER_MAX_CONCURRENCY = 5
+
+
 class SlackApi(Construct):
     """POST /slack/interactions -> callback (verify, ack) -> decisions queue -> decider (UpdateJobStatus)."""
 
@@ -121,7 +124,14 @@ class SlackApi(Construct):
         self.decider.add_to_role_policy(permissions.update_job_status(self, settings.job_tag))
         nag.acknowledge(self.decider.role, permissions.JOB_ARN_ACKNOWLEDGMENT)  # type: ignore[arg-type]
         self.decider.add_event_source(
-            event_sources.SqsEventSource(self.decisions_queue, batch_size=1, report_batch_item_failures=True)
+            # Bounded without reserving: at most 5 decisions at once keeps Slack's and S3's rate limits
+            # out of reach, and needs nothing from the account's unreserved concurrency pool.
+            event_sources.SqsEventSource(
+                self.decisions_queue,
+                batch_size=1,
+                report_batch_item_failures=True,
+                max_concurrency=DECIDER_MAX_CONCURRENCY,
+            )
         )
 
         self.access_logs = logs.LogGroup(

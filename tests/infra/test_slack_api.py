@@ -168,3 +168,14 @@ def test_the_decider_consumes_the_queue_and_updates_job_status(default_synth: Sy
     assert {"s3:DescribeJob", "s3:UpdateJobStatus", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions
     assert {"dynamodb:PutItem", "secretsmanager:GetSecretValue"} <= actions
     assert "s3:ListJobs" not in actions
+
+
+def test_the_decider_runs_at_most_five_decisions_at_once_without_reserving_concurrency(default_synth: Synth) -> None:
+    # given
+    queue = {"Fn::GetAtt": [default_synth.logical_id(default_synth.stack.slack_api.decisions_queue), "Arn"]}
+    # then
+    [mapping] = [m for m in default_synth.props("AWS::Lambda::EventSourceMapping") if m["EventSourceArn"] == queue]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert all("ReservedConcurrentExecutions" not in f for f in default_synth.props("AWS::Lambda::Function"))
