@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import ipaddress
 import json
 import secrets
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from sandbox._http import LoopbackService
 
 __all__ = [
     "MAX_REQUEST_BYTES",
@@ -162,7 +162,7 @@ def _media_type_matches(content_type: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-class ApiGatewayFront:
+class ApiGatewayFront(LoopbackService):
     """A REST API stage in front of in-process Lambda handlers.
 
     `routes` maps `(method, resource)` to a handler `(event, context) -> dict` or a `LambdaFunction`.
@@ -187,8 +187,6 @@ class ApiGatewayFront:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        if not _is_loopback(host):
-            raise ValueError("the API Gateway stand-in listens on loopback addresses only")
         self.stage = stage.strip("/")
         self.binary_media_types = list(binary_media_types)
         self.integration_timeout_seconds = integration_timeout_seconds
@@ -208,41 +206,7 @@ class ApiGatewayFront:
         ]
         self._requests: list[ApiRequest] = []
         self._lock = threading.Lock()
-        self._server = _QuietServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> ApiGatewayFront:
-        """Serve in a background thread. The port is bound at construction; a stopped server stays stopped."""
-        if self._server.socket.fileno() < 0:
-            raise RuntimeError("this server was stopped; create a new one")
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> ApiGatewayFront:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The server root, `http://127.0.0.1:PORT` (the stage lives under it)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(host, port, _make_handler(self))
 
     @property
     def invoke_url(self) -> str:
@@ -532,26 +496,6 @@ def _proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
         except ValueError as error:
             raise _MalformedResponse("isBase64Encoded is true but body is not base64") from error
     return status, headers, raw
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """Drops the traceback for a client that hung up (a timed-out client, a 413 sender) and logs nothing."""
-
-    daemon_threads = True
-    request_queue_size = 64
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _header_value(value: Any) -> str:

@@ -17,7 +17,6 @@ sandbox therefore points the product at the unresolvable ``http://s3-control.tes
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import logging
 import threading
 from collections.abc import Mapping
@@ -26,11 +25,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from sandbox._http import is_loopback
+
 logger = logging.getLogger(__name__)
 
 S3_CONTROL_HOST = "s3-control.test"
 S3_CONTROL_ENDPOINT = f"http://{S3_CONTROL_HOST}"
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -64,14 +64,7 @@ def s3control_client_env(proxy_url: str) -> dict[str, str]:
     }
 
 
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+is_loopback_host = is_loopback  # the proxy's name for it
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import ipaddress
 import json
 import logging
 import math
@@ -40,6 +39,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import botocore.session
 from botocore.model import ServiceModel, Shape
+
+from sandbox._http import is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -976,15 +977,6 @@ _JOB_PATH = re.compile(r"^/v20180820/jobs/(?P<id>[^/]+)$")
 _STATUS_PATH = re.compile(r"^/v20180820/jobs/(?P<id>[^/]+)/status$")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class S3ControlEmulator:
     """S3 Control's job API over HTTP (REST-XML), backed by a ``JobStore``. Loopback only.
 
@@ -1002,7 +994,7 @@ class S3ControlEmulator:
         auto_advance: bool = False,
         interval: float = 0.2,
     ) -> None:
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise ValueError("the emulator listens on loopback addresses only")
         self.store = store or JobStore()
         self.auto_advance = auto_advance

@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import copy
 import email.policy
-import ipaddress
 import json
 import re
 import secrets
-import sys
 import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
+
+from sandbox._http import LoopbackService
 
 __all__ = [
     "DEFAULT_BOT_TOKEN",
@@ -503,7 +503,7 @@ class _ApiError(Exception):
 # =============================================================================== the stand-in
 
 
-class SlackStandIn:
+class SlackStandIn(LoopbackService):
     """A Slack workspace and Web API on a loopback port.
 
     `users`: SlackUser or dicts with id, name, real_name, display_name (is_bot, deleted, tz optional).
@@ -511,6 +511,8 @@ class SlackStandIn:
     members (when given, ephemerals to non-members fail with `user_not_in_channel`). `clock` is the
     wall clock used for ts values and trigger expiry; pass your own to move time in tests.
     """
+
+    thread_name = "slack-standin"
 
     def __init__(
         self,
@@ -529,8 +531,6 @@ class SlackStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        if not _is_loopback(host):
-            raise ValueError("the Slack stand-in listens on loopback addresses only")
         self.bot_token = bot_token
         self.team_id = team_id
         self.team_name = team_name
@@ -559,41 +559,7 @@ class SlackStandIn:
                 self.add_channel(channel)
             else:
                 self.add_channel(channel["id"], name=channel.get("name"), members=channel.get("members"))
-        self._server = _QuietServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> SlackStandIn:
-        """Serve in a background thread. The port is bound at construction; a stopped server stays stopped."""
-        if self._server.socket.fileno() < 0:
-            raise RuntimeError("this server was stopped; create a new one")
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="slack-standin", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> SlackStandIn:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The server root, `http://127.0.0.1:PORT`; the Web API is under `/api/`."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(host, port, _make_handler(self))
 
     @property
     def api_url(self) -> str:
@@ -1067,26 +1033,6 @@ def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
     if not media:
         raise _ApiError("missing_post_type")
     raise _ApiError("invalid_post_type")
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """Drops the traceback for a client that hung up (a timed-out client, a 413 sender) and logs nothing."""
-
-    daemon_threads = True
-    request_queue_size = 64
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _make_handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
