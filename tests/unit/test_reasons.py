@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from approvals.domain.reasons import MAX_REASON, cut, status_update_reason
+from approvals.domain.reasons import MAX_REASON, cut, recorded_by, status_update_reason
 from approvals.models.records import Actor
 
 ALICE = Actor(user_id="UALICE001", name="alice")
@@ -57,3 +57,14 @@ def test_newlines_and_control_characters_become_spaces() -> None:
     assert status_update_reason("cancel", ALICE, "line one\nline\ttwo\x07") == (
         "Cancelled by alice (UALICE001) via Slack: line one line two"
     )
+
+
+def test_a_reason_is_recognised_by_verb_and_slack_id_even_if_the_name_reads_differently() -> None:
+    # given
+    written = status_update_reason("approve", Actor(user_id="UALICE001", name="Alice Ng"))
+    # then
+    assert recorded_by(written, "approve", ALICE)
+    assert not recorded_by(written, "cancel", ALICE)
+    assert not recorded_by(written, "approve", Actor(user_id="UBOB00001", name="alice"))
+    assert not recorded_by("confirmed with the CLI", "approve", ALICE)
+    assert not recorded_by(None, "approve", ALICE)

@@ -25,7 +25,7 @@ from approvals.domain.ports import (
     JobsUnavailable,
     RequestStore,
 )
-from approvals.domain.reasons import requested_status, status_update_reason
+from approvals.domain.reasons import recorded_by, requested_status, status_update_reason
 from approvals.models.job import Job
 from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, RequestState
 from approvals.models.slack import DecisionCommand, RefusalCommand
@@ -123,8 +123,11 @@ class DecisionService:
         except JobsUnavailable as exc:
             return self._fail(command, current, str(exc))
         if not job.awaiting_confirmation:
-            if job.status_update_reason == reason and job.status in self._after(command):
-                return self._finish(command, job, job.status, reason)  # our own earlier, unrecorded call
+            if recorded_by(job.status_update_reason, command.decision, command.actor) and job.status in self._after(
+                command
+            ):
+                # Our own earlier call, whose result was never recorded (the worker died after it).
+                return self._finish(command, job, job.status, job.status_update_reason or reason)
             return self._moved_on(command, current, job)
 
         try:

@@ -45,5 +45,16 @@ def status_update_reason(decision: DecisionKind, actor: Actor, why: str | None =
     return head + ": " + cut(why, MAX_REASON - len(head) - 2)
 
 
+def recorded_by(reason: str | None, decision: DecisionKind, actor: Actor) -> bool:
+    """True when a StatusUpdateReason is one this product wrote for this person's decision.
+
+    Matches on the verb and the Slack ID, not the display name, which may read differently later.
+    """
+    if not reason:
+        return False
+    verb = "Approved" if decision == "approve" else "Cancelled"
+    return reason.startswith(f"{verb} by ") and f"({actor.user_id}) via Slack" in reason
+
+
 def requested_status(decision: DecisionKind) -> str:
     return "Ready" if decision == "approve" else "Cancelled"
