@@ -51,11 +51,14 @@ class Deadline:
 class TokenedWebClients:
     """One WebClient per bot token value: a rotated token gets a fresh client."""
 
-    def __init__(self, secrets: SlackSecrets, base_url: str, deadline: Deadline, timeout: int) -> None:
+    def __init__(
+        self, secrets: SlackSecrets, base_url: str, deadline: Deadline, timeout: int, retries: bool = True
+    ) -> None:
         self._secrets = secrets
         self._base_url = base_url
         self._deadline = deadline
         self._timeout = timeout
+        self._retries = retries
         self._clients: dict[str, WebClient] = {}
 
     def __call__(self) -> WebClient:
@@ -65,7 +68,11 @@ class TokenedWebClients:
         if token not in self._clients:
             self._clients = {
                 token: web_client(
-                    token, self._base_url, timeout=self._timeout, seconds_left=self._deadline.seconds_left
+                    token,
+                    self._base_url,
+                    timeout=self._timeout,
+                    seconds_left=self._deadline.seconds_left,
+                    retries=self._retries,
                 )
             }
         return self._clients[token]
@@ -97,10 +104,10 @@ class Common:
 
         return S3ControlJobs(lambda region: aws.client("s3control", region))
 
-    def chat(self, timeout: int = 10) -> SlackChat:
+    def chat(self, timeout: int = 10, retries: bool = True) -> SlackChat:
         from approvals.adapters.slack import SlackChat
 
-        clients = TokenedWebClients(self.secrets, self.settings.slack_api_url, self.deadline, timeout)
+        clients = TokenedWebClients(self.secrets, self.settings.slack_api_url, self.deadline, timeout, retries)
         return SlackChat(clients, group_cache_seconds=self.settings.group_cache_seconds)
 
     @property
@@ -150,8 +157,9 @@ class CallbackDeps:
 
     @cached_property
     def chat(self) -> SlackChat:
-        """Made on the first Cancel click; views.open must answer fast or not at all (3-second ack)."""
-        return self.common.chat(timeout=2)
+        """Made on the first Cancel click; views.open must answer fast or not at all (3-second ack):
+        one attempt with a 2-second timeout, no retries."""
+        return self.common.chat(timeout=2, retries=False)
 
 
 @cache

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from approvals.adapters.store import DynamoRequestStore
 from approvals.domain.authorisation import Approvers
 from approvals.domain.decisions import DecisionService, Outcome
-from approvals.domain.ports import ChatUnavailable, JobsUnavailable
+from approvals.domain.ports import ChatUnavailable, JobStatusConflict, JobsUnavailable
 from approvals.models.job import JobRef
 from approvals.models.records import Actor, ApprovalRequest, AuditEventType, RequestState
 from approvals.models.slack import DecisionCommand, RefusalCommand
@@ -235,7 +238,8 @@ def test_a_redelivered_decision_that_s3_already_applied_is_recorded_not_repeated
     command = world.click(ALICE, decision_id="UALICE001:crash")
     assert world.store.claim_decision(command, NOW, 120).won
     world.jobs.set_status(REF.job_id, "Ready", "Approved by alice (UALICE001) via Slack")
-    # when: the queue redelivers the same command
+    # when: the queue redelivers the same command, after its visibility timeout (past the lease)
+    world.now = NOW + timedelta(minutes=6)
     result = world.service.apply(command)
     # then
     assert result.outcome == Outcome.APPLIED
@@ -315,3 +319,140 @@ def test_an_invalid_request_naming_no_valid_job_is_recorded_under_its_day(world:
     [record] = world.store.unattributed(NOW.strftime("%Y-%m-%d"))
     assert (record.job_id, record.actor_id) == (None, MALLORY.user_id)
     assert world.chat.calls_to("chat.postEphemeral") == []  # no channel to answer in
+
+
+# -- retries, lost answers and crashed deciders ---------------------------------------------------------
+
+THROTTLED = ClientError(
+    {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
+)
+
+
+def test_an_update_whose_answer_was_lost_is_recorded_as_applied_not_as_outside_slack(world: World) -> None:
+    # given: the first UpdateJobStatus reaches S3, its answer is lost, and the retry meets JobStatusException
+    applied = world.jobs.update_status
+
+    def applied_then_conflict(ref: JobRef, requested: str, reason: str) -> str:
+        applied(ref, requested, reason)
+        raise JobStatusConflict("job is Ready")
+
+    world.jobs.update_status = applied_then_conflict  # type: ignore[method-assign]
+    # when
+    result = world.service.apply(world.click(ALICE))
+    # then
+    assert result.outcome == Outcome.APPLIED
+    assert world.store.get(REF).state == RequestState.APPROVED  # type: ignore[union-attr]
+    assert [r.event_type for r in world.store.history(REF)] == [AuditEventType.DECISION_TAKEN]
+    assert world.chat.calls_to("chat.postEphemeral") == []
+
+
+def test_s3_failing_after_an_attempt_went_through_is_recorded_as_applied(world: World) -> None:
+    # given: the call is applied, then the retries give up with a 5xx
+    applied = world.jobs.update_status
+
+    def applied_then_unavailable(ref: JobRef, requested: str, reason: str) -> str:
+        applied(ref, requested, reason)
+        raise JobsUnavailable("S3 Control kept failing (InternalServiceException)")
+
+    world.jobs.update_status = applied_then_unavailable  # type: ignore[method-assign]
+    # when
+    result = world.service.apply(world.click(ALICE))
+    # then
+    assert result.outcome == Outcome.APPLIED
+    assert [r.event_type for r in world.store.history(REF)] == [AuditEventType.DECISION_TAKEN]
+
+
+def test_the_same_click_delivered_twice_at_once_is_applied_once_and_refuses_nobody(world: World) -> None:
+    # given: both deliveries read the job before either updates it
+    barrier = threading.Barrier(2, timeout=5)
+    describe = world.jobs.describe
+    waiting = {"left": 2}
+
+    def describe_together(ref: JobRef) -> Any:
+        job = describe(ref)
+        if waiting["left"] > 0:
+            waiting["left"] -= 1
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+        return job
+
+    world.jobs.describe = describe_together  # type: ignore[method-assign]
+    command = world.click(ALICE, decision_id="UALICE001:1700000000.1")
+    outcomes: list[Outcome] = []
+    threads = [threading.Thread(target=lambda: outcomes.append(world.service.apply(command).outcome)) for _ in range(2)]
+    # when
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then
+    assert sorted(outcomes) == sorted([Outcome.APPLIED, Outcome.DUPLICATE])
+    assert len(world.jobs.calls_to("update_status")) == 1
+    assert [r.event_type for r in world.store.history(REF)] == [AuditEventType.DECISION_TAKEN]
+    assert world.chat.calls_to("chat.postEphemeral") == []
+
+
+def test_a_takeover_after_a_decider_died_past_its_update_records_the_first_decision(world: World) -> None:
+    # given: Alice's decider claimed, updated S3, and died before recording it
+    alice = world.click(ALICE, decision_id="UALICE001:crash")
+    assert world.store.claim_decision(alice, NOW, 120).won
+    world.jobs.update_status(REF, "Ready", "Approved by alice (UALICE001) via Slack")
+    # when: after the lease, Bob clicks Cancel
+    world.now = NOW + timedelta(minutes=3)
+    bob = world.service.apply(world.click(BOB, "cancel", reason="oops", decision_id="UBOB00001:v1"))
+    # then: Alice's approval is what is recorded, and Bob is told so
+    stored = world.store.get(REF)
+    assert bob.outcome == Outcome.ALREADY_DECIDED
+    assert stored is not None
+    assert (stored.state, stored.decider, stored.decision) == (RequestState.APPROVED, ALICE, "approve")
+    trail = [(r.event_type, r.actor_id) for r in world.store.history(REF)]
+    assert (AuditEventType.DECISION_TAKEN, ALICE.user_id) in trail
+    assert (AuditEventType.DECISION_REFUSED, BOB.user_id) in trail
+    assert "alice" in world.chat.calls_to("chat.postEphemeral")[-1]["text"]
+    assert len(world.jobs.calls_to("update_status")) == 1
+
+
+def test_a_decision_whose_audit_write_failed_is_audited_when_redelivered(world: World) -> None:
+    # given: the audit write fails once, after the decision is recorded
+    put_audit = world.store.put_audit
+    failures = [THROTTLED]
+
+    def flaky(record: Any, key: str | None = None) -> None:
+        if failures:
+            raise failures.pop()
+        put_audit(record, key)
+
+    world.store.put_audit = flaky  # type: ignore[method-assign]
+    command = world.click(ALICE, decision_id="UALICE001:audit")
+    with pytest.raises(ClientError):
+        world.service.apply(command)
+    # when: SQS redelivers it after its visibility timeout
+    world.now = NOW + timedelta(minutes=6)
+    again = world.service.apply(command)
+    world.service.apply(command)  # and once more, for good measure
+    # then
+    assert again.outcome == Outcome.RESUMED
+    assert [r.event_type for r in world.store.history(REF)] == [AuditEventType.DECISION_TAKEN]
+    assert len(world.jobs.calls_to("update_status")) == 1
+
+
+def test_an_unreadable_approver_group_does_not_hide_the_others(world: World) -> None:
+    # given: the first group was deleted in Slack
+    world.service.approvers = Approvers(frozenset({ALICE.user_id}), ("SDELETED1", "SAPPROVE1"))
+    gina = Actor(user_id="UGROUPIE1", name="gina")
+    # when
+    result = world.service.apply(world.click(gina))
+    # then
+    assert result.outcome == Outcome.APPLIED
+
+
+def test_a_click_is_refused_for_now_when_no_group_could_be_read(world: World) -> None:
+    # given
+    world.service.approvers = Approvers(frozenset({ALICE.user_id}), ("SDELETED1",))
+    # when
+    result = world.service.apply(world.click(MALLORY))
+    # then
+    assert result.outcome == Outcome.NOT_AN_APPROVER
+    assert world.jobs.calls == []
+    assert "try again" in world.chat.calls_to("chat.postEphemeral")[-1]["text"]
+    assert world.store.history(REF)[-1].reason == "approver groups could not be read"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 
 BOT_TOKEN_KEY = "bot_token"
 SIGNING_SECRET_KEY = "signing_secret"
@@ -21,7 +22,10 @@ class SlackSecrets:
         self._max_age = max_age
 
     def _value(self, key: str, force: bool) -> str:
-        data: Any = self._provider.get(self._name, transform="json", max_age=self._max_age, force_fetch=force)
+        try:
+            data: Any = self._provider.get(self._name, transform="json", max_age=self._max_age, force_fetch=force)
+        except (GetParameterError, TransformParameterError) as exc:
+            raise SecretError(f"secret {self._name!r} could not be read as JSON ({type(exc).__name__})") from None
         value = data.get(key) if isinstance(data, dict) else None
         if not isinstance(value, str) or not value.strip():
             raise SecretError(f"secret {self._name!r} has no {key!r} value")

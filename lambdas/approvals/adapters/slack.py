@@ -48,14 +48,26 @@ class DeadlineAwareRateLimitRetryHandler(RateLimitErrorRetryHandler):
 
 
 def web_client(
-    token: str, base_url: str, *, timeout: int = 10, seconds_left: Callable[[], float] | None = None
+    token: str,
+    base_url: str,
+    *,
+    timeout: int = 10,
+    seconds_left: Callable[[], float] | None = None,
+    retries: bool = True,
 ) -> WebClient:
-    """A WebClient that retries connection errors, 5xx and 429 (within the time left)."""
-    handlers: list[RetryHandler] = [
-        ConnectionErrorRetryHandler(max_retry_count=2),
-        ServerErrorRetryHandler(max_retry_count=2),
-        DeadlineAwareRateLimitRetryHandler(max_retry_count=3, seconds_left=seconds_left or (lambda: 30.0)),
-    ]
+    """A WebClient that retries connection errors, 5xx and 429 (within the time left).
+
+    ``retries=False`` for calls inside Slack's 3-second ack, where one attempt is all there is time for.
+    """
+    handlers: list[RetryHandler] = (
+        [
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2),
+            DeadlineAwareRateLimitRetryHandler(max_retry_count=3, seconds_left=seconds_left or (lambda: 30.0)),
+        ]
+        if retries
+        else []
+    )
     return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)
 
 

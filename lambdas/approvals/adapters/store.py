@@ -12,9 +12,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from approvals.domain.ports import Claim
+from approvals.domain.ports import Claim, ClaimLost
 from approvals.models.job import JobRef
-from approvals.models.records import ApprovalRequest, AuditRecord, RequestState
+from approvals.models.records import Actor, ApprovalRequest, AuditRecord, DecisionKind, RequestState
 from approvals.models.slack import DecisionCommand
 
 REQUEST_SK = "REQUEST"
@@ -165,9 +165,9 @@ class DynamoRequestStore:
                     "SET #s = :deciding, decision = :decision, decision_id = :id, decider = :decider, "
                     "decision_reason = :reason, deciding_since = :now"
                 ),
-                ConditionExpression=(
-                    "#s = :pending OR (#s = :deciding AND (decision_id = :id OR deciding_since < :stale))"
-                ),
+                # A claim held within its lease is never shared, not even with another delivery of the
+                # same click: only a claim whose holder went quiet for the lease can be taken over.
+                ConditionExpression="#s = :pending OR (#s = :deciding AND deciding_since < :stale)",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues=_values(
                     deciding=RequestState.DECIDING.value,
@@ -196,27 +196,38 @@ class DynamoRequestStore:
         status_update_reason: str | None,
         now: datetime,
         note: str | None = None,
+        decider: Actor | None = None,
+        decision: DecisionKind | None = None,
     ) -> ApprovalRequest:
-        response = self._db.update_item(
-            TableName=self._table,
-            Key=self._key(ref),
-            UpdateExpression=(
-                "SET #s = :state, s3_status = :s3, status_update_reason = :sur, decided_at = :now, "
-                "outcome_note = :note REMOVE deciding_since"
-            ),
-            ConditionExpression="#s = :deciding AND decision_id = :id",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues=_values(
-                state=state.value,
-                s3=s3_status,
-                sur=status_update_reason,
-                now=_iso(now),
-                note=note,
-                deciding=RequestState.DECIDING.value,
-                id=decision_id,
-            ),
-            ReturnValues="ALL_NEW",
-        )
+        """Record the outcome of the claim ``decision_id``; raises ClaimLost if that claim is gone."""
+        decided_by = ", decider = :decider, decision = :decision" if decider and decision else ""
+        extra = {"decider": decider.model_dump(), "decision": decision} if decider and decision else {}
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression=(
+                    "SET #s = :state, s3_status = :s3, status_update_reason = :sur, decided_at = :now, "
+                    f"outcome_note = :note{decided_by} REMOVE deciding_since"
+                ),
+                ConditionExpression="#s = :deciding AND decision_id = :id",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=_values(
+                    state=state.value,
+                    s3=s3_status,
+                    sur=status_update_reason,
+                    now=_iso(now),
+                    note=note,
+                    deciding=RequestState.DECIDING.value,
+                    id=decision_id,
+                    **extra,
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                raise ClaimLost(f"the claim {decision_id} on job {ref.job_id} was taken over") from exc
+            raise
         return self._request(response["Attributes"])
 
     def release_decision(self, ref: JobRef, decision_id: str) -> None:
@@ -237,8 +248,14 @@ class DynamoRequestStore:
             if not _conditional_failed(exc):
                 raise
 
-    def close(self, ref: JobRef, note: str, job_status: str | None, now: datetime) -> ApprovalRequest | None:
-        """The job moved on outside Slack: no decision can be taken here any more."""
+    def close(
+        self, ref: JobRef, note: str, job_status: str | None, now: datetime, decision_id: str | None = None
+    ) -> ApprovalRequest | None:
+        """The job moved on outside Slack: no decision can be taken here any more.
+
+        Closes a pending request, or one in ``deciding`` only for the holder of that claim.
+        """
+        owned = "#s = :pending OR (#s = :deciding AND decision_id = :id)" if decision_id else "#s = :pending"
         try:
             response = self._db.update_item(
                 TableName=self._table,
@@ -247,7 +264,7 @@ class DynamoRequestStore:
                     "SET #s = :closed, outcome_note = :note, decided_at = :now, job_status = :status "
                     "REMOVE deciding_since"
                 ),
-                ConditionExpression="#s IN (:pending, :deciding)",
+                ConditionExpression=owned,
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues=_values(
                     closed=RequestState.CLOSED.value,
@@ -255,7 +272,7 @@ class DynamoRequestStore:
                     now=_iso(now),
                     status=job_status,
                     pending=RequestState.PENDING.value,
-                    deciding=RequestState.DECIDING.value,
+                    **({"deciding": RequestState.DECIDING.value, "id": decision_id} if decision_id else {}),
                 ),
                 ReturnValues="ALL_NEW",
             )
@@ -267,23 +284,37 @@ class DynamoRequestStore:
 
     # -- audit ----------------------------------------------------------------------------------
 
-    def put_audit(self, record: AuditRecord) -> None:
-        """Filed under the job; a refused request that names no valid job goes under its day."""
+    def put_audit(self, record: AuditRecord, key: str | None = None) -> None:
+        """Filed under the job; a refused request that names no valid job goes under its day.
+
+        With ``key`` (a fact's own identity, e.g. the decision's ID) the write is idempotent: a retry
+        that records the same fact again leaves the one record there is.
+        """
         data = record.to_log()
         if record.job_id and record.account_id and record.region:
             pk = JobRef(account_id=record.account_id, region=record.region, job_id=record.job_id).key
         else:
             pk = f"{UNATTRIBUTED_PREFIX}{str(data['time'])[:10]}"
-        self._db.put_item(
-            TableName=self._table,
-            Item={
-                "pk": _ser.serialize(pk),
-                "sk": _ser.serialize(f"{AUDIT_PREFIX}{data['time']}#{uuid.uuid4().hex[:12]}"),
-                "event_type": _ser.serialize(record.event_type.value),
-                "record": _ser.serialize(data),
-            },
-            ConditionExpression="attribute_not_exists(sk)",
-        )
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": _ser.serialize(pk),
+                    "sk": _ser.serialize(self._audit_sk(data, key)),
+                    "event_type": _ser.serialize(record.event_type.value),
+                    "record": _ser.serialize(data),
+                },
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+        except ClientError as exc:
+            if not (key and _conditional_failed(exc)):
+                raise
+
+    @staticmethod
+    def _audit_sk(data: dict[str, Any], key: str | None) -> str:
+        """``AUDIT#<key>`` for a fact with an identity (written once however often it is retried),
+        else ``AUDIT#<time>#<random>``. ``history`` orders records by their time either way."""
+        return f"{AUDIT_PREFIX}{key}" if key else f"{AUDIT_PREFIX}{data['time']}#{uuid.uuid4().hex[:12]}"
 
     # -- mapping --------------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from approvals.domain.ports import ChatUnavailable
+
 
 @dataclass(frozen=True)
 class Approvers:
@@ -16,14 +18,23 @@ class Approvers:
         return bool(self.user_ids or self.group_ids)
 
 
-def may_decide(user_id: str, approvers: Approvers, members_of: Callable[[str], frozenset[str]]) -> bool:
-    """True when the user is a named approver or a member of an approver group.
+def approver_status(user_id: str, approvers: Approvers, members_of: Callable[[str], frozenset[str]]) -> bool | None:
+    """True when the user is a named approver or a member of an approver group; None when a group
+    that might admit them could not be read (deleted, or Slack unavailable), so nobody is refused
+    for good on a Slack hiccup, and one unreadable group does not hide the others.
 
     Nobody may decide when no approvers are configured: an empty list never means "everyone".
     """
     if user_id in approvers.user_ids:
         return True
-    return any(user_id in members_of(group_id) for group_id in approvers.group_ids)
+    unknown = False
+    for group_id in approvers.group_ids:
+        try:
+            if user_id in members_of(group_id):
+                return True
+        except ChatUnavailable:
+            unknown = True
+    return None if unknown else False
 
 
 def known_refusal(

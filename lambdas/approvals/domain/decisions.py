@@ -15,10 +15,11 @@ from enum import StrEnum
 
 from approvals.domain import message
 from approvals.domain.audit import audit_record
-from approvals.domain.authorisation import Approvers, may_decide
+from approvals.domain.authorisation import Approvers, approver_status
 from approvals.domain.ports import (
     Chat,
     ChatUnavailable,
+    ClaimLost,
     JobNotFound,
     Jobs,
     JobStatusConflict,
@@ -27,7 +28,7 @@ from approvals.domain.ports import (
 )
 from approvals.domain.reasons import recorded_by, requested_status, status_update_reason
 from approvals.models.job import Job
-from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, RequestState
+from approvals.models.records import Actor, ApprovalRequest, AuditEventType, AuditRecord, DecisionKind, RequestState
 from approvals.models.slack import DecisionCommand, RefusalCommand
 
 # Statuses a job can reach after each decision; used to recognise a decision we already applied.
@@ -45,6 +46,7 @@ class Outcome(StrEnum):
     NOT_FOUND = "not_found"
     FAILED = "failed"
     INVALID_REQUEST = "invalid_request"
+    DUPLICATE = "duplicate"
 
 
 @dataclass
@@ -90,7 +92,16 @@ class DecisionService:
                 "no approval request on record for this job",
                 message.no_request_text(ref.job_id),
             )
-        if not may_decide(command.actor.user_id, self.approvers, self.members_of):
+        authority = approver_status(command.actor.user_id, self.approvers, self.members_of)
+        if authority is None:
+            return self._refuse(
+                command,
+                request,
+                Outcome.NOT_AN_APPROVER,
+                "approver groups could not be read",
+                message.approvers_unknown_text(ref.job_id),
+            )
+        if not authority:
             return self._refuse(
                 command, request, Outcome.NOT_AN_APPROVER, "not an approver", message.not_an_approver_text(ref.job_id)
             )
@@ -99,12 +110,11 @@ class DecisionService:
         claim = self.store.claim_decision(command, self.clock(), self.lease_seconds)
         current = claim.request
         if not claim.won:
-            if (
-                current is not None
-                and current.decision_id == command.decision_id
-                and current.state in {RequestState.APPROVED, RequestState.CANCELLED, RequestState.CLOSED}
-            ):
-                return self._resume(current)
+            if current is not None and current.decision_id == command.decision_id:
+                if current.state == RequestState.DECIDING:
+                    return DecisionResult(Outcome.DUPLICATE, current)  # the same click, already being applied
+                if current.state in {RequestState.APPROVED, RequestState.CANCELLED, RequestState.CLOSED}:
+                    return self._resume(current)
             return self._refuse(
                 command,
                 current,
@@ -113,6 +123,8 @@ class DecisionService:
                 message.already_decided_text(current) if current else message.no_request_text(ref.job_id),
             )
         assert current is not None
+        # A claim taken over from a holder that went quiet: its S3 call may have gone through.
+        previous = request if request.state == RequestState.DECIDING else None
         reason = status_update_reason(command.decision, command.actor, command.reason)
 
         # Re-check right before acting: the job may have moved on outside Slack.
@@ -123,23 +135,20 @@ class DecisionService:
         except JobsUnavailable as exc:
             return self._fail(command, current, str(exc))
         if not job.awaiting_confirmation:
-            if recorded_by(job.status_update_reason, command.decision, command.actor) and job.status in self._after(
-                command
-            ):
-                # Our own earlier call, whose result was never recorded (the worker died after it).
-                return self._finish(command, job, job.status, job.status_update_reason or reason)
-            return self._moved_on(command, current, job)
+            return self._not_awaiting(command, current, job, previous)
 
         try:
             s3_status = self.jobs.update_status(ref, requested_status(command.decision), reason)  # type: ignore[arg-type]
         except JobStatusConflict:
+            # Already decided or moved on, or an earlier attempt of this very call went through
+            # and only its answer was lost: read the job to tell which.
             try:
                 job = self.jobs.describe(ref)
             except JobNotFound:
                 return self._close_not_found(command, current)
             except JobsUnavailable as exc:
                 return self._fail(command, current, str(exc))
-            return self._moved_on(command, current, job)
+            return self._not_awaiting(command, current, job, previous)
         except JobNotFound:
             return self._close_not_found(command, current)
         except JobsUnavailable as exc:
@@ -166,32 +175,84 @@ class DecisionService:
     # -- outcomes -----------------------------------------------------------------------------
 
     @staticmethod
-    def _after(command: DecisionCommand) -> frozenset[str]:
-        return AFTER_APPROVE if command.decision == "approve" else AFTER_CANCEL
+    def _applied(job: Job, decision: DecisionKind, actor: Actor) -> bool:
+        """True when the job carries this person's decision, applied by this product."""
+        after = AFTER_APPROVE if decision == "approve" else AFTER_CANCEL
+        return job.status in after and recorded_by(job.status_update_reason, decision, actor)
+
+    def _not_awaiting(
+        self, command: DecisionCommand, current: ApprovalRequest, job: Job, previous: ApprovalRequest | None
+    ) -> DecisionResult:
+        """The job is no longer Suspended: our own unrecorded call, a quiet predecessor's, or elsewhere."""
+        if self._applied(job, command.decision, command.actor):
+            return self._finish(command, job, job.status, job.status_update_reason or "")
+        if (
+            previous
+            and previous.decision
+            and previous.decider
+            and self._applied(job, previous.decision, previous.decider)
+        ):
+            # The holder we took over from did decide; record it as theirs and tell this person so.
+            theirs = command.model_copy(
+                update={"decision": previous.decision, "actor": previous.decider, "reason": previous.decision_reason}
+            )
+            finished = self._finish(theirs, job, job.status, job.status_update_reason or "")
+            refused = self._refuse(
+                command,
+                finished.request,
+                Outcome.ALREADY_DECIDED,
+                "already decided",
+                message.already_decided_text(finished.request) if finished.request else "",
+            )
+            refused.audit = finished.audit + refused.audit
+            return refused
+        return self._moved_on(command, current, job)
 
     def _finish(self, command: DecisionCommand, job: Job, s3_status: str, reason: str) -> DecisionResult:
         state = RequestState.APPROVED if command.decision == "approve" else RequestState.CANCELLED
-        before = job.status
-        request = self.store.finish_decision(command.job, command.decision_id, state, s3_status, reason, self.clock())
-        record = audit_record(
-            AuditEventType.DECISION_TAKEN,
-            command.job,
-            now=self.clock(),
-            request=request,
-            actor=command.actor,
-            action=command.decision,
-            reason=command.reason,
-            status_before=before,
-            status_after=s3_status,
-            status_update_reason=reason,
-            correlation_id=command.correlation_id,
-        )
-        self.store.put_audit(record)
+        try:
+            request = self.store.finish_decision(
+                command.job,
+                command.decision_id,
+                state,
+                s3_status,
+                reason,
+                self.clock(),
+                decider=command.actor,
+                decision=command.decision,
+            )
+        except ClaimLost:
+            # Slower than the lease: whoever took over has recorded (or will record) this decision.
+            latest = self.store.get(command.job)
+            return DecisionResult(Outcome.DUPLICATE, latest)
+        record = self._decision_record(request, status_before="Suspended", correlation_id=command.correlation_id)
         self._show(request, job.model_copy(update={"status": s3_status, "status_update_reason": reason}))
         return DecisionResult(Outcome.APPLIED, request, s3_status, audit=[record])
 
+    def _decision_record(self, request: ApprovalRequest, status_before: str, correlation_id: str | None) -> AuditRecord:
+        """The decision_taken record, written once per decision however often this runs."""
+        assert request.decided_at is not None
+        record = audit_record(
+            AuditEventType.DECISION_TAKEN,
+            request.job,
+            now=request.decided_at,
+            request=request,
+            actor=request.decider,
+            action=request.decision,
+            reason=request.decision_reason,
+            status_before=status_before,
+            status_after=request.s3_status,
+            status_update_reason=request.status_update_reason,
+            correlation_id=correlation_id,
+        )
+        self.store.put_audit(record, key=f"{request.decision_id}:taken")
+        return record
+
     def _resume(self, request: ApprovalRequest) -> DecisionResult:
-        """A redelivered command whose decision is already recorded: make sure the message shows it."""
+        """A redelivered command whose decision is already recorded: make sure the record and the
+        message both say so (either may have failed the first time)."""
+        if request.state in {RequestState.APPROVED, RequestState.CANCELLED}:
+            self._decision_record(request, status_before="Suspended", correlation_id=None)
         try:
             job = self.jobs.describe(request.job)
         except (JobNotFound, JobsUnavailable):
@@ -202,7 +263,7 @@ class DecisionService:
 
     def _moved_on(self, command: DecisionCommand, request: ApprovalRequest, job: Job) -> DecisionResult:
         note = message.outside_slack_note(job.status)
-        closed = self.store.close(command.job, note, job.status, self.clock()) or request
+        closed = self.store.close(command.job, note, job.status, self.clock(), command.decision_id) or request
         result = self._refuse(
             command,
             closed,
@@ -216,13 +277,22 @@ class DecisionService:
 
     def _close_not_found(self, command: DecisionCommand, request: ApprovalRequest) -> DecisionResult:
         note = "Job not found in S3 (deleted or expired)"
-        closed = self.store.close(command.job, note, None, self.clock()) or request
+        closed = self.store.close(command.job, note, None, self.clock(), command.decision_id) or request
         return self._refuse(
             command, closed, Outcome.NOT_FOUND, "job not found in S3", message.job_not_found_text(command.job.job_id)
         )
 
     def _fail(self, command: DecisionCommand, request: ApprovalRequest, detail: str) -> DecisionResult:
-        """S3 kept failing: the request goes back to pending so anyone may try again, and we say so."""
+        """S3 kept failing: the request goes back to pending so anyone may try again, and we say so.
+
+        Unless an attempt whose answer was lost did go through: then it is recorded as applied.
+        """
+        try:
+            job = self.jobs.describe(command.job)
+        except (JobNotFound, JobsUnavailable):
+            job = None
+        if job is not None and self._applied(job, command.decision, command.actor):
+            return self._finish(command, job, job.status, job.status_update_reason or "")
         self.store.release_decision(command.job, command.decision_id)
         record = audit_record(
             AuditEventType.DECISION_FAILED,

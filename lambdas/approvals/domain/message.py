@@ -661,6 +661,13 @@ def reason_required_error() -> dict[str, str]:
     return {REASON_BLOCK_ID: "Please say why you are cancelling this job."}
 
 
+def approvers_unknown_text(job_id: str) -> str:
+    return (
+        f"Your approver group membership could not be checked just now, so job {_job(job_id)} was not changed. "
+        "Please try again in a minute."
+    )
+
+
 def invalid_request_text(reason: str) -> str:
     return f"Your click could not be handled ({escape_mrkdwn(reason)}). Nothing was changed."
 

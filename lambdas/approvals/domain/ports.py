@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from approvals.models.job import Job, JobRef
-from approvals.models.records import ApprovalRequest, AuditRecord, RequestState
+from approvals.models.records import Actor, ApprovalRequest, AuditRecord, DecisionKind, RequestState
 from approvals.models.slack import DecisionCommand
 
 RequestedStatus = Literal["Ready", "Cancelled"]
@@ -23,6 +23,10 @@ class JobStatusConflict(Exception):
 
 class JobsUnavailable(Exception):
     """S3 Control kept failing (throttling or server errors) after retries."""
+
+
+class ClaimLost(Exception):
+    """The decision's claim on the request was taken over (its holder was quiet past the lease)."""
 
 
 class ChatUnavailable(Exception):
@@ -69,13 +73,17 @@ class RequestStore(Protocol):
         status_update_reason: str | None,
         now: datetime,
         note: str | None = None,
+        decider: Actor | None = None,
+        decision: DecisionKind | None = None,
     ) -> ApprovalRequest: ...
 
     def release_decision(self, ref: JobRef, decision_id: str) -> None: ...
 
-    def close(self, ref: JobRef, note: str, job_status: str | None, now: datetime) -> ApprovalRequest | None: ...
+    def close(
+        self, ref: JobRef, note: str, job_status: str | None, now: datetime, decision_id: str | None = None
+    ) -> ApprovalRequest | None: ...
 
-    def put_audit(self, record: AuditRecord) -> None: ...
+    def put_audit(self, record: AuditRecord, key: str | None = None) -> None: ...
 
     def history(self, ref: JobRef) -> list[AuditRecord]: ...
 

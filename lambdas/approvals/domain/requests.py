@@ -69,7 +69,10 @@ class RequestService:
             job_status=job.status,
         )
         if not self.store.claim_posting(claim, now, self.posting_lease_seconds):
-            return EventResult(EventOutcome.ALREADY_POSTED, job, self.store.get(ref))
+            existing = self.store.get(ref)
+            if existing is not None and existing.message_ts:
+                self._requested_record(existing)  # in case the first delivery died before writing it
+            return EventResult(EventOutcome.ALREADY_POSTED, job, existing)
         rendered = message.render_request(job, ref, claim, self.large_job_threshold)
         try:
             ts = self.chat.post(self.channel, rendered.text, rendered.blocks, rendered.metadata)
@@ -78,19 +81,25 @@ class RequestService:
             raise
         self.store.mark_posted(ref, self.channel, ts)
         request = claim.model_copy(update={"state": RequestState.PENDING, "channel": self.channel, "message_ts": ts})
+        return EventResult(EventOutcome.POSTED, job, request, [self._requested_record(request)])
+
+    def _requested_record(self, request: ApprovalRequest) -> AuditRecord:
+        """The approval_requested record, written once per job however often this runs."""
         record = audit_record(
             AuditEventType.APPROVAL_REQUESTED,
-            ref,
-            now=now,
+            request.job,
+            now=request.requested_at,
             request=request,
-            status_after=job.status,
+            status_after="Suspended",
         )
-        self.store.put_audit(record)
-        return EventResult(EventOutcome.POSTED, job, request, [record])
+        self.store.put_audit(record, key="requested")
+        return record
 
     def _follow(self, ref: JobRef, job: Job, request: ApprovalRequest) -> EventResult:
         before = request.job_status
         if not self.store.record_job_status(ref, job.status):
+            if request.message_ts:
+                self._requested_record(request)  # in case the delivery that posted it died before this
             return EventResult(EventOutcome.UNCHANGED, job, request)
         try:
             if request.state == RequestState.PENDING and not job.awaiting_confirmation:
@@ -99,20 +108,21 @@ class RequestService:
             else:
                 request = request.model_copy(update={"job_status": job.status})
             self._show_status(ref, job, request)
+            record = audit_record(
+                AuditEventType.JOB_STATUS_CHANGED,
+                ref,
+                now=self.clock(),
+                request=request,
+                status_before=before,
+                status_after=job.status,
+                status_update_reason=job.status_update_reason,
+            )
+            self.store.put_audit(record, key=f"status:{before}>{job.status}")
         except BaseException:
-            # Slack failed: forget the status so EventBridge's retry updates the message after all.
+            # Slack or the audit write failed: forget the status so EventBridge's retry does it all again
+            # (the message update is idempotent, the audit record is keyed).
             self.store.restore_job_status(ref, job.status, before)
             raise
-        record = audit_record(
-            AuditEventType.JOB_STATUS_CHANGED,
-            ref,
-            now=self.clock(),
-            request=request,
-            status_before=before,
-            status_after=job.status,
-            status_update_reason=job.status_update_reason,
-        )
-        self.store.put_audit(record)
         return EventResult(EventOutcome.STATUS_UPDATED, job, request, [record])
 
     def _show_status(self, ref: JobRef, job: Job, request: ApprovalRequest) -> None:
