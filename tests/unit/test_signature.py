@@ -15,7 +15,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from approvals.adapters.secrets import BOT_TOKEN_KEY, SIGNING_SECRET_KEY, SlackSecrets
+from approvals.adapters.secrets import BOT_TOKEN_KEY, SIGNING_SECRET_KEY, SecretError, SlackSecrets
 from approvals.adapters.signature import InvalidSignature, SlackRequestVerifier
 from sandbox.aws_local import LocalAws
 
@@ -289,3 +289,32 @@ def test_a_burst_of_forged_requests_fetches_the_secret_again_only_once(secret: S
     # then each is refused, and Secrets Manager was asked again only once
     assert reasons == {"signature mismatch"}
     assert secret.fetches == 2
+
+
+@pytest.mark.parametrize(
+    ("stored_value", "says"),
+    [
+        ("not json at all", "could not be read as JSON"),
+        (json.dumps({BOT_TOKEN_KEY: "xoxb-x"}), "has no 'signing_secret'"),
+    ],
+)
+def test_an_unusable_secret_is_a_secret_error_naming_the_key_never_the_value(
+    secretsmanager: Any, stored_value: str, says: str
+) -> None:
+    # given
+    name = f"sba-test/broken-{uuid.uuid4().hex}"
+    secretsmanager.create_secret(Name=name, SecretString=stored_value)
+    secrets = SlackSecrets(SecretsProvider(boto3_client=secretsmanager), name, max_age=300)
+    # when
+    with pytest.raises(SecretError) as caught:
+        secrets.signing_secret()
+    # then
+    assert says in str(caught.value)
+    assert "xoxb-x" not in str(caught.value)
+    secretsmanager.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+
+
+def test_a_missing_secret_is_a_secret_error(secretsmanager: Any) -> None:
+    secrets = SlackSecrets(SecretsProvider(boto3_client=secretsmanager), "sba-test/never-created", max_age=300)
+    with pytest.raises(SecretError, match="could not be read"):
+        secrets.bot_token()
