@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from approvals.adapters.store import DynamoRequestStore
 from approvals.models.job import JobRef
@@ -72,16 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         client_kwargs["endpoint_url"] = state["moto"]
         table, account, region = state["requests_table"], SANDBOX_ACCOUNT, SANDBOX_REGION
     else:
-        session = boto3.session.Session(region_name=args.region)
-        region = args.region or session.region_name
+        session = boto3.session.Session(region_name=args.region or os.environ.get("AWS_REGION"))
+        region = session.region_name
         if not region:
-            raise SystemExit("no region: pass --region or configure one (AWS_REGION)")
-        table = args.table or _table_from_stack(session, args.stack)
-        account = args.account or session.client("sts").get_caller_identity()["Account"]
-
-    ref = JobRef(account_id=account, region=region, job_id=args.job_id)
-    store = DynamoRequestStore(session.client("dynamodb", **client_kwargs), table)
-    records = store.history(ref)
+            raise SystemExit("no region: pass --region (make audit REGION=…) or set AWS_REGION")
+    try:
+        if not args.sandbox:
+            table = args.table or _table_from_stack(session, args.stack)
+            account = args.account or session.client("sts").get_caller_identity()["Account"]
+        ref = JobRef(account_id=account, region=region, job_id=args.job_id)
+        records = DynamoRequestStore(session.client("dynamodb", **client_kwargs), table).history(ref)
+    except ValidationError as exc:
+        raise SystemExit(f"invalid job reference: {exc.errors()[0]['msg']}") from None
+    except (BotoCoreError, ClientError) as exc:
+        raise SystemExit(f"could not read the audit records: {exc}") from None
     if not records:
         print(f"no audit records for job {ref.job_id} in account {account}, region {region}", file=sys.stderr)
         return 1
