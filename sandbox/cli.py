@@ -19,13 +19,16 @@ import argparse
 import contextlib
 import json
 import signal
+import sys
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-STATE = Path(".sandbox/state.json")
+from pydantic import ValidationError
+
+STATE = Path(__file__).resolve().parent.parent / ".sandbox" / "state.json"  # wherever you run it from
 
 
 def _people() -> dict[str, Any]:
@@ -53,6 +56,10 @@ class _Control(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         try:
             self._reply(200, self._dispatch(self.path, body))
+        except ValidationError as exc:
+            self._reply(400, {"error": exc.errors()[0]["msg"].removeprefix("Value error, ")})
+        except KeyError as exc:
+            self._reply(400, {"error": str(exc.args[0]) if exc.args else "not found"})
         except (LookupError, ValueError) as exc:
             self._reply(400, {"error": str(exc)})
         except Exception as exc:
@@ -65,16 +72,19 @@ class _Control(BaseHTTPRequestHandler):
         if path == "/jobs/create":
             job = d.create_job(
                 description=body.get("description") or "Sandbox job",
-                object_count=int(body.get("objects") or 1200),
+                object_count=int(body["objects"] if body.get("objects") is not None else 1200),
                 confirmation=bool(body.get("confirmation", True)),
             )
             return {"job_id": job}
         if path == "/jobs":
             return [{"job_id": j, "status": d.jobs.job_status(j)} for j in d.jobs.job_ids()]
         if path == "/messages":
-            return [
-                d.slack.render_message(CHANNEL, m.ts) for m in d.slack.messages(CHANNEL) if m.thread_ts in (None, m.ts)
-            ]
+            shown = []
+            for m in d.slack.messages(CHANNEL):
+                if m.thread_ts in (None, m.ts):
+                    replies = "".join(f"\n   ↳ {r.text}" for r in d.slack.thread(CHANNEL, m.ts))
+                    shown.append(d.slack.render_message(CHANNEL, m.ts) + replies)
+            return shown
         if path == "/ephemerals":
             return [f"to {e.user}: {e.text}" for e in d.slack.ephemerals()]
         person = _people().get(str(body.get("as", "")))
@@ -82,9 +92,19 @@ class _Control(BaseHTTPRequestHandler):
             raise LookupError(f"unknown person {body.get('as')!r}: use alice, gina or mallory")
         if path == "/click":
             action = {"approve": "approve_job", "cancel": "cancel_job"}[body["action"]]
+            message = d.request_message(body["job_id"])
+            if not any(b.get("action_id") == action for b in message.buttons()):
+                raise LookupError(f"job {body['job_id']} has no {body['action']} button any more: it was decided")
+            views_before = len(d.slack.views())
             click = d.click(body["job_id"], action, person)
             d.settle()
-            return {"http_status": click.status, "body": click.body}
+            notes = [e.text for e in d.slack.ephemerals(person.id)]
+            return {
+                "http_status": click.status,
+                "body": click.body,
+                "modal": len(d.slack.views()) > views_before,
+                "told": notes[-1] if notes else None,
+            }
         if path == "/reason":
             click = d.submit_reason(person, body["reason"])
             d.settle()
@@ -94,9 +114,25 @@ class _Control(BaseHTTPRequestHandler):
         raise LookupError(f"unknown command {path}")
 
 
+def _running() -> bool:
+    """A sandbox is running when its state file names a control port that answers."""
+    if not STATE.exists():
+        return False
+    try:
+        _call("/jobs")
+    except SystemExit:
+        return False
+    return True
+
+
 def serve() -> int:
+    from sandbox.demo import quiet_terminal
     from sandbox.local import LocalDeployment
 
+    if _running():
+        print(f"a sandbox is already running (state in {STATE}); stop it first", file=sys.stderr)
+        return 1
+    quiet_terminal()
     deployment = LocalDeployment(auto_advance=True, advance_interval=1.0).start()
     _Control.deployment = deployment
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Control)
@@ -116,8 +152,11 @@ def serve() -> int:
         )
     )
     print(
-        f"sandbox running; state in {STATE}. Try:\n  python -m sandbox create-job\n"
-        "  python -m sandbox messages\n  python -m sandbox click <JOB> approve --as alice\nCtrl-C stops it.",
+        f"sandbox running; state in {STATE}. In another terminal, from the repository root:\n"
+        "  PYTHONPATH=lambdas:. .venv/bin/python -m sandbox create-job        (prints the job ID)\n"
+        "  PYTHONPATH=lambdas:. .venv/bin/python -m sandbox messages\n"
+        "  PYTHONPATH=lambdas:. .venv/bin/python -m sandbox click <JOB> approve --as alice\n"
+        "Ctrl-C stops it.",
         flush=True,
     )
     stop = threading.Event()
@@ -194,9 +233,19 @@ def main(argv: list[str] | None = None) -> int:
         for note in _call("/ephemerals"):
             print(f"(ephemeral) {note}")
     elif args.command == "click":
-        print(_call("/click", {"job_id": args.job_id, "action": args.action, "as": args.person}))
+        result = _call("/click", {"job_id": args.job_id, "action": args.action, "as": args.person})
+        print(f"the callback answered HTTP {result['http_status']} {result['body']}".rstrip())
+        if result.get("modal"):
+            print(f'the reason form opened for {args.person}: python -m sandbox reason "why" --as {args.person}')
+        elif result.get("told"):
+            print(f"Slack told {args.person} (only they see it): {result['told']}")
     elif args.command == "reason":
-        print(_call("/reason", {"reason": args.reason, "as": args.person}))
+        result = _call("/reason", {"reason": args.reason, "as": args.person})
+        answer = json.loads(result["body"]) if result["body"].startswith("{") else {}
+        if answer.get("response_action") == "errors":
+            print(f"the form refused it: {'; '.join(answer['errors'].values())}")
+            return 1
+        print(f"the callback answered HTTP {result['http_status']}: the form closed and the decision was queued")
     elif args.command == "audit":
         for record in _call("/audit", {"job_id": args.job_id}):
             print(json.dumps(record))

@@ -144,9 +144,15 @@ def run() -> None:
     say(f"Demo passed in {time.monotonic() - started:.1f} s.")
 
 
-def main() -> int:
+def quiet_terminal() -> None:
+    """Keep the handlers' metric lines and Powertools' empty-metrics warning off the terminal."""
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    sys.stdout = _QuietStream(sys.stdout)  # type: ignore[assignment]
+    if not isinstance(sys.stdout, _QuietStream):
+        sys.stdout = _QuietStream(sys.stdout)  # type: ignore[assignment]
+
+
+def main() -> int:
+    quiet_terminal()
     try:
         run()
     except DemoFailed as failure:
