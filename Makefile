@@ -13,11 +13,13 @@ help:
 	@echo "make demo            run the whole approval loop locally (stand-ins for S3 Control, Slack, DynamoDB)"
 	@echo "make test            lint and the whole test suite (what CI runs)"
 	@echo "make sandbox         start the local stand-ins and leave them running"
-	@echo "make synth           synthesize the stack into cdk.out/ (no AWS account needed)"
+	@echo "make synth           synthesize the stack into cdk.out/ (no AWS account needed; CONTEXT='-c key=value')"
 	@echo "make deploy          deploy with the AWS CDK CLI (needs AWS credentials)"
 	@echo "make slack-manifest  write slack-app-manifest.yaml for this deployment"
 	@echo "make audit JOB=<id>  print the decision history of a job"
-	@echo "make bench           run the benchmarks under bench/"
+	@echo "make bench           run the benchmarks under bench/ (import times, callback ack)"
+	@echo "make lint            ruff, ruff format --check and mypy (part of make test)"
+	@echo "make typecheck       mypy only"
 
 $(STAMP): requirements.txt requirements-dev.txt lambdas/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,7 +44,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit tests/sandbox
 
 synth: $(STAMP)
-	$(PY) app.py
+	$(PY) app.py $(CONTEXT)
 
 deploy: $(STAMP)
 	npx --yes aws-cdk@2 deploy --app "$(PY) app.py" $(CDK_ARGS)
