@@ -7,11 +7,10 @@ Both record their calls so asserts read naturally (``len(fake)``, ``fake.calls_t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from approvals.domain.ports import ChatUnavailable, JobNotFound, JobStatusConflict, JobsUnavailable
+from approvals.domain.ports import ChatUnavailable, JobNotFound, JobStatusConflict
 from approvals.models.job import TERMINAL_STATUSES, Job, JobRef
 
 
@@ -52,7 +51,6 @@ class FakeJobs:
         self.jobs: dict[str, Job] = {}
         self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
         self.failures: dict[str, list[Exception]] = {}
-        self.on_describe: Callable[[str], None] | None = None
         self._lock = threading.Lock()
 
     def add(self, job: Job) -> Job:
@@ -79,9 +77,6 @@ class FakeJobs:
             self._maybe_fail("describe")
             if ref.job_id not in self.jobs:
                 raise JobNotFound(ref.job_id)
-            job = self.jobs[ref.job_id]
-        if self.on_describe:
-            self.on_describe(ref.job_id)
             job = self.jobs[ref.job_id]
         return job
 
@@ -178,4 +173,4 @@ class FakeChat:
         return self.names.get(user_id)
 
 
-__all__ = ["FakeChat", "FakeJobs", "JobsUnavailable", "make_job"]
+__all__ = ["FakeChat", "FakeJobs", "make_job"]

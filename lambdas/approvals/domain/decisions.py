@@ -294,22 +294,15 @@ class DecisionService:
         if job is not None and self._applied(job, command.decision, command.actor):
             return self._finish(command, job, job.status, job.status_update_reason or "")
         self.store.release_decision(command.job, command.decision_id)
-        record = audit_record(
+        return self._record_and_tell(
             AuditEventType.DECISION_FAILED,
-            command.job,
-            now=self.clock(),
-            request=request,
-            actor=command.actor,
-            action=command.decision,
-            reason=detail,
+            Outcome.FAILED,
+            command,
+            request,
+            detail,
+            message.decision_failed_text(command.job.job_id, detail),
             status_before=request.job_status,
-            correlation_id=command.correlation_id,
         )
-        self.store.put_audit(record)
-        failed = self._notify(
-            request.channel, command.actor.user_id, message.decision_failed_text(command.job.job_id, detail)
-        )
-        return DecisionResult(Outcome.FAILED, request, detail=detail, audit=[record], notices_failed=failed)
 
     def _refuse(
         self,
@@ -320,16 +313,40 @@ class DecisionService:
         text: str,
         status: str | None = None,
     ) -> DecisionResult:
-        record = audit_record(
+        current = status or (request.job_status if request else None)
+        return self._record_and_tell(
             AuditEventType.DECISION_REFUSED,
+            outcome,
+            command,
+            request,
+            why,
+            text,
+            status_before=current,
+            status_after=current,
+        )
+
+    def _record_and_tell(
+        self,
+        event_type: AuditEventType,
+        outcome: Outcome,
+        command: DecisionCommand,
+        request: ApprovalRequest | None,
+        why: str,
+        text: str,
+        status_before: str | None = None,
+        status_after: str | None = None,
+    ) -> DecisionResult:
+        """A decision that did not happen: one audit record, and the person who clicked is told why."""
+        record = audit_record(
+            event_type,
             command.job,
             now=self.clock(),
             request=request,
             actor=command.actor,
             action=command.decision,
             reason=why,
-            status_before=status or (request.job_status if request else None),
-            status_after=status or (request.job_status if request else None),
+            status_before=status_before,
+            status_after=status_after,
             correlation_id=command.correlation_id,
         )
         self.store.put_audit(record)

@@ -145,7 +145,6 @@ def _button(payload: BlockActionsPayload, correlation_id: str | None) -> Action:
         decision_id=f"{actor.user_id}:{action.action_ts or ts}",
         channel=channel,
         message_ts=ts,
-        clicked_at=_float(action.action_ts),
         correlation_id=correlation_id,
     )
     if decision == "approve":
@@ -185,10 +184,3 @@ def _submission(payload: ViewSubmissionPayload, correlation_id: str | None) -> A
         correlation_id=correlation_id,
     )
     return Queue(command)
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None

@@ -144,7 +144,6 @@ class DecisionCommand(BaseModel):
     decision_id: str = Field(min_length=1)
     channel: str | None = None
     message_ts: str | None = None
-    clicked_at: float | None = None
     correlation_id: str | None = None
 
     @field_validator("reason")
