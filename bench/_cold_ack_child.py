@@ -1,6 +1,7 @@
 """One cold start of the callback: import the handler and answer the first signed Approve click.
 
-Run by bench/callback_ack.py in a fresh interpreter with the local stand-ins' environment.
+Run by bench/callback_ack.py in a fresh interpreter with the local stand-ins' environment and
+PYTHONPATH=lambdas:. (as the function's code sits at the root of its bundle).
 Prints the in-process milliseconds (import, first request) as JSON on the last line.
 """
 
@@ -8,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 started = time.perf_counter()
-sys.path[:0] = ["lambdas", "."]
 
 from approvals.handlers import callback  # noqa: E402
 

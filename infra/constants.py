@@ -41,6 +41,10 @@ ENV_APPROVER_USER_IDS: Final = "APPROVER_USER_IDS"
 ENV_APPROVER_GROUP_IDS: Final = "APPROVER_GROUP_IDS"
 ENV_LARGE_JOB_THRESHOLD: Final = "LARGE_JOB_THRESHOLD"
 
+# Set on every function: pydantic otherwise reads every installed package's metadata looking for
+# plugins when it builds its first model, on each cold start; the functions use no plugins.
+PYDANTIC_WITHOUT_PLUGINS: Final = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+
 # The secret's JSON keys.
 SECRET_BOT_TOKEN_KEY: Final = "bot_token"
 SECRET_SIGNING_SECRET_KEY: Final = "signing_secret"

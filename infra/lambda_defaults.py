@@ -12,7 +12,7 @@ from constructs import Construct
 
 from infra import nag
 from infra.bundling import lambda_code
-from infra.constants import METRICS_NAMESPACE, SERVICE_NAME
+from infra.constants import METRICS_NAMESPACE, PYDANTIC_WITHOUT_PLUGINS, SERVICE_NAME
 from infra.settings import LATEST_PYTHON_RUNTIME, InfraSettings
 
 XRAY_ACKNOWLEDGMENT = nag.acknowledgment(
@@ -84,6 +84,7 @@ class LambdaDefaults(Construct):
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
+                **PYDANTIC_WITHOUT_PLUGINS,
                 **(environment or {}),
             },
         )

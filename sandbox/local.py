@@ -216,6 +216,7 @@ class LocalDeployment:
             "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
+            **c.PYDANTIC_WITHOUT_PLUGINS,
         }
         if self.quiet:
             env["POWERTOOLS_LOG_LEVEL"] = "CRITICAL"

@@ -61,6 +61,7 @@ def test_every_function_has_powertools_and_its_settings_in_the_environment(defau
     assert env["POWERTOOLS_SERVICE_NAME"] == SERVICE_NAME
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
     assert env[ENV_SLACK_SECRET_NAME] == "s3-batch-approvals/slack"
     assert env[ENV_SLACK_CHANNEL_ID] == "C0000000000"
     assert env[ENV_LARGE_JOB_THRESHOLD] == "1000000"

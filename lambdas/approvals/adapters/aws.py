@@ -12,6 +12,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from approvals.coldstart import long_lived
+
 # Standard retry mode backs off on throttling and 5xx; timeouts keep a slow service from
 # eating the whole invocation.
 RETRYING = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
@@ -19,12 +21,14 @@ QUICK = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=
 
 
 @cache
+@long_lived()
 def session() -> boto3.session.Session:
     """One session per execution environment: its loaders and endpoint data are shared by every client."""
     return boto3.session.Session()
 
 
 @cache
+@long_lived()  # a client lives as long as the execution environment
 def client(service: str, region: str | None = None, quick: bool = False) -> Any:
     """One client per service, region and timeout profile for the life of the execution environment."""
     return session().client(service, region_name=region, config=QUICK if quick else RETRYING)

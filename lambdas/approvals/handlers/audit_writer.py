@@ -6,12 +6,15 @@ holds audit records only, one schema (models.records.AuditRecord), separate from
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from approvals import coldstart
 
-from approvals.adapters.store import AUDIT_PREFIX
-from approvals.models.records import AuditRecord
+with coldstart.long_lived():  # modules load once per execution environment (approvals.coldstart)
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from approvals.adapters.store import AUDIT_PREFIX
+    from approvals.models.records import AuditRecord
 
 audit_logger = Logger(service="s3-batch-approvals-audit", log_uncaught_exceptions=True)
 

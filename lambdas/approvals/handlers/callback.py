@@ -8,34 +8,37 @@ decision (approvals.handlers.decider → approvals.domain.decisions).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qs
+from approvals import coldstart
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
+with coldstart.long_lived():  # modules load once per execution environment (approvals.coldstart)
+    import base64
+    import binascii
+    import json
+    from dataclasses import dataclass
+    from typing import Any
+    from urllib.parse import parse_qs
 
-from approvals import wiring
-from approvals.adapters.secrets import SecretError
-from approvals.adapters.signature import InvalidSignature
-from approvals.domain.authorisation import known_refusal
-from approvals.domain.interactions import (
-    BadInteraction,
-    ModalErrors,
-    OpenReasonModal,
-    Queue,
-    interpret,
-    parse_payload,
-    refusal,
-)
-from approvals.domain.ports import ChatUnavailable
-from approvals.models.slack import DecisionCommand, NoticeCommand, RefusalCommand
-from approvals.names import METRIC_SIGNATURE_REJECTED
-from approvals.observability import MetricUnit, logger, metrics
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from approvals import wiring
+    from approvals.adapters.secrets import SecretError
+    from approvals.adapters.signature import InvalidSignature
+    from approvals.domain.authorisation import known_refusal
+    from approvals.domain.interactions import (
+        BadInteraction,
+        ModalErrors,
+        OpenReasonModal,
+        Queue,
+        interpret,
+        parse_payload,
+        refusal,
+    )
+    from approvals.domain.ports import ChatUnavailable
+    from approvals.models.slack import DecisionCommand, NoticeCommand, RefusalCommand
+    from approvals.names import METRIC_SIGNATURE_REJECTED
+    from approvals.observability import MetricUnit, logger, metrics
 
 ROUTE = ("POST", "/slack/interactions")
 MAX_BODY_BYTES = 64 * 1024  # Slack payloads are a few KB; API Gateway itself allows 10 MB

@@ -7,26 +7,29 @@ alarms. A record that cannot be parsed is logged and counted, not retried.
 
 from __future__ import annotations
 
-from typing import Any
+from approvals import coldstart
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import TypeAdapter, ValidationError
+with coldstart.long_lived():  # modules load once per execution environment (approvals.coldstart)
+    from typing import Any
 
-from approvals import wiring
-from approvals.domain.decisions import DecisionResult, Outcome
-from approvals.models.slack import DecisionCommand, NoticeCommand, QueuedWork, RefusalCommand
-from approvals.names import (
-    METRIC_APPROVED,
-    METRIC_CANCELLED,
-    METRIC_DECISION_FAILED,
-    METRIC_EVENT_DROPPED,
-    METRIC_NOTICE_FAILED,
-    METRIC_REFUSED,
-    METRIC_TIME_TO_DECISION,
-)
-from approvals.observability import MetricUnit, logger, metrics, tracer
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from pydantic import TypeAdapter, ValidationError
+
+    from approvals import wiring
+    from approvals.domain.decisions import DecisionResult, Outcome
+    from approvals.models.slack import DecisionCommand, NoticeCommand, QueuedWork, RefusalCommand
+    from approvals.names import (
+        METRIC_APPROVED,
+        METRIC_CANCELLED,
+        METRIC_DECISION_FAILED,
+        METRIC_EVENT_DROPPED,
+        METRIC_NOTICE_FAILED,
+        METRIC_REFUSED,
+        METRIC_TIME_TO_DECISION,
+    )
+    from approvals.observability import MetricUnit, logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 _work: TypeAdapter[Any] = TypeAdapter(QueuedWork)

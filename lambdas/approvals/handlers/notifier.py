@@ -8,25 +8,28 @@ and, in the end, the event lands in the rule's dead-letter queue.
 
 from __future__ import annotations
 
-from typing import Any
+from approvals import coldstart
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency import (
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
+with coldstart.long_lived():  # modules load once per execution environment (approvals.coldstart)
+    from typing import Any
 
-from approvals import wiring
-from approvals.domain.ports import JobNotFound
-from approvals.domain.requests import EventOutcome
-from approvals.models.events import JobEvent
-from approvals.models.job import JobRef
-from approvals.names import METRIC_APPROVAL_REQUESTED, METRIC_DUPLICATE_EVENT, METRIC_EVENT_DROPPED
-from approvals.observability import MetricUnit, logger, metrics, tracer
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.idempotency import (
+        IdempotencyConfig,
+        idempotent_function,
+    )
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+    from aws_lambda_powertools.utilities.parser import parse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from pydantic import ValidationError
+
+    from approvals import wiring
+    from approvals.domain.ports import JobNotFound
+    from approvals.domain.requests import EventOutcome
+    from approvals.models.events import JobEvent
+    from approvals.models.job import JobRef
+    from approvals.names import METRIC_APPROVAL_REQUESTED, METRIC_DUPLICATE_EVENT, METRIC_EVENT_DROPPED
+    from approvals.observability import MetricUnit, logger, metrics, tracer
 
 SCHEDULED = "Scheduled Event"
 
