@@ -30,3 +30,9 @@ def long_lived() -> Iterator[None]:
         gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+def thaw() -> None:
+    """Let the collector scan everything again, as in a new execution environment (local runs and
+    tests that start a fresh cold start in the same process)."""
+    gc.unfreeze()

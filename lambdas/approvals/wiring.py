@@ -205,7 +205,9 @@ def decider() -> DeciderDeps:
 
 def reset_cold_start() -> None:
     """Forget settings and clients, as a new execution environment would (local runs and tests)."""
+    from approvals import coldstart
     from approvals.config import settings as cached_settings
 
     for factory in (cached_settings, common, notifier, callback, decider, aws.client, aws.session):
         factory.cache_clear()
+    coldstart.thaw()  # the forgotten clients can be collected

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from approvals import coldstart
+from approvals import coldstart, wiring
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = ["callback", "notifier", "decider", "audit_writer"]
@@ -101,6 +101,19 @@ def test_as_a_decorator_each_call_is_a_step_of_its_own() -> None:
     # then
     assert seen == [False, False]
     assert gc.isenabled() is True
+
+
+def test_a_new_cold_start_in_the_same_process_thaws_what_the_last_one_froze() -> None:
+    # given
+    with coldstart.long_lived():
+        pass
+    assert gc.get_freeze_count() > 0
+
+    # when
+    wiring.reset_cold_start()
+
+    # then
+    assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
