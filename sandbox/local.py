@@ -74,7 +74,6 @@ class QueuePump:
         self._stop = threading.Event()
         self._busy = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sqs-pump", daemon=True)
-        self.invocations = 0
         self.failures: list[str] = []
 
     def start(self) -> QueuePump:
@@ -112,7 +111,6 @@ class QueuePump:
             "eventSourceARN": self._arn,
             "awsRegion": REGION,
         }
-        self.invocations += 1
         context = LambdaContext("decider", timeout_seconds=60)
         try:
             response = self._handler({"Records": [record]}, context) or {}

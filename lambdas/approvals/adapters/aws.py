@@ -21,9 +21,9 @@ QUICK = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=
 
 
 @cache
-@long_lived()
 def session() -> boto3.session.Session:
-    """One session per execution environment: its loaders and endpoint data are shared by every client."""
+    """One session per execution environment: its loaders and endpoint data are shared by every client
+    (made by the first ``client()`` call, inside its ``long_lived`` step)."""
     return boto3.session.Session()
 
 

@@ -13,10 +13,6 @@ class Approvers:
     user_ids: frozenset[str]
     group_ids: tuple[str, ...]
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.user_ids or self.group_ids)
-
 
 def approver_status(user_id: str, approvers: Approvers, members_of: Callable[[str], frozenset[str]]) -> bool | None:
     """True when the user is a named approver or a member of an approver group; None when a group

@@ -7,8 +7,6 @@ from typing import Literal
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
-HANDLED_EVENT_NAMES = ("JobCreated", "JobStatusChanged")
-
 
 class ServiceEventDetails(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)

@@ -121,7 +121,3 @@ class Job(BaseModel):
     @property
     def object_count(self) -> int | None:
         return self.progress.total if self.progress else None
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
