@@ -25,6 +25,15 @@ AUDIT_WRITER_HANDLER: Final = "approvals.handlers.audit_writer.handler"
 REQUESTS_TABLE_PARTITION_KEY: Final = "pk"
 REQUESTS_TABLE_SORT_KEY: Final = "sk"
 REQUESTS_TABLE_TTL_ATTRIBUTE: Final = "expires_at"
+# Audit records live in their own table, insert-only for every function (a resource policy denies
+# deletes and updates; the audit writer alarms on any overwrite or removal it sees on the stream).
+AUDIT_TABLE_PARTITION_KEY: Final = "pk"
+AUDIT_TABLE_SORT_KEY: Final = "sk"
+# A sparse index of the requests whose decision is being applied: the reconciliation finds claims left
+# past their lease (the holder died and its message was dead-lettered) and finishes them.
+REQUESTS_DECIDING_INDEX: Final = "DecidingIndex"
+REQUESTS_DECIDING_INDEX_PARTITION_KEY: Final = "deciding"
+REQUESTS_DECIDING_INDEX_SORT_KEY: Final = "deciding_since"
 IDEMPOTENCY_TABLE_PARTITION_KEY: Final = "id"
 IDEMPOTENCY_TABLE_TTL_ATTRIBUTE: Final = "expiration"
 
@@ -40,6 +49,41 @@ ENV_DECISIONS_QUEUE_URL: Final = "DECISIONS_QUEUE_URL"
 ENV_APPROVER_USER_IDS: Final = "APPROVER_USER_IDS"
 ENV_APPROVER_GROUP_IDS: Final = "APPROVER_GROUP_IDS"
 ENV_LARGE_JOB_THRESHOLD: Final = "LARGE_JOB_THRESHOLD"
+ENV_AUDIT_TABLE_NAME: Final = "AUDIT_TABLE_NAME"
+ENV_SLACK_TEAM_ID: Final = "SLACK_TEAM_ID"
+ENV_DECISION_LEASE_SECONDS: Final = "DECISION_LEASE_SECONDS"
+
+# Timing of the decision path. A claim is held for the lease; the decider must finish within it, and
+# the queue must not redeliver a message before the lease of the claim it took has run out, or a
+# redelivery of a crashed holder's click would find the claim still held.
+DECIDER_TIMEOUT_SECONDS: Final = 60
+DEFAULT_DECISION_LEASE_SECONDS: Final = 120
+DECISIONS_QUEUE_VISIBILITY_SECONDS: Final = DECIDER_TIMEOUT_SECONDS * 6  # AWS's advice for an event source
+
+# Lambda's asynchronous invocation (EventBridge → notifier): function errors are retried this many times
+# by Lambda, then the event goes to the on-failure destination; older events go there too.
+NOTIFIER_ASYNC_RETRY_ATTEMPTS: Final = 2
+NOTIFIER_MAX_EVENT_AGE_SECONDS: Final = 2 * 60 * 60
+
+
+def check_decision_timing(*, visibility_timeout: int, lease: int, function_timeout: int) -> None:
+    """Raise ValueError, naming the values, unless the decision path's timing is safe:
+
+    - the lease outlasts one decider invocation (a live holder is never taken over);
+    - the queue's visibility timeout exceeds the lease plus one invocation (a redelivered message of a
+      holder that died finds its claim expired and takes it over, instead of waiting behind it).
+    """
+    if lease <= function_timeout:
+        raise ValueError(
+            f"decision lease ({lease} s) must exceed the decider's timeout ({function_timeout} s): "
+            "a running decider could otherwise be taken over"
+        )
+    if visibility_timeout <= lease + function_timeout:
+        raise ValueError(
+            f"decisions queue visibility timeout ({visibility_timeout} s) must exceed the decision lease "
+            f"({lease} s) plus the decider's timeout ({function_timeout} s): a redelivery would otherwise "
+            "find the claim still held"
+        )
 
 # Set on every function: pydantic otherwise reads every installed package's metadata looking for
 # plugins when it builds its first model, on each cold start; the functions use no plugins.
@@ -75,6 +119,11 @@ METRIC_TIME_TO_DECISION: Final[str] = _names.METRIC_TIME_TO_DECISION
 METRIC_EVENT_DROPPED: Final[str] = _names.METRIC_EVENT_DROPPED
 METRIC_DUPLICATE_EVENT: Final[str] = _names.METRIC_DUPLICATE_EVENT
 METRIC_NOTICE_FAILED: Final[str] = _names.METRIC_NOTICE_FAILED
+METRIC_DECISION_UNVERIFIED: Final[str] = _names.METRIC_DECISION_UNVERIFIED
+METRIC_DUPLICATE_DECISION: Final[str] = _names.METRIC_DUPLICATE_DECISION
+METRIC_DECISION_STUCK: Final[str] = _names.METRIC_DECISION_STUCK
+METRIC_AUDIT_TAMPERED: Final[str] = _names.METRIC_AUDIT_TAMPERED
+METRIC_FOREIGN_TEAM: Final[str] = _names.METRIC_FOREIGN_TEAM
 SERVICE_NAME: Final[str] = _names.SERVICE_NAME
 METRICS_NAMESPACE: Final[str] = _names.METRICS_NAMESPACE
 
@@ -88,3 +137,5 @@ OUTPUT_EVENT_DLQ_URL: Final = "EventDeadLetterQueueUrl"
 OUTPUT_AUDIT_DLQ_URL: Final = "AuditDeadLetterQueueUrl"
 OUTPUT_AUDIT_LOG_GROUP_NAME: Final = "AuditLogGroupName"
 OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
+OUTPUT_AUDIT_TABLE_NAME: Final = "AuditTableName"
+OUTPUT_NOTIFIER_FAILURES_URL: Final = "NotifierFailuresQueueUrl"

@@ -5,7 +5,7 @@
     PYTHONPATH=lambdas python -m approvals.audit_cli JOB [--account ID] [--region R]
                                                  [--table NAME | --stack NAME] [--sandbox] [--json]
 
-For a deployed stack the table comes from --table, or from the stack's RequestsTableName output
+For a deployed stack the audit table comes from --table, or from the stack's AuditTableName output
 (--stack, default S3BatchApprovals); the account from --account or STS; the region from --region
 or your AWS configuration.
 """
@@ -23,7 +23,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from approvals.adapters.store import DynamoRequestStore
+from approvals.adapters.store import AuditReader
 from approvals.models.job import JobRef
 from approvals.models.records import AuditRecord
 
@@ -35,9 +35,9 @@ MOTO_CREDENTIALS = dict.fromkeys(("aws_access_key_id", "aws_secret_access_key"),
 def _table_from_stack(session: boto3.session.Session, stack: str) -> str:
     described = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     for output in described.get("Outputs", []):
-        if output["OutputKey"] == "RequestsTableName":
+        if output["OutputKey"] == "AuditTableName":
             return str(output["OutputValue"])
-    raise SystemExit(f"stack {stack} has no RequestsTableName output; pass --table")
+    raise SystemExit(f"stack {stack} has no AuditTableName output; pass --table")
 
 
 def format_record(record: AuditRecord) -> str:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         state = json.loads(SANDBOX_STATE.read_text())
         session = boto3.session.Session(region_name=SANDBOX_REGION, **MOTO_CREDENTIALS)
         client_kwargs["endpoint_url"] = state["moto"]
-        table, account, region = state["requests_table"], SANDBOX_ACCOUNT, SANDBOX_REGION
+        table, account, region = state["audit_table"], SANDBOX_ACCOUNT, SANDBOX_REGION
     else:
         session = boto3.session.Session(region_name=args.region or os.environ.get("AWS_REGION"))
         region = session.region_name
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             table = args.table or _table_from_stack(session, args.stack)
             account = args.account or session.client("sts").get_caller_identity()["Account"]
         ref = JobRef(account_id=account, region=region, job_id=args.job_id)
-        records = DynamoRequestStore(session.client("dynamodb", **client_kwargs), table).history(ref)
+        records = AuditReader(session.client("dynamodb", **client_kwargs), table).history(ref)
     except ValidationError as exc:
         raise SystemExit(f"invalid job reference: {exc.errors()[0]['msg']}") from None
     except (BotoCoreError, ClientError) as exc:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SLACK_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,}$")  # a workspace (T…) or an Enterprise Grid org (E…)
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
@@ -36,10 +37,12 @@ class Settings(BaseModel):
     slack_channel_id: str = Field(alias="SLACK_CHANNEL_ID")
     requests_table_name: str = Field(min_length=1, alias="REQUESTS_TABLE_NAME")
     idempotency_table_name: str = Field(min_length=1, alias="IDEMPOTENCY_TABLE_NAME")
+    audit_table_name: str = Field(min_length=1, alias="AUDIT_TABLE_NAME")
     slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, alias="SLACK_API_URL")
     decisions_queue_url: str | None = Field(default=None, alias="DECISIONS_QUEUE_URL")
     approver_user_ids: tuple[str, ...] = Field(default=(), alias="APPROVER_USER_IDS")
     approver_group_ids: tuple[str, ...] = Field(default=(), alias="APPROVER_GROUP_IDS")
+    slack_team_ids: tuple[str, ...] = Field(default=(), alias="SLACK_TEAM_ID")
     large_job_threshold: int = Field(default=1_000_000, ge=1, alias="LARGE_JOB_THRESHOLD")
     secret_max_age_seconds: int = Field(default=300, ge=0, alias="SECRET_MAX_AGE_SECONDS")
     group_cache_seconds: int = Field(default=300, ge=0, alias="APPROVER_GROUP_CACHE_SECONDS")
@@ -70,6 +73,24 @@ class Settings(BaseModel):
         if bad:
             raise ValueError(f"not Slack user group IDs: {', '.join(bad)}")
         return ids
+
+    @field_validator("slack_team_ids", mode="before")
+    @classmethod
+    def _teams(cls, value: object) -> tuple[str, ...]:
+        ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[arg-type]
+        bad = [i for i in ids if not SLACK_TEAM_ID.match(i)]
+        if bad:
+            raise ValueError(f"not Slack workspace (T…) or Enterprise Grid (E…) IDs: {', '.join(bad)}")
+        return ids
+
+    def require_teams(self) -> tuple[str, ...]:
+        """The Slack workspaces whose people may act; the functions that read Slack requests need it."""
+        if not self.slack_team_ids:
+            raise SettingsError(
+                "invalid settings: SLACK_TEAM_ID: required: the Slack workspace (T…) or Enterprise Grid org (E…) "
+                "the app serves"
+            )
+        return self.slack_team_ids
 
     @field_validator("slack_api_url")
     @classmethod

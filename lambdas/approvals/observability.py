@@ -6,6 +6,7 @@ the callback skips to keep its cold start inside Slack's 3-second window.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
 
 logger = Logger()
 metrics = Metrics()
+
+# The SDKs' own loggers print wire data at DEBUG: botocore the GetSecretValue response (the signing
+# secret and the bot token), slack_sdk request bodies with trigger_id and tokens. Whatever level the
+# application logs at, they stay at WARNING, where they print no payloads.
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "slack_sdk", "slack_bolt")
+for _name in SDK_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 @cache

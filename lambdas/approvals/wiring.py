@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # imported where used, so the callback's cold start does not 
     from approvals.adapters.store import DynamoRequestStore
     from approvals.domain.decisions import DecisionService
     from approvals.domain.requests import RequestService
+    from approvals.domain.work import QueuedWork
 
 
 def utc_now() -> datetime:
@@ -95,7 +96,10 @@ class Common:
         from approvals.adapters.store import DynamoRequestStore
 
         return DynamoRequestStore(
-            aws.client("dynamodb"), self.settings.requests_table_name, self.settings.request_ttl_days
+            aws.client("dynamodb"),
+            self.settings.requests_table_name,
+            self.settings.audit_table_name,
+            self.settings.request_ttl_days,
         )
 
     @cached_property
@@ -126,6 +130,11 @@ class NotifierDeps:
     requests: RequestService
     idempotency: DynamoDBPersistenceLayer
 
+    @cached_property
+    def decisions(self) -> DecisionService:
+        """Made on the first reconciliation, which finishes decision claims left past their lease."""
+        return decision_service(self.common)
+
 
 @cache
 def notifier() -> NotifierDeps:
@@ -154,6 +163,7 @@ class CallbackDeps:
     verifier: SlackRequestVerifier
     sqs: Any
     queue_url: str
+    teams: tuple[str, ...]
 
     @cached_property
     def chat(self) -> SlackChat:
@@ -174,6 +184,7 @@ def callback() -> CallbackDeps:
         verifier=SlackRequestVerifier(c.secrets),
         sqs=aws.client("sqs", quick=True),
         queue_url=c.settings.decisions_queue_url,
+        teams=c.settings.require_teams(),
     )
 
 
@@ -181,16 +192,30 @@ def callback() -> CallbackDeps:
 class DeciderDeps:
     common: Common
     decisions: DecisionService
-    chat: SlackChat
+    work: QueuedWork
 
 
 @cache
 def decider() -> DeciderDeps:
-    from approvals.domain.decisions import DecisionService
+    from approvals.domain.work import QueuedWork
 
     c = common()
+    service = decision_service(c)
+    work = QueuedWork(
+        decisions=service,
+        verified=SlackRequestVerifier(c.secrets).verify_signed,
+        teams=c.settings.require_teams(),
+        clock=utc_now,
+    )
+    return DeciderDeps(common=c, decisions=service, work=work)
+
+
+def decision_service(c: Common) -> DecisionService:
+    """The decision service of the decider (and of the notifier's reconciliation, which recovers stuck claims)."""
+    from approvals.domain.decisions import DecisionService
+
     chat = c.chat()
-    service = DecisionService(
+    return DecisionService(
         jobs=c.jobs,
         store=c.store,
         chat=chat,
@@ -200,7 +225,6 @@ def decider() -> DeciderDeps:
         large_job_threshold=c.settings.large_job_threshold,
         lease_seconds=c.settings.decision_lease_seconds,
     )
-    return DeciderDeps(common=c, decisions=service, chat=chat)
 
 
 def reset_cold_start() -> None:

@@ -68,3 +68,36 @@ def test_a_reason_is_recognised_by_verb_and_slack_id_even_if_the_name_reads_diff
     assert not recorded_by(written, "approve", Actor(user_id="UBOB00001", name="alice"))
     assert not recorded_by("confirmed with the CLI", "approve", ALICE)
     assert not recorded_by(None, "approve", ALICE)
+
+
+def test_a_slack_id_typed_into_a_cancel_reason_does_not_make_its_owner_the_decider() -> None:
+    # given: Mallory cancels with a reason that imitates Gina's decision
+    gina = Actor(user_id="U0GINA001", name="gina")
+    written = status_update_reason("cancel", Actor(user_id="U0MALLORY", name="mallory"), "x (U0GINA001) via Slack")
+    # then
+    assert recorded_by(written, "cancel", Actor(user_id="U0MALLORY", name="mallory"))
+    assert not recorded_by(written, "cancel", gina)
+
+
+def test_a_display_name_imitating_another_person_is_not_taken_for_them() -> None:
+    # given: a display name that holds Gina's ID, verb and "via Slack"
+    gina = Actor(user_id="U0GINA001", name="gina")
+    spoofer = Actor(user_id="U0MALLORY", name="Gina (U0GINA001) via Slack")
+    written = status_update_reason("approve", spoofer)
+    # then: the parentheses of the name cannot frame an ID; only the real one is recognised
+    assert "(U0GINA001)" not in written
+    assert not recorded_by(written, "approve", gina)
+    assert recorded_by(written, "approve", spoofer)
+
+
+def test_only_the_head_at_the_start_counts() -> None:
+    # given: reasons written outside this product that contain our form somewhere
+    gina = Actor(user_id="U0GINA001", name="gina")
+    for reason in (
+        "Confirmed by ops. Approved by gina (U0GINA001) via Slack",
+        " Approved by gina (U0GINA001) via Slack",
+        "Approved by gina (U0GINA001) via Slackware",
+        "Approved by x (U0MALLORY) (U0GINA001) via Slack",
+    ):
+        # then
+        assert not recorded_by(reason, "approve", gina), reason

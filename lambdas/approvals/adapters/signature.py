@@ -55,6 +55,43 @@ class SlackRequestVerifier:
                 return
         raise InvalidSignature("signature mismatch")
 
-    def _valid(self, body: str | bytes, headers: Mapping[str, str], force: bool) -> bool:
+    def verify_signed(self, body: str, timestamp: str, signature: str) -> bool:
+        """True when Slack signed ``body`` at ``timestamp`` (the decider's second check of a queued request).
+
+        Freshness is not checked here: the callback checked Slack's 5-minute window when the request
+        arrived, and the caller bounds how old a queued request may be. The secret is fetched again once
+        (rate-limited, as in ``verify``) before a mismatch is final.
+        """
+        if not TIMESTAMP.fullmatch(timestamp) or not signature.startswith("v0=") or not _utf8(body):
+            return False
+        headers = {"x-slack-request-timestamp": timestamp, "x-slack-signature": signature}
+        at = _FixedClock(int(timestamp))
+        if self._valid(body, headers, force=False, clock=at):
+            return True
+        now = time.monotonic()
+        if self._last_refetch is None or now - self._last_refetch >= self._refetch_interval:
+            self._last_refetch = now
+            return self._valid(body, headers, force=True, clock=at)
+        return False
+
+    def _valid(self, body: str | bytes, headers: Mapping[str, str], force: bool, clock: Clock | None = None) -> bool:
         secret = self._secrets.signing_secret(force=force)
-        return SignatureVerifier(signing_secret=secret, clock=self._clock).is_valid_request(body, headers)
+        return SignatureVerifier(signing_secret=secret, clock=clock or self._clock).is_valid_request(body, headers)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no bytes Slack could have signed
+        return False
+    return True
+
+
+class _FixedClock(Clock):
+    """The moment a request was signed, so SignatureVerifier checks the signature alone."""
+
+    def __init__(self, at: int) -> None:
+        self._at = at
+
+    def now(self) -> float:
+        return float(self._at)

@@ -1,6 +1,8 @@
-"""The requests table in DynamoDB: one REQUEST item per job, AUDIT# items beside it.
+"""DynamoDB: the requests table (one REQUEST item per job) and the audit table (AUDIT# items per job).
 
 Every state change is a conditional write, so concurrent deliveries and clicks agree on one winner.
+Audit items are only ever inserted (``attribute_not_exists``); the audit table's resource policy denies
+deletes and updates to everyone, and the audit writer alarms on any overwrite it sees on the stream.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from approvals.models.slack import DecisionCommand
 REQUEST_SK = "REQUEST"
 AUDIT_PREFIX = "AUDIT#"
 UNATTRIBUTED_PREFIX = "UNATTRIBUTED#"  # partition of audit records that name no valid job, by UTC day
+DECIDING_INDEX = "DecidingIndex"  # sparse: only requests whose claim is held carry its key
+DECIDING = "1"
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
@@ -36,19 +40,12 @@ def _values(**values: Any) -> dict[str, Any]:
     return {f":{k}": _ser.serialize(v) for k, v in values.items()}
 
 
-class DynamoRequestStore:
-    """Implements ``domain.ports.RequestStore`` on a DynamoDB client (passed in)."""
+class AuditReader:
+    """Reads a job's audit records from the audit table (the audit command and the sandbox)."""
 
-    def __init__(self, client: Any, table_name: str, ttl_days: int = 120) -> None:
+    def __init__(self, client: Any, audit_table_name: str) -> None:
         self._db = client
-        self._table = table_name
-        self._ttl = timedelta(days=ttl_days)
-
-    # -- reading --------------------------------------------------------------------------------
-
-    def get(self, ref: JobRef) -> ApprovalRequest | None:
-        item = self._db.get_item(TableName=self._table, Key=self._key(ref), ConsistentRead=True).get("Item")
-        return self._request(item) if item else None
+        self._audit_table = audit_table_name
 
     def history(self, ref: JobRef) -> list[AuditRecord]:
         return self._audit_items(ref.key)
@@ -60,7 +57,7 @@ class DynamoRequestStore:
     def _audit_items(self, pk: str) -> list[AuditRecord]:
         records: list[AuditRecord] = []
         kwargs: dict[str, Any] = {
-            "TableName": self._table,
+            "TableName": self._audit_table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :audit)",
             "ExpressionAttributeValues": _values(pk=pk, audit=AUDIT_PREFIX),
         }
@@ -71,6 +68,41 @@ class DynamoRequestStore:
                 records.append(AuditRecord.model_validate(data["record"]))
             if "LastEvaluatedKey" not in page:
                 return sorted(records, key=lambda r: r.time)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class DynamoRequestStore:
+    """Implements ``domain.ports.RequestStore`` on a DynamoDB client (passed in)."""
+
+    def __init__(self, client: Any, table_name: str, audit_table_name: str, ttl_days: int = 120) -> None:
+        self._db = client
+        self._table = table_name
+        self._audit_table = audit_table_name
+        self._ttl = timedelta(days=ttl_days)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, ref: JobRef) -> ApprovalRequest | None:
+        item = self._db.get_item(TableName=self._table, Key=self._key(ref), ConsistentRead=True).get("Item")
+        return self._request(item) if item else None
+
+    def history(self, ref: JobRef) -> list[AuditRecord]:
+        return AuditReader(self._db, self._audit_table).history(ref)
+
+    def stuck(self, now: datetime, lease_seconds: int) -> list[ApprovalRequest]:
+        """Requests whose decision claim has been held past its lease (its holder died)."""
+        found: list[ApprovalRequest] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DECIDING_INDEX,
+            "KeyConditionExpression": "deciding = :one AND deciding_since < :stale",
+            "ExpressionAttributeValues": _values(one=DECIDING, stale=_iso(now - timedelta(seconds=lease_seconds))),
+        }
+        while True:
+            page = self._db.query(**kwargs)
+            found.extend(self._request(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # -- posting --------------------------------------------------------------------------------
@@ -163,7 +195,7 @@ class DynamoRequestStore:
                 Key=self._key(command.job),
                 UpdateExpression=(
                     "SET #s = :deciding, decision = :decision, decision_id = :id, decider = :decider, "
-                    "decision_reason = :reason, deciding_since = :now"
+                    "decision_reason = :reason, deciding_since = :now, deciding = :one"
                 ),
                 # A claim held within its lease is never shared, not even with another delivery of the
                 # same click: only a claim whose holder went quiet for the lease can be taken over.
@@ -178,6 +210,7 @@ class DynamoRequestStore:
                     reason=command.reason,
                     now=_iso(now),
                     stale=_iso(now - timedelta(seconds=lease_seconds)),
+                    one=DECIDING,
                 ),
                 ReturnValues="ALL_NEW",
             )
@@ -208,7 +241,7 @@ class DynamoRequestStore:
                 Key=self._key(ref),
                 UpdateExpression=(
                     "SET #s = :state, s3_status = :s3, status_update_reason = :sur, decided_at = :now, "
-                    f"outcome_note = :note{decided_by} REMOVE deciding_since"
+                    f"outcome_note = :note{decided_by} REMOVE deciding_since, deciding"
                 ),
                 ConditionExpression="#s = :deciding AND decision_id = :id",
                 ExpressionAttributeNames={"#s": "state"},
@@ -236,7 +269,7 @@ class DynamoRequestStore:
                 TableName=self._table,
                 Key=self._key(ref),
                 UpdateExpression=(
-                    "SET #s = :pending REMOVE decision, decision_id, decider, decision_reason, deciding_since"
+                    "SET #s = :pending REMOVE decision, decision_id, decider, decision_reason, deciding_since, deciding"
                 ),
                 ConditionExpression="#s = :deciding AND decision_id = :id",
                 ExpressionAttributeNames={"#s": "state"},
@@ -262,7 +295,7 @@ class DynamoRequestStore:
                 Key=self._key(ref),
                 UpdateExpression=(
                     "SET #s = :closed, outcome_note = :note, decided_at = :now, job_status = :status "
-                    "REMOVE deciding_since"
+                    "REMOVE deciding_since, deciding"
                 ),
                 ConditionExpression=owned,
                 ExpressionAttributeNames={"#s": "state"},
@@ -297,7 +330,7 @@ class DynamoRequestStore:
             pk = f"{UNATTRIBUTED_PREFIX}{str(data['time'])[:10]}"
         try:
             self._db.put_item(
-                TableName=self._table,
+                TableName=self._audit_table,
                 Item={
                     "pk": _ser.serialize(pk),
                     "sk": _ser.serialize(self._audit_sk(data, key)),
@@ -332,7 +365,7 @@ class DynamoRequestStore:
     @staticmethod
     def _request(item: dict[str, Any]) -> ApprovalRequest:
         data = {k: _de.deserialize(v) for k, v in item.items()}
-        for key in ("pk", "sk", "expires_at", "claimed_at"):
+        for key in ("pk", "sk", "expires_at", "claimed_at", "deciding"):
             data.pop(key, None)
         if data.get("object_count") is not None:
             data["object_count"] = int(data["object_count"])

@@ -23,6 +23,8 @@ def audit_record(
     correlation_id: str | None = None,
     operation: str | None = None,
     object_count: int | None = None,
+    detail: str | None = None,
+    origin: str | None = None,
 ) -> AuditRecord:
     return AuditRecord(
         event_type=event_type,
@@ -38,6 +40,8 @@ def audit_record(
         actor_team=actor.team_id if actor else None,
         action=action,
         reason=reason,
+        detail=detail,
+        origin=origin,
         status_before=status_before,
         status_after=status_after,
         status_update_reason=status_update_reason,

@@ -1,9 +1,10 @@
 """Where a Slack click becomes an UpdateJobStatus call: exactly once, by an approver, re-checked first.
 
-The callback handler queues a ``DecisionCommand`` after verifying Slack's signature; the decider
-handler calls ``DecisionService.apply`` with it. The first decision wins durably through a
-conditional write on the request record (pending → deciding → approved | cancelled); everyone
-else is told, ephemerally, who decided what.
+The callback queues the request as Slack signed it; the decider verifies the signature again and reads
+a ``DecisionCommand`` from it (approvals.domain.work), then calls ``DecisionService.apply``. The first
+decision wins durably through a conditional write on the request record (pending → deciding →
+approved | cancelled); everyone else is told, ephemerally, who decided what. A claim whose holder died
+is finished by the next delivery of its click, or by the reconciliation (``recover``).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from approvals.domain.ports import (
     RequestStore,
 )
 from approvals.domain.reasons import recorded_by, requested_status, status_update_reason
-from approvals.models.job import Job
+from approvals.models.job import Job, JobRef
 from approvals.models.records import Actor, ApprovalRequest, AuditEventType, AuditRecord, DecisionKind, RequestState
-from approvals.models.slack import DecisionCommand, RefusalCommand
+from approvals.models.slack import DecisionCommand, RefusalCommand, SystemOrigin
 
 # Statuses a job can reach after each decision; used to recognise a decision we already applied.
 AFTER_APPROVE = frozenset({"Ready", "Active", "Pausing", "Paused", "Completing", "Complete", "Failing", "Failed"})
@@ -46,6 +47,7 @@ class Outcome(StrEnum):
     NOT_FOUND = "not_found"
     FAILED = "failed"
     INVALID_REQUEST = "invalid_request"
+    UNVERIFIED = "unverified"
     DUPLICATE = "duplicate"
 
 
@@ -57,6 +59,7 @@ class DecisionResult:
     detail: str | None = None
     audit: list[AuditRecord] = field(default_factory=list)
     notices_failed: int = 0
+    retry_later: bool = False  # this delivery cannot act yet: it must come back, never go silently away
 
     @property
     def refused(self) -> bool:
@@ -67,7 +70,13 @@ class DecisionResult:
             Outcome.MOVED_ON,
             Outcome.NOT_FOUND,
             Outcome.INVALID_REQUEST,
+            Outcome.UNVERIFIED,
         }
+
+
+def origin_of(command: DecisionCommand) -> str:
+    """How the audit names where a decision came from."""
+    return f"system:{command.origin.source}" if isinstance(command.origin, SystemOrigin) else "slack"
 
 
 @dataclass
@@ -112,7 +121,9 @@ class DecisionService:
         if not claim.won:
             if current is not None and current.decision_id == command.decision_id:
                 if current.state == RequestState.DECIDING:
-                    return DecisionResult(Outcome.DUPLICATE, current)  # the same click, already being applied
+                    # The same click, held by another delivery within its lease. Come back later: by then
+                    # the holder has finished (and this resumes) or died (and this takes over).
+                    return DecisionResult(Outcome.DUPLICATE, current, retry_later=True)
                 if current.state in {RequestState.APPROVED, RequestState.CANCELLED, RequestState.CLOSED}:
                     return self._resume(current)
             return self._refuse(
@@ -154,6 +165,82 @@ class DecisionService:
         except JobsUnavailable as exc:
             return self._fail(command, current, str(exc))
         return self._finish(command, job, s3_status, reason)
+
+    def refuse_cancel(self, command: DecisionCommand) -> DecisionResult:
+        """A Cancel click the callback refused without opening the form (certainly not an approver, by
+        its cache): check again with the groups themselves, and refuse, or ask an approver to click again."""
+        request = self.store.get(command.job)
+        authority = approver_status(command.actor.user_id, self.approvers, self.members_of)
+        if authority is None:
+            why, text = "approver groups could not be read", message.approvers_unknown_text(command.job.job_id)
+            return self._refuse(command, request, Outcome.NOT_AN_APPROVER, why, text)
+        if not authority:
+            text = message.not_an_approver_text(command.job.job_id)
+            return self._refuse(command, request, Outcome.NOT_AN_APPROVER, "not an approver", text)
+        failed = self._notify(command.channel, command.actor.user_id, message.cancel_again_text(command.job.job_id))
+        return DecisionResult(Outcome.INVALID_REQUEST, request, detail="cancel form skipped", notices_failed=failed)
+
+    def refuse_unverified(
+        self, detail: str, job: JobRef | None = None, correlation_id: str | None = None
+    ) -> DecisionResult:
+        """Queued work without proof that Slack signed it: refused, recorded under the job it names (if
+        any), and never shown to anyone as a person's decision. The caller counts it; an alarm watches."""
+        record = audit_record(
+            AuditEventType.DECISION_REFUSED,
+            job,
+            now=self.clock(),
+            reason="unverified",
+            detail=detail[:500],
+            correlation_id=correlation_id,
+        )
+        self.store.put_audit(record)
+        return DecisionResult(Outcome.UNVERIFIED, None, detail=detail, audit=[record])
+
+    def recover(self, stuck: ApprovalRequest) -> DecisionResult:
+        """Finish a claim left past its lease (its holder died and its message was dead-lettered).
+
+        Taken over with the holder's own decision ID, so only one recovery (or redelivery) wins. If S3
+        carries the holder's decision it is recorded as applied; if the job still waits, the request
+        opens again and the person is told; if the job moved on elsewhere, the request closes.
+        """
+        if not (stuck.decision and stuck.decider and stuck.decision_id):
+            return DecisionResult(Outcome.FAILED, stuck, detail="claim without a decision")
+        command = DecisionCommand(
+            job=stuck.job,
+            decision=stuck.decision,
+            actor=stuck.decider,
+            reason=stuck.decision_reason,
+            decision_id=stuck.decision_id,
+            channel=stuck.channel,
+            message_ts=stuck.message_ts,
+        )
+        claim = self.store.claim_decision(command, self.clock(), self.lease_seconds)
+        if not claim.won or claim.request is None:
+            return DecisionResult(Outcome.DUPLICATE, claim.request)  # finished or taken over meanwhile
+        try:
+            job = self.jobs.describe(stuck.job)
+        except JobNotFound:
+            return self._close_not_found(command, claim.request)
+        except JobsUnavailable as exc:
+            # Left as it is: the claim is ours for a lease; the next run tries again.
+            return DecisionResult(Outcome.FAILED, claim.request, detail=str(exc))
+        if self._applied(job, command.decision, command.actor):
+            return self._finish(command, job, job.status, job.status_update_reason or "")
+        if job.awaiting_confirmation:
+            self.store.release_decision(stuck.job, command.decision_id)
+            reopened = self.store.get(stuck.job) or claim.request
+            result = self._record_and_tell(
+                AuditEventType.DECISION_FAILED,
+                Outcome.FAILED,
+                command,
+                reopened,
+                "the decider stopped before applying the decision",
+                message.decision_stuck_text(stuck.job.job_id),
+                status_before=job.status,
+            )
+            self._show(reopened, job)
+            return result
+        return self._moved_on(command, claim.request, job)
 
     def refuse_invalid(self, refusal: RefusalCommand) -> DecisionResult:
         """A signed request the callback could not act on: record it, and tell the person why."""
@@ -225,11 +312,15 @@ class DecisionService:
             # Slower than the lease: whoever took over has recorded (or will record) this decision.
             latest = self.store.get(command.job)
             return DecisionResult(Outcome.DUPLICATE, latest)
-        record = self._decision_record(request, status_before="Suspended", correlation_id=command.correlation_id)
+        record = self._decision_record(
+            request, status_before="Suspended", correlation_id=command.correlation_id, origin=origin_of(command)
+        )
         self._show(request, job.model_copy(update={"status": s3_status, "status_update_reason": reason}))
         return DecisionResult(Outcome.APPLIED, request, s3_status, audit=[record])
 
-    def _decision_record(self, request: ApprovalRequest, status_before: str, correlation_id: str | None) -> AuditRecord:
+    def _decision_record(
+        self, request: ApprovalRequest, status_before: str, correlation_id: str | None, origin: str = "slack"
+    ) -> AuditRecord:
         """The decision_taken record, written once per decision however often this runs."""
         assert request.decided_at is not None
         record = audit_record(
@@ -244,6 +335,7 @@ class DecisionService:
             status_after=request.s3_status,
             status_update_reason=request.status_update_reason,
             correlation_id=correlation_id,
+            origin=origin,
         )
         self.store.put_audit(record, key=f"{request.decision_id}:taken")
         return record
@@ -348,6 +440,7 @@ class DecisionService:
             status_before=status_before,
             status_after=status_after,
             correlation_id=command.correlation_id,
+            origin=origin_of(command),
         )
         self.store.put_audit(record)
         channel = command.channel or (request.channel if request else None)
@@ -365,6 +458,10 @@ class DecisionService:
         return command.model_copy(update={"actor": command.actor.model_copy(update={"name": name})})
 
     # -- Slack --------------------------------------------------------------------------------
+
+    def tell(self, channel: str | None, user_id: str | None, text: str) -> int:
+        """An ephemeral notice to one person; 1 when it could not be sent."""
+        return self._notify(channel, user_id, text)
 
     def _notify(self, channel: str | None, user_id: str | None, text: str) -> int:
         """Tell the person who clicked; best effort (the decision record already says what happened)."""

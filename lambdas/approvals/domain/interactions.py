@@ -9,6 +9,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -16,6 +17,7 @@ from approvals.models.job import JobRef
 from approvals.models.slack import (
     APPROVE_ACTION_ID,
     CANCEL_ACTION_ID,
+    MAX_PRIVATE_METADATA,
     REASON_BLOCK_ID,
     REASON_INPUT_ACTION_ID,
     REASON_MODAL_CALLBACK_ID,
@@ -36,6 +38,10 @@ _payloads: TypeAdapter[Any] = TypeAdapter(InteractionPayload)
 
 class BadInteraction(Exception):
     """The interaction cannot be acted on; the message says what was wrong (safe to show)."""
+
+
+class ForeignTeam(BadInteraction):
+    """Signed by Slack, but sent by someone from a workspace this app does not serve (Slack Connect)."""
 
 
 @dataclass(frozen=True)
@@ -69,15 +75,59 @@ class Nothing:
 Action = Queue | OpenReasonModal | ModalErrors | Nothing
 
 
-def parse_payload(form_payload: str | None) -> BlockActionsPayload | ViewSubmissionPayload | ViewClosedPayload:
-    if not form_payload:
+def form_payload(body: str) -> str:
+    """The ``payload`` field of a verified form body."""
+    try:
+        fields = parse_qs(body, keep_blank_values=True, max_num_fields=20, errors="strict")
+    except ValueError:  # too many fields, or percent-escapes that are not UTF-8
+        raise BadInteraction("the form has too many fields or is not UTF-8") from None
+    return (fields.get("payload") or [""])[0]
+
+
+def read(body: str, teams: tuple[str, ...], correlation_id: str | None) -> Action:
+    """What a verified request body asks for: the callback and the decider both read a request this way.
+
+    Raises ForeignTeam for a person outside ``teams`` (before anything else is read), BadInteraction for
+    anything else that cannot be acted on.
+    """
+    data = _json_object(form_payload(body))
+    check_team(data, teams)
+    return interpret(_validated(data), correlation_id=correlation_id)
+
+
+def _json_object(form: str | None) -> dict[str, Any]:
+    if not form:
         raise BadInteraction("the request has no payload field")
     try:
-        data = json.loads(form_payload)
-    except ValueError:
+        data = json.loads(form)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise BadInteraction("the payload is not JSON") from None
     if not isinstance(data, dict) or "type" not in data:
         raise BadInteraction("the payload has no type")
+    return data
+
+
+def check_team(data: dict[str, Any], teams: tuple[str, ...]) -> None:
+    """Only people of the served workspace (or Enterprise Grid org) may act.
+
+    The person's home is ``user.team_id`` (an ``E…`` ID for an Enterprise Grid org), else ``team.id``. In a
+    Slack Connect channel people from other organisations can click; their home is not ours.
+    """
+    user = data.get("user")
+    team = data.get("team")
+    home = user.get("team_id") if isinstance(user, dict) else None
+    if home is None and isinstance(team, dict):
+        home = team.get("id")
+    if not isinstance(home, str) or home not in teams:
+        shown = home[:32] if isinstance(home, str) else "none"
+        raise ForeignTeam(f"this app serves another Slack workspace (the request came from {shown!r})")
+
+
+def parse_payload(form_payload: str | None) -> BlockActionsPayload | ViewSubmissionPayload | ViewClosedPayload:
+    return _validated(_json_object(form_payload))
+
+
+def _validated(data: dict[str, Any]) -> BlockActionsPayload | ViewSubmissionPayload | ViewClosedPayload:
     try:
         return _payloads.validate_python(data)  # type: ignore[no-any-return]
     except ValidationError as exc:
@@ -101,7 +151,7 @@ def _job_from_button(value: str | None) -> JobRef:
 def refusal(form_payload: str | None, reason: str, correlation_id: str | None) -> RefusalCommand:
     """What can be told, best effort, about who sent a request we refuse and which job it named."""
     data: Any = {}
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError, RecursionError):
         data = json.loads(form_payload or "{}")
     data = data if isinstance(data, dict) else {}
     actor = job = channel = None
@@ -151,7 +201,10 @@ def _button(payload: BlockActionsPayload, correlation_id: str | None) -> Action:
         return Queue(command)
     if not payload.trigger_id:
         raise BadInteraction("the click carries no trigger_id to open the reason form")
-    return OpenReasonModal(payload.trigger_id, ModalMetadata(job=ref, channel=channel, message_ts=ts), command)
+    metadata = ModalMetadata(job=ref, channel=channel, message_ts=ts)
+    if len(metadata.encode()) > MAX_PRIVATE_METADATA:
+        raise BadInteraction("the click names a channel or message too long to carry into the form")
+    return OpenReasonModal(payload.trigger_id, metadata, command)
 
 
 def _submission(payload: ViewSubmissionPayload, correlation_id: str | None) -> Action:
@@ -165,7 +218,10 @@ def _submission(payload: ViewSubmissionPayload, correlation_id: str | None) -> A
     from approvals.domain import message  # the form's limits and wording live with the form itself
 
     field = view.state.values.get(REASON_BLOCK_ID, {}).get(REASON_INPUT_ACTION_ID, {})
-    reason = str(field.get("value") or "").strip()
+    value = field.get("value")
+    if value is not None and not isinstance(value, str):
+        raise BadInteraction("the reason is not text")
+    reason = (value or "").strip()
     if not reason:
         return ModalErrors(message.reason_required_error())
     if len(reason) > message.REASON_MAX_LENGTH:

@@ -672,6 +672,20 @@ def invalid_request_text(reason: str) -> str:
     return f"Your click could not be handled ({escape_mrkdwn(reason)}). Nothing was changed."
 
 
+def cancel_again_text(job_id: str) -> str:
+    return (
+        f"Your approver rights for job {_job(job_id)} were just confirmed, so the cancel form did not open in "
+        "time. Nothing was changed: click Cancel again."
+    )
+
+
+def decision_stuck_text(job_id: str) -> str:
+    return (
+        f"Your decision on job {_job(job_id)} was interrupted before S3 was asked. Nothing was changed: "
+        "the request is open again, so please decide again."
+    )
+
+
 def modal_failed_text(job_id: str) -> str:
     return (
         f"The cancel form for job {_job(job_id)} could not be opened in time. Nothing was changed: click Cancel again."

@@ -87,6 +87,8 @@ class RequestStore(Protocol):
 
     def history(self, ref: JobRef) -> list[AuditRecord]: ...
 
+    def stuck(self, now: datetime, lease_seconds: int) -> list[ApprovalRequest]: ...
+
 
 class Chat(Protocol):
     def post(

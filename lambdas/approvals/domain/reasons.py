@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from approvals.models.records import Actor, DecisionKind
@@ -9,6 +10,10 @@ from approvals.models.records import Actor, DecisionKind
 MAX_REASON = 256  # S3 Control's limit for StatusUpdateReason
 MAX_NAME = 80
 ELLIPSIS = "…"
+# Our own reasons, recognised only by their head: the verb, a name that cannot hold parentheses, the
+# Slack ID in the first (and only) parentheses, then "via Slack" and the end or ": " and free text.
+# Whatever a person can type (their display name, a cancel reason) cannot move the ID or forge the head.
+_HEAD = re.compile(r"^(?P<verb>Approved|Cancelled) by [^()]* \((?P<id>[UW][A-Z0-9]{2,31})\) via Slack(?::\s|$)")
 
 
 def _is_joiner(char: str) -> bool:
@@ -34,9 +39,17 @@ def _plain(text: str) -> str:
     return " ".join("".join(c if unicodedata.category(c)[0] != "C" else " " for c in text).split())
 
 
+def _name(text: str) -> str:
+    """A display name for the head: plain, and with no parentheses, which frame the Slack ID."""
+    return _plain(text.translate(_NO_PARENS))
+
+
+_NO_PARENS = str.maketrans({"(": "[", ")": "]", "\uff08": "[", "\uff09": "]"})
+
+
 def status_update_reason(decision: DecisionKind, actor: Actor, why: str | None = None) -> str:
     """``Approved by NAME (ID) via Slack`` or ``Cancelled by NAME (ID) via Slack: WHY``, at most 256."""
-    name = cut(_plain(actor.name) or actor.user_id, MAX_NAME)
+    name = cut(_name(actor.name) or actor.user_id, MAX_NAME)
     verb = "Approved" if decision == "approve" else "Cancelled"
     head = f"{verb} by {name} ({actor.user_id}) via Slack"
     why = _plain(why or "")
@@ -48,12 +61,14 @@ def status_update_reason(decision: DecisionKind, actor: Actor, why: str | None =
 def recorded_by(reason: str | None, decision: DecisionKind, actor: Actor) -> bool:
     """True when a StatusUpdateReason is one this product wrote for this person's decision.
 
-    Matches on the verb and the Slack ID, not the display name, which may read differently later.
+    Matches the anchored head only: the verb and the Slack ID in their fixed places, not the display
+    name (which may read differently later) and never text anywhere else in the reason.
     """
-    if not reason:
+    head = _HEAD.match(reason or "")
+    if head is None:
         return False
     verb = "Approved" if decision == "approve" else "Cancelled"
-    return reason.startswith(f"{verb} by ") and f"({actor.user_id}) via Slack" in reason
+    return head["verb"] == verb and head["id"] == actor.user_id
 
 
 def requested_status(decision: DecisionKind) -> str:

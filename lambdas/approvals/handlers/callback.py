@@ -1,9 +1,10 @@
 """Callback: Slack interactivity (POST /slack/interactions) → verified, parsed, queued, acked in time.
 
 API Gateway → ``handler`` → verify Slack's signature over the raw body (nothing is read before
-that) → parse the payload (approvals.domain.interactions) → queue a DecisionCommand to SQS, or open
-the cancel-reason modal → HTTP 200 within Slack's 3 seconds. The decider function applies the
-decision (approvals.handlers.decider → approvals.domain.decisions).
+that) → read the payload (approvals.domain.interactions: the workspace first, then the action) →
+queue the request exactly as Slack signed it (models.slack.SignedSlackRequest) to SQS, or open the
+cancel-reason modal → HTTP 200 within Slack's 3 seconds. The decider verifies the signature again
+and applies the decision (approvals.handlers.decider → approvals.domain.work → domain.decisions).
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ from approvals import coldstart
 
 with coldstart.long_lived():  # modules load once per execution environment (approvals.coldstart)
     import base64
-    import binascii
     import json
     from dataclasses import dataclass
     from typing import Any
-    from urllib.parse import parse_qs
 
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from botocore.exceptions import BotoCoreError, ClientError
+    from pydantic import TypeAdapter, ValidationError
 
     from approvals import wiring
     from approvals.adapters.secrets import SecretError
@@ -28,26 +28,29 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from approvals.domain.authorisation import known_refusal
     from approvals.domain.interactions import (
         BadInteraction,
+        ForeignTeam,
         ModalErrors,
         OpenReasonModal,
         Queue,
-        interpret,
-        parse_payload,
-        refusal,
+        read,
     )
     from approvals.domain.ports import ChatUnavailable
-    from approvals.models.slack import DecisionCommand, NoticeCommand, RefusalCommand
-    from approvals.names import METRIC_SIGNATURE_REJECTED
+    from approvals.models.slack import MAX_BODY_BYTES, CorrelationId, Intent, SignedSlackRequest
+    from approvals.names import METRIC_FOREIGN_TEAM, METRIC_SIGNATURE_REJECTED
     from approvals.observability import MetricUnit, logger, metrics
 
 ROUTE = ("POST", "/slack/interactions")
-MAX_BODY_BYTES = 64 * 1024  # Slack payloads are a few KB; API Gateway itself allows 10 MB
+_correlation_id: TypeAdapter[str] = TypeAdapter(CorrelationId)
+
+
+class MalformedEvent(Exception):
+    """The event is not one API Gateway's proxy integration sends; the message says what was wrong."""
 
 
 @dataclass(frozen=True)
 class Request:
     """The parts of API Gateway's proxy event the callback reads (Powertools' event classes cost
-    about 18 ms of cold start, so the few fields are read here)."""
+    about 18 ms of cold start, so the few fields are read here), each checked for its shape."""
 
     method: str
     resource: str
@@ -57,22 +60,48 @@ class Request:
     source_ip: str | None
 
     @classmethod
-    def of(cls, event: dict[str, Any]) -> Request:
+    def of(cls, event: object) -> Request:
+        if not isinstance(event, dict):
+            raise MalformedEvent("the event is not an object")
         body = event.get("body") or ""
+        if not isinstance(body, str):
+            raise MalformedEvent("the body is not text")
         if event.get("isBase64Encoded"):
             try:
                 body = base64.b64decode(body, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64, not ASCII, or not UTF-8 once decoded
                 raise BadInteraction("the body is not valid base64 UTF-8") from None
-        context = event.get("requestContext") or {}
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no bytes Slack could have signed
+            raise BadInteraction("the body is not valid UTF-8") from None
+        raw_headers = event.get("headers")
+        headers = (
+            {k: v for k, v in raw_headers.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(raw_headers, dict)
+            else {}
+        )
+        context = event.get("requestContext")
+        context = context if isinstance(context, dict) else {}
+        identity = context.get("identity")
+        source_ip = identity.get("sourceIp") if isinstance(identity, dict) else None
         return cls(
             method=str(event.get("httpMethod") or ""),
             resource=str(event.get("resource") or event.get("path") or ""),
             body=body,
-            headers={str(k): str(v) for k, v in (event.get("headers") or {}).items()},
-            request_id=context.get("requestId"),
-            source_ip=(context.get("identity") or {}).get("sourceIp"),
+            headers=headers,
+            request_id=_request_id(context.get("requestId")),
+            source_ip=source_ip if isinstance(source_ip, str) else None,
         )
+
+
+def _request_id(value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        return _correlation_id.validate_python(value)
+    except ValidationError:
+        raise MalformedEvent("requestContext.requestId is not a request ID") from None
 
 
 class QueueUnavailable(Exception):
@@ -91,83 +120,63 @@ def interactions(event: Request) -> dict[str, Any]:
     if (event.method, event.resource) != ROUTE:
         raise NotFound(f"{event.method} {event.resource}")
     deps = wiring.callback()
-    body = event.body  # base64-decoded when API Gateway flagged isBase64Encoded
-    if len(body.encode()) > MAX_BODY_BYTES:
+    if len(event.body.encode()) > MAX_BODY_BYTES:
         raise TooLarge()
-    deps.verifier.verify(body, event.headers)  # nothing about the request is read before this passes
+    deps.verifier.verify(event.body, event.headers)  # nothing about the request is read before this passes
 
-    form = ""
     try:
-        try:
-            fields = parse_qs(body, keep_blank_values=True, max_num_fields=20)
-        except ValueError:
-            raise BadInteraction("the form has too many fields") from None
-        form = (fields.get("payload") or [""])[0]
-        action = interpret(parse_payload(form), correlation_id=event.request_id)
-    except BadInteraction as exc:
-        _record_refusal(deps, refusal(form, str(exc), event.request_id))  # signed by Slack: worth an audit record
+        action = read(event.body, deps.teams, correlation_id=event.request_id)
+    except BadInteraction:
+        _record_refusal(deps, event)  # signed by Slack: worth an audit record (the decider re-reads why)
         raise
 
     if isinstance(action, Queue):
-        _enqueue(deps, action.command)
+        _enqueue(deps, "decide", event)
     elif isinstance(action, ModalErrors):
         return _response(200, json.dumps({"response_action": "errors", "errors": action.errors}), "application/json")
     elif isinstance(action, OpenReasonModal):
-        _open_reason_modal(deps, action)
+        _open_reason_modal(deps, action, event)
     return _response(200, "")
 
 
-def _record_refusal(deps: wiring.CallbackDeps, work: RefusalCommand) -> None:
-    """Best effort: the 400 answer stands even if the refusal cannot be queued."""
+def _record_refusal(deps: wiring.CallbackDeps, event: Request) -> None:
+    """Best effort: the 4xx answer stands even if the refusal cannot be queued."""
     try:
-        _enqueue(deps, work)
+        _enqueue(deps, "invalid", event)
     except QueueUnavailable:
-        logger.warning("refusal not recorded", reason=work.reason)
+        logger.warning("refusal not recorded")
 
 
-def _open_reason_modal(deps: wiring.CallbackDeps, action: OpenReasonModal) -> None:
+def _open_reason_modal(deps: wiring.CallbackDeps, action: OpenReasonModal, event: Request) -> None:
     from approvals.domain import message  # only Cancel clicks render the modal
 
     command = action.command
     if known_refusal(command.actor.user_id, deps.common.approvers, deps.chat.cached_group_members):
-        _enqueue(deps, command)  # the decider refuses it, records it and tells the person
+        _enqueue(deps, "refuse_cancel", event)  # the decider refuses it, records it and tells the person
         return
     try:
-        view = message.render_reason_modal(action.metadata, command.job.job_id)
-    except message.MessageTooLarge:
-        reason = "the click names a channel or message too long to carry into the form"
-        _record_refusal(
-            deps,
-            RefusalCommand(reason=reason, actor=command.actor, job=command.job, correlation_id=command.correlation_id),
-        )
-        raise BadInteraction(reason) from None
-    try:
-        deps.chat.open_modal(action.trigger_id, view)
+        deps.chat.open_modal(action.trigger_id, message.render_reason_modal(action.metadata, command.job.job_id))
     except ChatUnavailable as exc:
         logger.warning("reason modal not opened", job_id=command.job.job_id, reason=str(exc))
         if command.channel:
-            notice = NoticeCommand(
-                job=command.job,
-                actor=command.actor,
-                channel=command.channel,
-                text=message.modal_failed_text(command.job.job_id),
-                correlation_id=command.correlation_id,
-            )
-            _enqueue(deps, notice)
+            _enqueue(deps, "modal_failed", event)
 
 
-def _enqueue(deps: wiring.CallbackDeps, work: DecisionCommand | NoticeCommand | RefusalCommand) -> None:
+def _enqueue(deps: wiring.CallbackDeps, intent: Intent, event: Request) -> None:
+    """Queue the request exactly as Slack signed it: the decider verifies the signature again."""
+    lowered = {k.lower(): v for k, v in event.headers.items()}
+    work = SignedSlackRequest(
+        intent=intent,
+        body=event.body,
+        timestamp=lowered["x-slack-request-timestamp"],
+        signature=lowered["x-slack-signature"],
+        correlation_id=event.request_id,
+    )
     try:
         deps.sqs.send_message(QueueUrl=deps.queue_url, MessageBody=work.model_dump_json())
     except (ClientError, BotoCoreError) as exc:
         raise QueueUnavailable(type(exc).__name__) from exc
-    logger.info(
-        "work queued",
-        kind=work.kind,
-        job_id=work.job.job_id if work.job else None,
-        user_id=work.actor.user_id if work.actor else None,
-        decision=getattr(work, "decision", None),
-    )
+    logger.info("work queued", intent=intent)
 
 
 def _response(status: int, body: str, content_type: str = "text/plain") -> dict[str, Any]:
@@ -180,6 +189,13 @@ def _error_response(exc: Exception, event: Request | None) -> dict[str, Any]:
         logger.warning("signature rejected", reason=exc.reason, source_ip=event.source_ip if event else None)
         metrics.add_metric(name=METRIC_SIGNATURE_REJECTED, unit=MetricUnit.Count, value=1)
         return _response(401, "")
+    if isinstance(exc, ForeignTeam):
+        logger.warning("request from another Slack workspace refused", reason=str(exc))
+        metrics.add_metric(name=METRIC_FOREIGN_TEAM, unit=MetricUnit.Count, value=1)
+        return _response(403, f"Request refused: {exc}")
+    if isinstance(exc, MalformedEvent):
+        logger.warning("malformed event refused", reason=str(exc))
+        return _response(400, f"Malformed request: {exc}")
     if isinstance(exc, BadInteraction):
         logger.warning("interaction refused", reason=str(exc))
         return _response(400, f"Request not understood: {exc}")
@@ -195,13 +211,13 @@ def _error_response(exc: Exception, event: Request | None) -> dict[str, Any]:
     return _response(500, "")
 
 
-def handle(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handle(raw: Any, context: LambdaContext) -> dict[str, Any]:
     wiring.common().deadline.start(context)
     event = None
     try:
         event = Request.of(raw)
         return interactions(event)
-    except (InvalidSignature, BadInteraction, TooLarge, NotFound, QueueUnavailable, SecretError) as exc:
+    except (InvalidSignature, BadInteraction, MalformedEvent, TooLarge, NotFound, QueueUnavailable, SecretError) as exc:
         return _error_response(exc, event)
 
 

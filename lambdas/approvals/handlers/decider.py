@@ -1,8 +1,11 @@
-"""Decider: queued decisions (SQS) → ``DecisionService.apply`` → UpdateJobStatus, exactly once.
+"""Decider: queued Slack requests (SQS) → verified again → ``DecisionService`` → UpdateJobStatus, once.
 
-A record that raises is reported as a batch item failure, so SQS redelivers it (the service
-resumes safely) and, after the queue's maxReceiveCount, moves it to the dead-letter queue, which
-alarms. A record that cannot be parsed is logged and counted, not retried.
+``handle_record`` hands each message body to ``approvals.domain.work.QueuedWork``, which checks Slack's
+signature over the queued request before reading anything in it. A record that raises, or whose
+delivery cannot act yet (the same click is being applied by another delivery), is reported as a batch
+item failure, so SQS redelivers it after the visibility timeout and, after the queue's maxReceiveCount,
+moves it to the dead-letter queue, which alarms. A message that is not a verifiable Slack request is
+refused as unverified, recorded and counted (an alarm watches), and not retried.
 """
 
 from __future__ import annotations
@@ -15,16 +18,15 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
-    from pydantic import TypeAdapter, ValidationError
 
     from approvals import wiring
     from approvals.domain.decisions import DecisionResult, Outcome
-    from approvals.models.slack import DecisionCommand, NoticeCommand, QueuedWork, RefusalCommand
     from approvals.names import (
         METRIC_APPROVED,
         METRIC_CANCELLED,
         METRIC_DECISION_FAILED,
-        METRIC_EVENT_DROPPED,
+        METRIC_DECISION_UNVERIFIED,
+        METRIC_DUPLICATE_DECISION,
         METRIC_NOTICE_FAILED,
         METRIC_REFUSED,
         METRIC_TIME_TO_DECISION,
@@ -32,43 +34,38 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from approvals.observability import MetricUnit, logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
-_work: TypeAdapter[Any] = TypeAdapter(QueuedWork)
 
 
-def handle_record(record: SQSRecord) -> dict[str, Any] | None:
-    try:
-        work = _work.validate_json(record.body)
-    except ValidationError as exc:
-        logger.error("queued work dropped", reason=exc.errors()[0]["msg"], message_id=record.message_id)
-        metrics.add_metric(name=METRIC_EVENT_DROPPED, unit=MetricUnit.Count, value=1)
-        return None
+class RetryLater(Exception):
+    """This delivery cannot act yet; SQS brings it back after the visibility timeout."""
+
+
+def handle_record(record: SQSRecord) -> dict[str, Any]:
     deps = wiring.decider()
-    logger.set_correlation_id(work.correlation_id)  # the callback's API Gateway request ID
-    if isinstance(work, NoticeCommand):
-        deps.chat.ephemeral(work.channel, work.actor.user_id, work.text)
-        return {"notice": "sent"}
-    if isinstance(work, RefusalCommand):
-        result = deps.decisions.refuse_invalid(work)
-        metrics.add_metric(name=METRIC_REFUSED, unit=MetricUnit.Count, value=1)
-        logger.info("invalid request recorded", reason=work.reason, user_id=work.actor.user_id if work.actor else None)
-        return {"outcome": result.outcome.value}
-    assert isinstance(work, DecisionCommand)
-    logger.append_keys(job_id=work.job.job_id)
-    result = deps.decisions.apply(work)
-    _observe(work, result)
+    result = deps.work.handle(record.body, on_read=logger.set_correlation_id)
+    _observe(result)
+    if result.retry_later:
+        raise RetryLater(f"{result.outcome.value}: {result.detail or 'the claim is held'}")
     return {"outcome": result.outcome.value, "s3_status": result.s3_status}
 
 
-def _observe(command: DecisionCommand, result: DecisionResult) -> None:
+def _observe(result: DecisionResult) -> None:
+    request = result.request
     if result.outcome == Outcome.APPLIED:
+        decision = request.decision if request else None
         metrics.add_metric(
-            name=METRIC_APPROVED if command.decision == "approve" else METRIC_CANCELLED, unit=MetricUnit.Count, value=1
+            name=METRIC_APPROVED if decision == "approve" else METRIC_CANCELLED, unit=MetricUnit.Count, value=1
         )
-        if result.request is not None and result.request.decided_at is not None:
-            waited = (result.request.decided_at - result.request.requested_at).total_seconds()
+        if request is not None and request.decided_at is not None:
+            waited = (request.decided_at - request.requested_at).total_seconds()
             metrics.add_metric(name=METRIC_TIME_TO_DECISION, unit=MetricUnit.Seconds, value=max(0.0, waited))
     elif result.outcome == Outcome.FAILED:
         metrics.add_metric(name=METRIC_DECISION_FAILED, unit=MetricUnit.Count, value=1)
+    elif result.outcome == Outcome.UNVERIFIED:
+        metrics.add_metric(name=METRIC_DECISION_UNVERIFIED, unit=MetricUnit.Count, value=1)
+        logger.error("unverified work refused", detail=result.detail)
+    elif result.outcome == Outcome.DUPLICATE:
+        metrics.add_metric(name=METRIC_DUPLICATE_DECISION, unit=MetricUnit.Count, value=1)
     elif result.refused:
         metrics.add_metric(name=METRIC_REFUSED, unit=MetricUnit.Count, value=1)
     if result.notices_failed:
@@ -76,10 +73,11 @@ def _observe(command: DecisionCommand, result: DecisionResult) -> None:
     logger.info(
         "decision handled",
         outcome=result.outcome.value,
-        decision=command.decision,
-        user_id=command.actor.user_id,
+        job_id=request.job.job_id if request else None,
+        decision=request.decision if request else None,
         s3_status=result.s3_status,
         detail=result.detail,
+        retry_later=result.retry_later,
     )
 
 

@@ -2,8 +2,9 @@
 
 EventBridge → ``handler`` → parse the event → dedupe on jobEventId (Powertools idempotency) →
 ``RequestService.on_job_event`` (approvals.domain.requests). Events it does not handle are logged,
-counted and acknowledged, never retried forever; AWS or Slack failures raise so EventBridge retries
-and, in the end, the event lands in the rule's dead-letter queue.
+counted and acknowledged, never retried forever; AWS or Slack failures raise, so Lambda retries the
+event twice (asynchronous invocation) and then sends it to the notifier's on-failure queue, which
+alarms. The rule's own dead-letter queue holds only events EventBridge could not hand to Lambda.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from approvals.domain.requests import EventOutcome
     from approvals.models.events import JobEvent
     from approvals.models.job import JobRef
-    from approvals.names import METRIC_APPROVAL_REQUESTED, METRIC_DUPLICATE_EVENT, METRIC_EVENT_DROPPED
+    from approvals.names import (
+        METRIC_APPROVAL_REQUESTED,
+        METRIC_DECISION_STUCK,
+        METRIC_DUPLICATE_EVENT,
+        METRIC_EVENT_DROPPED,
+    )
     from approvals.observability import MetricUnit, logger, metrics, tracer
 
 SCHEDULED = "Scheduled Event"
@@ -88,8 +94,10 @@ def follow(ref: JobRef, event_status: str | None = None) -> dict[str, Any]:
 
 
 def reconcile(account_id: str, region: str) -> dict[str, Any]:
-    """Lost events happen: find every Suspended job and make sure it has a request."""
+    """Lost events happen: find every Suspended job and make sure it has a request; and finish every
+    decision claim its holder left past the lease."""
     deps = wiring.notifier()
+    recovered = recover_stuck(deps)
     ids = deps.common.jobs.list_awaiting(account_id, region)
     outcomes: dict[str, int] = {}
     failures = 0
@@ -101,30 +109,54 @@ def reconcile(account_id: str, region: str) -> dict[str, Any]:
             failures += 1
             continue
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    logger.info("reconciliation done", suspended_jobs=len(ids), outcomes=outcomes, failures=failures)
+    logger.info(
+        "reconciliation done", suspended_jobs=len(ids), outcomes=outcomes, failures=failures, recovered=recovered
+    )
     if failures:
         raise RuntimeError(f"reconciliation failed for {failures} of {len(ids)} jobs")
-    return {"outcome": "reconciled", "suspended_jobs": len(ids), **outcomes}
+    return {"outcome": "reconciled", "suspended_jobs": len(ids), "recovered": recovered, **outcomes}
 
 
-def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def recover_stuck(deps: wiring.NotifierDeps) -> int:
+    """Claims left in ``deciding`` past their lease: each is finished (recorded, reopened or closed)."""
+    settings = deps.common.settings
+    stuck = deps.common.store.stuck(wiring.utc_now(), settings.decision_lease_seconds)
+    for request in stuck:
+        metrics.add_metric(name=METRIC_DECISION_STUCK, unit=MetricUnit.Count, value=1)
+        result = deps.decisions.recover(request)
+        logger.warning(
+            "stuck decision finished", job_id=request.job.job_id, outcome=result.outcome.value, detail=result.detail
+        )
+    return len(stuck)
+
+
+def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
     wiring.common().deadline.start(context)
-    if isinstance(event, dict) and event.get("detail-type") == SCHEDULED:
-        return reconcile(str(event.get("account", "")), str(event.get("region", "")))
+    if isinstance(event, dict) and event.get("detail-type") == SCHEDULED and event.get("source") == "aws.events":
+        try:
+            where = JobRef(account_id=event.get("account"), region=event.get("region"), job_id="reconcile")
+        except (ValidationError, TypeError):
+            return _dropped(event, "the schedule event names no valid account and region", "account")
+        return reconcile(where.account_id, where.region)
     try:
         job_of(event)
-    except (ValidationError, ValueError, TypeError) as exc:
-        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else type(exc).__name__
-        where = ".".join(str(p) for p in exc.errors()[0]["loc"]) if isinstance(exc, ValidationError) else ""
-        logger.warning(
-            "event dropped",
-            reason=reason,
-            field=where,
-            event_name=(event.get("detail") or {}).get("eventName") if isinstance(event, dict) else None,
-        )
-        metrics.add_metric(name=METRIC_EVENT_DROPPED, unit=MetricUnit.Count, value=1)
-        return {"outcome": "dropped", "reason": reason}
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return _dropped(event, first["msg"], ".".join(str(p) for p in first["loc"]))
+    except (ValueError, TypeError, RecursionError) as exc:
+        return _dropped(event, type(exc).__name__, "")
     return _once(wiring.notifier(), context)(event=event)  # type: ignore[no-any-return]
+
+
+def _dropped(event: object, reason: str, field: str) -> dict[str, Any]:
+    """An event S3 could not have sent: logged (safely, whatever its shape), counted, acknowledged."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    name = detail.get("eventName") if isinstance(detail, dict) else None
+    logger.warning(
+        "event dropped", reason=reason, field=field[:200], event_name=name[:64] if isinstance(name, str) else None
+    )
+    metrics.add_metric(name=METRIC_EVENT_DROPPED, unit=MetricUnit.Count, value=1)
+    return {"outcome": "dropped", "reason": reason}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)

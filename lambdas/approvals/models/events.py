@@ -11,12 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 class ServiceEventDetails(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    job_id: str = Field(alias="jobId", min_length=1)
-    job_arn: str | None = Field(default=None, alias="jobArn")
-    status: str = Field(min_length=1)
-    job_event_id: str = Field(alias="jobEventId", min_length=1)
-    failure_codes: list[str] = Field(default_factory=list, alias="failureCodes")
-    status_change_reason: list[str] = Field(default_factory=list, alias="statusChangeReason")
+    job_id: str = Field(alias="jobId", min_length=1, max_length=64)
+    job_arn: str | None = Field(default=None, alias="jobArn", max_length=2048)
+    status: str = Field(min_length=1, max_length=32)
+    job_event_id: str = Field(alias="jobEventId", min_length=1, max_length=128)
+    failure_codes: list[str] = Field(default_factory=list, alias="failureCodes", max_length=100)
+    status_change_reason: list[str] = Field(default_factory=list, alias="statusChangeReason", max_length=100)
 
 
 class JobServiceEventDetail(BaseModel):

@@ -93,6 +93,8 @@ class AuditRecord(BaseModel):
     actor_team: str | None = None
     action: DecisionKind | None = None
     reason: str | None = None
+    detail: str | None = None  # what a short reason (e.g. ``unverified``) stands for in this case
+    origin: str | None = None  # where the decision came from: ``slack``, or ``system:<source>``
     status_before: str | None = None
     status_after: str | None = None
     status_update_reason: str | None = None

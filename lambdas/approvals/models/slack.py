@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from approvals.models.job import JobRef
 from approvals.models.records import Actor, DecisionKind
@@ -17,6 +17,17 @@ REASON_BLOCK_ID = "reason"
 REASON_INPUT_ACTION_ID = "reason_input"
 MAX_BUTTON_VALUE = 2000
 MAX_PRIVATE_METADATA = 3000
+MAX_BODY_BYTES = 64 * 1024  # Slack payloads are a few KB; API Gateway itself allows 10 MB
+
+# Slack's identifiers, bounded at the edge: they flow into DynamoDB keys (1,024 bytes at most), audit
+# records and StatusUpdateReason, so nothing longer or stranger than Slack sends gets past the parser.
+UserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,31}$")]
+TeamId = Annotated[str, StringConstraints(pattern=r"^[TE][A-Z0-9]{2,31}$")]
+ChannelId = Annotated[str, StringConstraints(pattern=r"^[CGD][A-Z0-9]{2,31}$")]
+Timestamp = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,12}(\.[0-9]{1,8})?$")]
+ViewId = Annotated[str, StringConstraints(pattern=r"^V[A-Z0-9]{2,31}$")]
+TriggerId = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z._-]{1,255}$")]
+CorrelationId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
 
 
 class ButtonValue(BaseModel):
@@ -43,8 +54,8 @@ class ModalMetadata(BaseModel):
     """The reason modal's ``private_metadata``: the job and the message to update."""
 
     job: JobRef
-    channel: str | None = None
-    message_ts: str | None = None
+    channel: ChannelId | None = None
+    message_ts: Timestamp | None = None
 
     def encode(self) -> str:
         return self.model_dump_json()
@@ -53,10 +64,10 @@ class ModalMetadata(BaseModel):
 class SlackUser(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1, max_length=32)
+    id: UserId
     username: str | None = Field(default=None, max_length=255)
     name: str | None = Field(default=None, max_length=255)
-    team_id: str | None = Field(default=None, max_length=32)
+    team_id: TeamId | None = None
 
     def actor(self) -> Actor:
         return Actor(user_id=self.id, name=self.username or self.name or self.id, team_id=self.team_id)
@@ -64,17 +75,17 @@ class SlackUser(BaseModel):
 
 class SlackTeam(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str | None = None
+    id: TeamId | None = None
 
 
 class SlackChannel(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str = Field(min_length=1, max_length=32)
+    id: ChannelId
 
 
 class SlackMessageRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    ts: str = Field(min_length=1, max_length=32)
+    ts: Timestamp
 
 
 class SlackAction(BaseModel):
@@ -83,7 +94,7 @@ class SlackAction(BaseModel):
     action_id: str = Field(max_length=255)
     block_id: str | None = Field(default=None, max_length=255)
     value: str | None = Field(default=None, max_length=MAX_BUTTON_VALUE)
-    action_ts: str | None = Field(default=None, max_length=32)
+    action_ts: Timestamp | None = None
 
 
 class BlockActionsPayload(BaseModel):
@@ -94,8 +105,8 @@ class BlockActionsPayload(BaseModel):
     team: SlackTeam | None = None
     channel: SlackChannel | None = None
     message: SlackMessageRef | None = None
-    trigger_id: str | None = None
-    actions: list[SlackAction] = Field(min_length=1)
+    trigger_id: TriggerId | None = None
+    actions: list[SlackAction] = Field(min_length=1, max_length=25)
 
 
 class ViewState(BaseModel):
@@ -106,8 +117,8 @@ class ViewState(BaseModel):
 class SlackView(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    id: str
-    callback_id: str | None = None
+    id: ViewId
+    callback_id: str | None = Field(default=None, max_length=255)
     private_metadata: str = Field(default="", max_length=MAX_PRIVATE_METADATA)
     state: ViewState = Field(default_factory=ViewState)
 
@@ -133,18 +144,41 @@ InteractionPayload = Annotated[
 ]
 
 
+class SlackOrigin(BaseModel):
+    """A person's click in Slack, proven by Slack's signature over the request (checked before this
+    exists: by the callback within Slack's 5-minute window, and again by the decider)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["slack"] = "slack"
+
+
+class SystemOrigin(BaseModel):
+    """A decision the product makes itself (policy, expiry): made in-process by one of its own functions,
+    never read from the decisions queue, and never shown or recorded as a Slack click."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["system"] = "system"
+    source: str = Field(min_length=1, max_length=64)  # e.g. "policy:<rule>", "expiry"
+
+
+Origin = Annotated[SlackOrigin | SystemOrigin, Field(discriminator="kind")]
+
+
 class DecisionCommand(BaseModel):
-    """A decision to apply, queued by the callback after the ack and applied by the decider."""
+    """A decision to apply: read by the decider from a Slack-signed request, or made by the product."""
 
     kind: Literal["decision"] = "decision"
     job: JobRef
     decision: DecisionKind
     actor: Actor
     reason: str | None = None
-    decision_id: str = Field(min_length=1)
+    decision_id: str = Field(min_length=1, max_length=128)
     channel: str | None = None
     message_ts: str | None = None
     correlation_id: str | None = None
+    origin: Origin = Field(default_factory=SlackOrigin)
 
     @field_validator("reason")
     @classmethod
@@ -152,19 +186,8 @@ class DecisionCommand(BaseModel):
         return value.strip() if value is not None else None
 
 
-class NoticeCommand(BaseModel):
-    """An ephemeral notice that could not be sent inside the 3-second ack (queued instead)."""
-
-    kind: Literal["notice"] = "notice"
-    job: JobRef
-    actor: Actor
-    channel: str
-    text: str
-    correlation_id: str | None = None
-
-
 class RefusalCommand(BaseModel):
-    """A signed request the callback could not act on: recorded, and the person told why."""
+    """A signed request that cannot be acted on: recorded, and the person told why."""
 
     kind: Literal["refusal"] = "refusal"
     reason: str = Field(min_length=1, max_length=500)
@@ -174,4 +197,29 @@ class RefusalCommand(BaseModel):
     correlation_id: str | None = None
 
 
-QueuedWork = Annotated[DecisionCommand | NoticeCommand | RefusalCommand, Field(discriminator="kind")]
+# What the callback did with a signed request, so the decider knows which follow-up it owes. The decider
+# derives everything else (job, person, decision, reason, texts) from the signed body itself: an intent
+# can only pick among the follow-ups that body allows.
+Intent = Literal[
+    "decide",  # an Approve click or a submitted cancel form: apply it
+    "refuse_cancel",  # a Cancel click by someone certainly not an approver: refuse it (no form opened)
+    "modal_failed",  # the cancel form could not be opened in time: tell the person to try again
+    "invalid",  # a signed request that cannot be acted on: record it and tell the person why
+]
+
+
+class SignedSlackRequest(BaseModel):
+    """The one kind of work on the decisions queue: a request exactly as Slack signed it.
+
+    The decider verifies the signature again with the signing secret before reading anything in it, so
+    a message written by anyone but the callback is refused as unverified.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["slack_request"] = "slack_request"
+    intent: Intent
+    body: str = Field(min_length=1, max_length=MAX_BODY_BYTES)
+    timestamp: str = Field(pattern=r"^[0-9]{1,15}$")
+    signature: str = Field(pattern=r"^v0=[0-9a-f]{64}$")
+    correlation_id: CorrelationId | None = None
