@@ -1,5 +1,5 @@
-"""Audit trail and operations: the retained audit log group and its writer, saved Logs Insights
-queries, alarms to an SNS topic, and a dashboard.
+"""Audit trail and operations: the retained audit log group and its writer (fed by the audit table's
+stream), saved Logs Insights queries, alarms to an SNS topic, and a dashboard.
 
 Audit records are JSON lines written by the audit writer (Powertools Logger) with these top-level
 fields: schema_version, event_type, time, job_id, job_arn, account_id, region, operation,
@@ -30,18 +30,23 @@ from constructs import Construct
 
 from infra import nag
 from infra.constants import (
+    AUDIT_TABLE_SORT_KEY,
     AUDIT_WRITER_HANDLER,
     METRIC_APPROVAL_REQUESTED,
     METRIC_APPROVED,
+    METRIC_AUDIT_TAMPERED,
     METRIC_CANCELLED,
     METRIC_DECISION_FAILED,
+    METRIC_DECISION_STUCK,
+    METRIC_DECISION_UNVERIFIED,
+    METRIC_DUPLICATE_DECISION,
     METRIC_DUPLICATE_EVENT,
     METRIC_EVENT_DROPPED,
+    METRIC_FOREIGN_TEAM,
     METRIC_REFUSED,
     METRIC_SIGNATURE_REJECTED,
     METRIC_TIME_TO_DECISION,
     METRICS_NAMESPACE,
-    REQUESTS_TABLE_SORT_KEY,
     SERVICE_NAME,
 )
 from infra.lambda_defaults import LambdaDefaults
@@ -52,11 +57,34 @@ AUDIT_ITEM_PREFIX = "AUDIT#"
 FIVE_MINUTES = Duration.minutes(5)
 SIGNATURE_REJECTED_THRESHOLD = 10
 
-# Only new audit items reach the writer; REQUEST items and updates are filtered out by Lambda.
+# Every change to an audit item reaches the writer: an INSERT is a new record; a MODIFY (an overwrite by
+# PutItem, which IAM cannot refuse without refusing inserts) or a REMOVE is tampering, which it logs and
+# counts (AuditTampered, alarmed below).
 AUDIT_STREAM_FILTER = {
-    "eventName": lambda_.FilterRule.is_equal("INSERT"),
-    "dynamodb": {"Keys": {REQUESTS_TABLE_SORT_KEY: {"S": lambda_.FilterRule.begins_with(AUDIT_ITEM_PREFIX)}}},
+    "dynamodb": {"Keys": {AUDIT_TABLE_SORT_KEY: {"S": lambda_.FilterRule.begins_with(AUDIT_ITEM_PREFIX)}}},
 }
+
+# Product metrics whose every occurrence needs a person: (metric, alarm ID, description).
+INTEGRITY_ALARMS: tuple[tuple[str, str, str], ...] = (
+    (
+        METRIC_DECISION_UNVERIFIED,
+        "DecisionUnverified",
+        "Work reached the decisions queue without a valid Slack signature; something other than the "
+        "callback sent it. The decider refused it; find the sender.",
+    ),
+    (
+        METRIC_AUDIT_TAMPERED,
+        "AuditTampered",
+        "An audit item was overwritten or deleted; the audit log group holds what it said before "
+        "(event audit_item_tampered).",
+    ),
+    (
+        METRIC_DECISION_STUCK,
+        "DecisionStuck",
+        "A decision claim outlived its lease (its decider died) and the reconciliation finished it; "
+        "check that the job ended as the person decided.",
+    ),
+)
 
 LIST_STREAMS_ACKNOWLEDGMENT = nag.acknowledgment(
     "IAM5[Resource::*]",
@@ -96,7 +124,8 @@ AUDIT_QUERIES: dict[str, logs.QueryString] = {
 
 
 class AuditTrail(Construct):
-    """Copies each AUDIT# item from the requests table's stream into a retained CloudWatch log group."""
+    """Copies each AUDIT# item from the audit table's stream into a retained CloudWatch log group, and
+    reports any overwrite or removal of one."""
 
     def __init__(
         self,
@@ -127,7 +156,7 @@ class AuditTrail(Construct):
             self,
             "Writer",
             handler=AUDIT_WRITER_HANDLER,
-            description="Writes each new audit item of the requests table to the audit log group",
+            description="Writes each new audit item to the audit log group and reports changed or deleted ones",
             timeout=Duration.seconds(30),
             memory_size=256,
             environment=environment,
@@ -258,7 +287,10 @@ class Monitoring(Construct):
                 queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"),
                 threshold=0,
                 comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                description=f"{name}: messages are waiting in this dead-letter queue; inspect and redrive them.",
+                description=(
+                    f"{name}: messages are waiting in this dead-letter queue; inspect them "
+                    "(README: what is retried where)."
+                ),
             )
         for name, function in monitored.functions.items():
             self._alarm(
@@ -286,6 +318,14 @@ class Monitoring(Construct):
             threshold=1,
             description="A decision could not be carried out (UpdateJobStatus failed); the job still waits.",
         )
+        for metric_name, construct_id, description in INTEGRITY_ALARMS:
+            self._alarm(
+                construct_id,
+                product_metric(metric_name),
+                threshold=0,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                description=description,
+            )
 
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", default_interval=Duration.days(7), widgets=self._widgets(monitored)
@@ -403,5 +443,17 @@ class Monitoring(Construct):
                 per_function("Lambda duration p90 (ms)", "Duration", "p90"),
                 per_function("Lambda errors", "Errors", "Sum"),
                 per_function("Lambda throttles", "Throttles", "Sum"),
+            ],
+            [
+                cloudwatch.GraphWidget(
+                    title="Integrity (each one alarms)",
+                    width=12,
+                    left=[product_metric(metric_name) for metric_name, _, _ in INTEGRITY_ALARMS],
+                ),
+                cloudwatch.GraphWidget(
+                    title="Refused workspaces and repeated clicks",
+                    width=12,
+                    left=[product_metric(METRIC_FOREIGN_TEAM), product_metric(METRIC_DUPLICATE_DECISION)],
+                ),
             ],
         ]

@@ -85,6 +85,7 @@ def check_decision_timing(*, visibility_timeout: int, lease: int, function_timeo
             "find the claim still held"
         )
 
+
 # Set on every function: pydantic otherwise reads every installed package's metadata looking for
 # plugins when it builds its first model, on each cold start; the functions use no plugins.
 PYDANTIC_WITHOUT_PLUGINS: Final = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}

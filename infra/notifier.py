@@ -8,11 +8,17 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import nag, permissions
-from infra.constants import JOB_EVENT_PATTERN, NOTIFIER_HANDLER
+from infra.constants import (
+    JOB_EVENT_PATTERN,
+    NOTIFIER_ASYNC_RETRY_ATTEMPTS,
+    NOTIFIER_HANDLER,
+    NOTIFIER_MAX_EVENT_AGE_SECONDS,
+)
 from infra.lambda_defaults import LambdaDefaults
 from infra.queues import dead_letter_queue
 from infra.storage import Storage
@@ -35,6 +41,11 @@ class Notifier(Construct):
     Two triggers reach the same function: S3 Batch Operations job events (delivered best effort), and a
     schedule every 15 minutes that reconciles with ListJobs so a lost event delays a request instead of
     losing it. The handler tells them apart by the event's detail-type.
+
+    EventBridge invokes the function asynchronously, so two queues catch what goes wrong: the rule
+    targets' dead-letter queue holds events EventBridge could not hand to Lambda, and the function's
+    on-failure destination holds events Lambda accepted but the function kept failing on (or that grew
+    too old in Lambda's own queue).
     """
 
     def __init__(
@@ -69,6 +80,16 @@ class Notifier(Construct):
         # Events EventBridge could not deliver after its retries.
         self.dead_letter_queue: sqs.Queue = dead_letter_queue(
             self, "EventDeadLetterQueue", used_by="the notifier's EventBridge targets"
+        )
+
+        # Events Lambda accepted but the function failed on after Lambda's retries, or that aged out.
+        self.failure_queue: sqs.Queue = dead_letter_queue(
+            self, "NotifierFailureQueue", used_by="the notifier's asynchronous invocations (on-failure destination)"
+        )
+        self.function.configure_async_invoke(
+            retry_attempts=NOTIFIER_ASYNC_RETRY_ATTEMPTS,
+            max_event_age=Duration.seconds(NOTIFIER_MAX_EVENT_AGE_SECONDS),
+            on_failure=destinations.SqsDestination(self.failure_queue),
         )
 
         self.job_events_rule = events.Rule(

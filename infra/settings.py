@@ -16,10 +16,18 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from infra.constants import (
+    DECIDER_TIMEOUT_SECONDS,
+    DECISIONS_QUEUE_VISIBILITY_SECONDS,
+    DEFAULT_DECISION_LEASE_SECONDS,
+    check_decision_timing,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = ROOT / "cdk.json"
 
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SLACK_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,}$")  # a workspace (T…) or an Enterprise Grid org (E…)
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 # key=value; AWS tag characters, except that the key may not contain "=" here.
@@ -62,6 +70,7 @@ LATEST_PYTHON_RUNTIME = max(
 # Context key -> an example value, used in error messages.
 EXAMPLES: dict[str, str] = {
     "slackChannelId": "C0123456789",
+    "slackTeamId": "T0123456789",
     "slackSecretName": "s3-batch-approvals/slack",
     "logRetentionDays": "30",
     "auditLogRetentionDays": "400",
@@ -76,6 +85,7 @@ EXAMPLES: dict[str, str] = {
     "jobTagCondition": "approval-team=storage",
     "alarmEmail": "oncall@example.com",
     "stackName": "S3BatchApprovals",
+    "decisionLeaseSeconds": str(DEFAULT_DECISION_LEASE_SECONDS),
 }
 
 
@@ -106,6 +116,8 @@ class InfraSettings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     slack_channel_id: str = Field(alias="slackChannelId")
+    # The Slack workspaces (or Enterprise Grid orgs) whose signed requests the functions act on.
+    slack_team_ids: IdList = Field(alias="slackTeamId")
     slack_secret_name: str = Field(default="s3-batch-approvals/slack", min_length=1, alias="slackSecretName")
     log_retention_days: int = Field(default=30, alias="logRetentionDays")
     audit_log_retention_days: int = Field(default=400, alias="auditLogRetentionDays")
@@ -120,12 +132,34 @@ class InfraSettings(BaseModel):
     job_tag_condition: OptionalText = Field(default=None, alias="jobTagCondition")
     alarm_email: OptionalText = Field(default=None, alias="alarmEmail")
     stack_name: str = Field(default="S3BatchApprovals", alias="stackName")
+    # How long a decision claim is held (the decider and the notifier's reconciliation read it).
+    decision_lease_seconds: int = Field(default=DEFAULT_DECISION_LEASE_SECONDS, ge=10, alias="decisionLeaseSeconds")
 
     @field_validator("slack_channel_id")
     @classmethod
     def _channel(cls, value: str) -> str:
         if not SLACK_CHANNEL_ID.match(value):
             raise ValueError("must be a Slack channel ID such as C0123456789")
+        return value
+
+    @field_validator("slack_team_ids")
+    @classmethod
+    def _teams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one Slack workspace (T…) or Enterprise Grid org (E…) ID")
+        bad = [item for item in value if not SLACK_TEAM_ID.match(item)]
+        if bad:
+            raise ValueError(f"not Slack workspace (T…) or Enterprise Grid org (E…) IDs: {', '.join(bad)}")
+        return value
+
+    @field_validator("decision_lease_seconds")
+    @classmethod
+    def _lease(cls, value: int) -> int:
+        # The queue's visibility timeout and the decider's timeout are fixed (infra.constants); the lease
+        # must fit between them, or a redelivered click would find its claim still held.
+        check_decision_timing(
+            visibility_timeout=DECISIONS_QUEUE_VISIBILITY_SECONDS, lease=value, function_timeout=DECIDER_TIMEOUT_SECONDS
+        )
         return value
 
     @field_validator("log_retention_days", "audit_log_retention_days")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
@@ -17,10 +18,15 @@ from infra import nag, permissions
 from infra.constants import (
     CALLBACK_HANDLER,
     DECIDER_HANDLER,
+    DECIDER_TIMEOUT_SECONDS,
+    DECISIONS_QUEUE_VISIBILITY_SECONDS,
     ENV_APPROVER_GROUP_IDS,
     ENV_APPROVER_USER_IDS,
+    ENV_DECISION_LEASE_SECONDS,
     ENV_DECISIONS_QUEUE_URL,
+    ENV_SLACK_TEAM_ID,
     SLACK_INTERACTIONS_PATH,
+    check_decision_timing,
 )
 from infra.lambda_defaults import LambdaDefaults
 from infra.queues import dead_letter_queue
@@ -28,7 +34,19 @@ from infra.settings import InfraSettings
 from infra.storage import Storage
 
 STAGE_NAME = "prod"
-DECIDER_TIMEOUT = Duration.seconds(60)
+DECIDER_TIMEOUT = Duration.seconds(DECIDER_TIMEOUT_SECONDS)
+DECISIONS_QUEUE_VISIBILITY = Duration.seconds(DECISIONS_QUEUE_VISIBILITY_SECONDS)
+
+# TLS on the API's default (execute-api) endpoint: the strongest enhanced policy API Gateway offers a
+# regional REST API that still admits TLS 1.2: TLS 1.3, and TLS 1.2 only with forward-secret,
+# post-quantum-hybrid key exchange. Slack documents TLS 1.2 as its floor, not TLS 1.3; with the TLS 1.3-only
+# policy (SecurityPolicy_TLS13_1_3_2025_09) a Slack client that cannot negotiate 1.3 would fail every
+# click in the handshake, before any request reached the API or its logs. An enhanced
+# ("SecurityPolicy_…") policy requires an endpoint access mode; STRICT also rejects requests whose SNI
+# host does not match the API, or that arrive through another endpoint type. cfn-lint's bundled schema
+# (1.58) types both properties as plain strings, so it neither rejects nor checks these values.
+API_SECURITY_POLICY = "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09"
+API_ENDPOINT_ACCESS_MODE = "STRICT"
 
 API_ACKNOWLEDGMENTS = (
     nag.acknowledgment(
@@ -80,14 +98,23 @@ class SlackApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
+        # The values the queue and the decider are built with, checked together (settings checked the
+        # lease against the same constants already; this catches a change to the constructs).
+        check_decision_timing(
+            visibility_timeout=int(DECISIONS_QUEUE_VISIBILITY.to_seconds()),
+            lease=settings.decision_lease_seconds,
+            function_timeout=int(DECIDER_TIMEOUT.to_seconds()),
+        )
+
         self.decisions_dead_letter_queue: sqs.Queue = dead_letter_queue(self, "DecisionsDeadLetterQueue")
         self.decisions_queue = sqs.Queue(
             self,
             "DecisionsQueue",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            # AWS's advice for a Lambda event source: at least six times the function's timeout.
-            visibility_timeout=Duration.seconds(DECIDER_TIMEOUT.to_seconds() * 6),
+            # AWS's advice for a Lambda event source (six times the function's timeout), and longer than
+            # a claim's lease plus one invocation, so a redelivery finds a dead holder's claim expired.
+            visibility_timeout=DECISIONS_QUEUE_VISIBILITY,
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=self.decisions_dead_letter_queue),
         )
 
@@ -96,6 +123,7 @@ class SlackApi(Construct):
             ENV_DECISIONS_QUEUE_URL: self.decisions_queue.queue_url,
             ENV_APPROVER_USER_IDS: ",".join(settings.approver_user_ids),
             ENV_APPROVER_GROUP_IDS: ",".join(settings.approver_group_ids),
+            ENV_SLACK_TEAM_ID: ",".join(settings.slack_team_ids),
         }
 
         self.callback: lambda_.Function = defaults.function(
@@ -110,6 +138,20 @@ class SlackApi(Construct):
         )
         storage.grant_callback(self.callback)
         self.decisions_queue.grant_send_messages(self.callback)
+        # Only the callback may queue work, whatever another principal's own policy allows (the decider
+        # still verifies each message's Slack signature). This also refuses a redrive from the dead-letter
+        # queue, on purpose: a dead-lettered decision is older than the decider accepts (1 h) by the time
+        # anyone looks, and its claim is finished by the reconciliation; the person decides again.
+        self.decisions_queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheCallbackSends",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["sqs:SendMessage"],
+                resources=[self.decisions_queue.queue_arn],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": self.callback.role.role_arn}},  # type: ignore[union-attr]
+            )
+        )
 
         self.decider: lambda_.Function = defaults.function(
             self,
@@ -117,7 +159,7 @@ class SlackApi(Construct):
             handler=DECIDER_HANDLER,
             description="Carries out a queued decision with UpdateJobStatus and updates the Slack message",
             timeout=DECIDER_TIMEOUT,
-            environment=slack_environment,
+            environment={**slack_environment, ENV_DECISION_LEASE_SECONDS: str(settings.decision_lease_seconds)},
         )
         storage.grant_decider(self.decider)
         self.decider.add_to_role_policy(permissions.describe_job(self))
@@ -172,6 +214,10 @@ class SlackApi(Construct):
             # isBase64Encoded anyway, so setting it later would not break signature checks.
         )
         nag.acknowledge(self.api, *API_ACKNOWLEDGMENTS)
+        # The RestApi L2 of this aws-cdk-lib does not expose these two properties; its CfnRestApi does.
+        cfn_api: apigateway.CfnRestApi = self.api.node.default_child  # type: ignore[assignment]
+        cfn_api.security_policy = API_SECURITY_POLICY
+        cfn_api.endpoint_access_mode = API_ENDPOINT_ACCESS_MODE
         # The stack outputs the one URL Slack needs; drop RestApi's generic "Endpoint" output.
         self.api.node.try_remove_child("Endpoint")
 

@@ -11,6 +11,8 @@ from constructs import Construct
 from infra import nag
 from infra.audit import AuditTrail, Monitored, Monitoring
 from infra.constants import (
+    ENV_AUDIT_TABLE_NAME,
+    ENV_DECISION_LEASE_SECONDS,
     ENV_IDEMPOTENCY_TABLE_NAME,
     ENV_LARGE_JOB_THRESHOLD,
     ENV_REQUESTS_TABLE_NAME,
@@ -19,10 +21,12 @@ from infra.constants import (
     OUTPUT_ALARM_TOPIC_ARN,
     OUTPUT_AUDIT_DLQ_URL,
     OUTPUT_AUDIT_LOG_GROUP_NAME,
+    OUTPUT_AUDIT_TABLE_NAME,
     OUTPUT_DECISIONS_DLQ_URL,
     OUTPUT_DECISIONS_QUEUE_URL,
     OUTPUT_EVENT_DLQ_URL,
     OUTPUT_IDEMPOTENCY_TABLE_NAME,
+    OUTPUT_NOTIFIER_FAILURES_URL,
     OUTPUT_REQUESTS_TABLE_NAME,
     OUTPUT_SLACK_INTERACTIVITY_URL,
     SERVICE_NAME,
@@ -47,16 +51,24 @@ class ApprovalsStack(Stack):
 
         self.storage = Storage(self, "Storage", settings=settings)
         self.defaults = LambdaDefaults(self, "LambdaDefaults", settings=settings)
+        # What every function's settings model reads (approvals.config.Settings requires the table names
+        # of all of them; a name grants nothing: each role gets only its own actions).
         environment = {
             ENV_SLACK_SECRET_NAME: settings.slack_secret_name,
             ENV_SLACK_CHANNEL_ID: settings.slack_channel_id,
             ENV_REQUESTS_TABLE_NAME: self.storage.requests_table.table_name,
+            ENV_AUDIT_TABLE_NAME: self.storage.audit_table.table_name,
             ENV_IDEMPOTENCY_TABLE_NAME: self.storage.idempotency_table.table_name,
             ENV_LARGE_JOB_THRESHOLD: str(settings.large_job_threshold),
         }
 
         self.notifier = Notifier(
-            self, "Notifier", defaults=self.defaults, storage=self.storage, environment=environment
+            self,
+            "Notifier",
+            defaults=self.defaults,
+            storage=self.storage,
+            # The reconciliation finishes decision claims held past this lease.
+            environment={**environment, ENV_DECISION_LEASE_SECONDS: str(settings.decision_lease_seconds)},
         )
         self.slack_api = SlackApi(
             self,
@@ -71,7 +83,7 @@ class ApprovalsStack(Stack):
             "Audit",
             settings=settings,
             defaults=self.defaults,
-            table=self.storage.requests_table,
+            table=self.storage.audit_table,
             environment=environment,
         )
         self.monitoring = Monitoring(
@@ -87,6 +99,7 @@ class ApprovalsStack(Stack):
                 },
                 dead_letter_queues={
                     "EventDeadLetterQueue": self.notifier.dead_letter_queue,
+                    "NotifierFailureQueue": self.notifier.failure_queue,
                     "DecisionsDeadLetterQueue": self.slack_api.decisions_dead_letter_queue,
                     "AuditDeadLetterQueue": self.audit.dead_letter_queue,
                 },
@@ -103,7 +116,8 @@ class ApprovalsStack(Stack):
                 self.slack_api.interactions_url,
                 "Paste into the Slack app's Interactivity Request URL (or run make slack-manifest)",
             ),
-            OUTPUT_REQUESTS_TABLE_NAME: (self.storage.requests_table.table_name, "Requests and audit items"),
+            OUTPUT_REQUESTS_TABLE_NAME: (self.storage.requests_table.table_name, "Approval requests, one per job"),
+            OUTPUT_AUDIT_TABLE_NAME: (self.storage.audit_table.table_name, "Audit records (insert-only)"),
             OUTPUT_IDEMPOTENCY_TABLE_NAME: (self.storage.idempotency_table.table_name, "Powertools idempotency"),
             OUTPUT_DECISIONS_QUEUE_URL: (self.slack_api.decisions_queue.queue_url, "Decisions to carry out"),
             OUTPUT_DECISIONS_DLQ_URL: (
@@ -111,6 +125,10 @@ class ApprovalsStack(Stack):
                 "Decisions that failed 5 times",
             ),
             OUTPUT_EVENT_DLQ_URL: (self.notifier.dead_letter_queue.queue_url, "Undelivered job events"),
+            OUTPUT_NOTIFIER_FAILURES_URL: (
+                self.notifier.failure_queue.queue_url,
+                "Job events and schedules the notifier failed on after Lambda's retries",
+            ),
             OUTPUT_AUDIT_DLQ_URL: (self.audit.dead_letter_queue.queue_url, "Audit stream batches that failed"),
             OUTPUT_AUDIT_LOG_GROUP_NAME: (self.audit.log_group.log_group_name, "The audit trail"),
             OUTPUT_ALARM_TOPIC_ARN: (self.monitoring.topic.topic_arn, "Subscribe to receive alarms"),

@@ -1,7 +1,9 @@
-"""State: the requests table (one REQUEST item per job plus its AUDIT# items), the idempotency table and
-the Slack secret."""
+"""State: the requests table (one REQUEST item per job), the insert-only audit table, the idempotency
+table and the Slack secret."""
 
 from __future__ import annotations
+
+from typing import Final
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
@@ -10,13 +12,54 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.constants import (
+    AUDIT_TABLE_PARTITION_KEY,
+    AUDIT_TABLE_SORT_KEY,
     IDEMPOTENCY_TABLE_PARTITION_KEY,
     IDEMPOTENCY_TABLE_TTL_ATTRIBUTE,
+    REQUESTS_DECIDING_INDEX,
+    REQUESTS_DECIDING_INDEX_PARTITION_KEY,
+    REQUESTS_DECIDING_INDEX_SORT_KEY,
     REQUESTS_TABLE_PARTITION_KEY,
     REQUESTS_TABLE_SORT_KEY,
     REQUESTS_TABLE_TTL_ATTRIBUTE,
 )
 from infra.settings import InfraSettings
+
+# What nobody (no function, no person, no service) may do to an audit item: change or remove it.
+# PutItem stays allowed, because IAM cannot tell an insert from an overwrite of an existing key. The
+# functions insert with ConditionExpression attribute_not_exists, and the audit writer sees every
+# overwrite (MODIFY) or removal (REMOVE) on the table's stream, logs it and counts AuditTampered, which
+# alarms. (Changing this policy itself needs dynamodb:PutResourcePolicy, which CloudFormation uses.)
+AUDIT_DENIED_ACTIONS: Final = (
+    "dynamodb:DeleteItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:PartiQLUpdate",
+)
+
+# The actions each function needs, table by table (the adapters' calls, nothing more).
+REQUEST_ITEM_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+DECISION_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+AUDIT_INSERT_ACTIONS: Final = ("dynamodb:PutItem",)
+# What Powertools' DynamoDBPersistenceLayer calls.
+IDEMPOTENCY_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
+
+def _audit_table_policy() -> iam.PolicyDocument:
+    # Resource "*" in a table's resource policy means this table: the policy cannot name the table's own
+    # ARN (CloudFormation would see a circular reference with a generated table name).
+    return iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                sid="AuditItemsAreInsertOnly",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=list(AUDIT_DENIED_ACTIONS),
+                resources=["*"],
+            )
+        ]
+    )
 
 
 class Storage(Construct):
@@ -45,9 +88,34 @@ class Storage(Construct):
             ),
             time_to_live_attribute=REQUESTS_TABLE_TTL_ATTRIBUTE,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            # The audit writer reads new AUDIT# items from the stream.
-            stream=dynamodb.StreamViewType.NEW_IMAGE,
-            # Decisions and their audit records outlive the stack.
+            # Decisions outlive the stack.
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Sparse: only a request whose decision claim is held carries `deciding`, so the reconciliation
+        # finds claims left past their lease with one Query, never a Scan.
+        self.requests_table.add_global_secondary_index(
+            index_name=REQUESTS_DECIDING_INDEX,
+            partition_key=dynamodb.Attribute(
+                name=REQUESTS_DECIDING_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(name=REQUESTS_DECIDING_INDEX_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+
+        self.audit_table = dynamodb.Table(
+            self,
+            "AuditTable",
+            partition_key=dynamodb.Attribute(name=AUDIT_TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=AUDIT_TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # No TTL: audit records are kept. Old images let the audit writer log what a change replaced.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            resource_policy=_audit_table_policy(),
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
@@ -68,17 +136,30 @@ class Storage(Construct):
 
         self.slack_secret = secretsmanager.Secret.from_secret_name_v2(self, "SlackSecret", settings.slack_secret_name)
 
+    @property
+    def deciding_index_arn(self) -> str:
+        return f"{self.requests_table.table_arn}/index/{REQUESTS_DECIDING_INDEX}"
+
     def grant_notifier(self, grantee: iam.IGrantable) -> None:
-        """The notifier reads the Slack secret, keeps request records and dedupes events."""
+        """The notifier reads the Slack secret, keeps request records, finds stuck claims through the
+        deciding index, inserts audit records and dedupes events."""
         self.slack_secret.grant_read(grantee)
-        self.requests_table.grant_read_write_data(grantee)
-        self.idempotency_table.grant_read_write_data(grantee)
+        _allow(grantee, REQUEST_ITEM_ACTIONS, self.requests_table.table_arn)
+        _allow(grantee, ("dynamodb:Query",), self.deciding_index_arn)
+        _allow(grantee, AUDIT_INSERT_ACTIONS, self.audit_table.table_arn)
+        _allow(grantee, IDEMPOTENCY_ACTIONS, self.idempotency_table.table_arn)
 
     def grant_callback(self, grantee: iam.IGrantable) -> None:
         """The callback only verifies signatures: it reads the secret and touches no table."""
         self.slack_secret.grant_read(grantee)
 
     def grant_decider(self, grantee: iam.IGrantable) -> None:
-        """The decider reads the Slack secret and claims, records and audits decisions."""
+        """The decider reads the Slack secret, claims and records decisions and inserts audit records."""
         self.slack_secret.grant_read(grantee)
-        self.requests_table.grant_read_write_data(grantee)
+        _allow(grantee, DECISION_ACTIONS, self.requests_table.table_arn)
+        _allow(grantee, AUDIT_INSERT_ACTIONS, self.audit_table.table_arn)
+
+
+def _allow(grantee: iam.IGrantable, actions: tuple[str, ...], resource_arn: str) -> None:
+    """Exactly ``actions`` on exactly one ARN (grant_* helpers would add ``index/*`` once a table has one)."""
+    iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[resource_arn])

@@ -20,6 +20,8 @@ SKIP_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
 # Every optional setting switched on, given as strings the way `-c key=value` passes them.
 CUSTOM_SETTINGS: dict[str, Any] = {
     "slackChannelId": "C0123456789",
+    "slackTeamId": "T0123ABCD, E0456EFGH",
+    "decisionLeaseSeconds": "150",
     "jobTagCondition": "approval-team=storage",
     "auditLogKmsEncryption": "true",
     "alarmEmail": "oncall@example.com",

@@ -8,10 +8,15 @@ from infra.constants import (
     AUDIT_WRITER_HANDLER,
     METRIC_APPROVAL_REQUESTED,
     METRIC_APPROVED,
+    METRIC_AUDIT_TAMPERED,
     METRIC_CANCELLED,
     METRIC_DECISION_FAILED,
+    METRIC_DECISION_STUCK,
+    METRIC_DECISION_UNVERIFIED,
+    METRIC_DUPLICATE_DECISION,
     METRIC_DUPLICATE_EVENT,
     METRIC_EVENT_DROPPED,
+    METRIC_FOREIGN_TEAM,
     METRIC_REFUSED,
     METRIC_SIGNATURE_REJECTED,
     METRIC_TIME_TO_DECISION,
@@ -20,7 +25,9 @@ from infra.constants import (
 )
 from tests.infra.conftest import Synth
 
-AUDIT_STREAM_PATTERN = {"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "AUDIT#"}]}}}}
+# Inserts, overwrites and removals alike: the writer logs the first and reports the others as tampering.
+AUDIT_STREAM_PATTERN = {"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "AUDIT#"}]}}}}
+INTEGRITY_METRICS = [METRIC_DECISION_UNVERIFIED, METRIC_AUDIT_TAMPERED, METRIC_DECISION_STUCK]
 
 
 def _alarms(synth: Synth) -> list[dict[str, Any]]:
@@ -77,7 +84,7 @@ def test_the_audit_writer_logs_into_the_audit_log_group_without_platform_lines(d
     }
 
 
-def test_only_new_audit_items_from_the_stream_reach_the_writer(default_synth: Synth) -> None:
+def test_every_change_to_an_audit_item_reaches_the_writer_from_the_audit_tables_stream(default_synth: Synth) -> None:
     # given
     stack = default_synth.stack
     writer_id = default_synth.logical_id(stack.audit.writer)
@@ -88,9 +95,10 @@ def test_only_new_audit_items_from_the_stream_reach_the_writer(default_synth: Sy
 
     # then
     assert mapping["EventSourceArn"] == {
-        "Fn::GetAtt": [default_synth.logical_id(stack.storage.requests_table), "StreamArn"]
+        "Fn::GetAtt": [default_synth.logical_id(stack.storage.audit_table), "StreamArn"]
     }
     assert json.loads(only_filter["Pattern"]) == AUDIT_STREAM_PATTERN
+    assert "eventName" not in json.loads(only_filter["Pattern"]), "MODIFY and REMOVE must reach it too"
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
     assert mapping["BatchSize"] == 100
     assert mapping["MaximumRetryAttempts"] == 10
@@ -122,6 +130,7 @@ def test_every_dead_letter_queue_alarms_on_its_first_message(default_synth: Synt
     stack = default_synth.stack
     queues = [
         stack.notifier.dead_letter_queue,
+        stack.notifier.failure_queue,
         stack.slack_api.decisions_dead_letter_queue,
         stack.audit.dead_letter_queue,
     ]
@@ -174,13 +183,30 @@ def test_product_alarms_watch_signature_rejections_and_failed_decisions(default_
     assert failed["Threshold"] == 1
 
 
+def test_any_unverified_decision_tampered_audit_item_or_stuck_decision_alarms(default_synth: Synth) -> None:
+    # given
+    topic = {"Ref": default_synth.logical_id(default_synth.stack.monitoring.topic)}
+
+    for metric_name in INTEGRITY_METRICS:
+        # when
+        [alarm] = _alarm_on(default_synth, metric_name)
+
+        # then
+        assert alarm["Namespace"] == METRICS_NAMESPACE
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": SERVICE_NAME}]
+        assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert alarm["AlarmActions"] == [topic]
+
+
 def test_alarms_stay_quiet_without_data_explain_themselves_and_notify_the_topic(default_synth: Synth) -> None:
     # given
     topic = {"Ref": default_synth.logical_id(default_synth.stack.monitoring.topic)}
     alarms = _alarms(default_synth)
 
     # then
-    assert len(alarms) == 3 + 4 + 1 + 2
+    # dead-letter queues + functions + the API + product metrics + integrity metrics
+    assert len(alarms) == 4 + 4 + 1 + 2 + 3
     for alarm in alarms:
         assert alarm["TreatMissingData"] == "notBreaching"
         assert len(alarm["AlarmDescription"]) > 30
@@ -234,6 +260,9 @@ def test_the_dashboard_shows_product_metrics_queues_and_each_functions_health(de
         METRIC_TIME_TO_DECISION,
         METRIC_EVENT_DROPPED,
         METRIC_DUPLICATE_EVENT,
+        *INTEGRITY_METRICS,
+        METRIC_FOREIGN_TEAM,
+        METRIC_DUPLICATE_DECISION,
         "ApproximateNumberOfMessagesVisible",
         "Duration",
         "Errors",

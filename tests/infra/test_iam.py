@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from infra.constants import REQUESTS_DECIDING_INDEX
 from tests.infra.conftest import Synth, as_list
 
 # Actions AWS authorizes only on Resource "*".
@@ -143,3 +145,100 @@ def test_only_the_notifier_may_use_the_idempotency_table(default_synth: Synth) -
     }
     # then
     assert users == {"notifier"}
+
+
+def _table_grants(synth: Synth, function: Any) -> dict[str, set[str]]:
+    """DynamoDB actions a function may call, by the resource they are granted on (as JSON text)."""
+    grants: dict[str, set[str]] = {}
+    for statement in synth.role_statements(function):
+        actions = {a for a in as_list(statement["Action"]) if a.startswith("dynamodb:")}
+        for resource in as_list(statement["Resource"]) if actions else []:
+            grants.setdefault(json.dumps(resource, sort_keys=True), set()).update(actions)
+    return grants
+
+
+def _arn(synth: Synth, table: Any, attribute: str = "Arn") -> str:
+    return json.dumps({"Fn::GetAtt": [synth.logical_id(table), attribute]}, sort_keys=True)
+
+
+def _index_arn(synth: Synth, table: Any, index: str) -> str:
+    return json.dumps(
+        {"Fn::Join": ["", [{"Fn::GetAtt": [synth.logical_id(table), "Arn"]}, f"/index/{index}"]]}, sort_keys=True
+    )
+
+
+def test_the_notifier_gets_exactly_the_table_actions_its_adapters_call(default_synth: Synth) -> None:
+    # given
+    storage = default_synth.stack.storage
+
+    # when
+    grants = _table_grants(default_synth, default_synth.stack.notifier.function)
+
+    # then
+    items = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert grants == {
+        _arn(default_synth, storage.requests_table): items,
+        _index_arn(default_synth, storage.requests_table, REQUESTS_DECIDING_INDEX): {"dynamodb:Query"},
+        _arn(default_synth, storage.audit_table): {"dynamodb:PutItem"},
+        _arn(default_synth, storage.idempotency_table): items,
+    }
+
+
+def test_the_decider_may_claim_and_record_decisions_and_insert_audit_records_only(default_synth: Synth) -> None:
+    # given
+    storage = default_synth.stack.storage
+
+    # when
+    grants = _table_grants(default_synth, default_synth.stack.slack_api.decider)
+
+    # then
+    assert grants == {
+        _arn(default_synth, storage.requests_table): {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        _arn(default_synth, storage.audit_table): {"dynamodb:PutItem"},
+    }
+
+
+def test_the_audit_writer_reads_only_the_audit_tables_stream(default_synth: Synth) -> None:
+    # given
+    storage = default_synth.stack.storage
+
+    # when
+    grants = _table_grants(default_synth, default_synth.stack.audit.writer)
+
+    # then
+    assert grants == {
+        json.dumps("*"): {"dynamodb:ListStreams"},
+        _arn(default_synth, storage.audit_table, "StreamArn"): {
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+        },
+    }
+
+
+@pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth"])
+def test_no_policy_grants_scans_batch_writes_or_partiql(request: pytest.FixtureRequest, synth_name: str) -> None:
+    synth: Synth = request.getfixturevalue(synth_name)
+    actions = {action for statement in _statements(synth) for action in as_list(statement["Action"])}
+    assert "dynamodb:Scan" not in actions
+    assert not {a for a in actions if a.startswith(("dynamodb:BatchWrite", "dynamodb:PartiQL"))}
+
+
+def test_the_only_action_any_policy_grants_on_the_audit_table_is_put_item(default_synth: Synth) -> None:
+    # given
+    audit_table = _arn(default_synth, default_synth.stack.storage.audit_table)
+
+    # when
+    granted = {
+        action
+        for statement in _statements(default_synth)
+        if audit_table in {json.dumps(r, sort_keys=True) for r in as_list(statement["Resource"])}
+        for action in as_list(statement["Action"])
+    }
+
+    # then
+    assert granted == {"dynamodb:PutItem"}
+    audit_id = default_synth.logical_id(default_synth.stack.storage.audit_table)
+    assert not any(
+        audit_id in json.dumps(s["Resource"]) and "*" in json.dumps(s["Resource"]) for s in _statements(default_synth)
+    ), "no wildcard under the audit table (index/*, stream/*)"

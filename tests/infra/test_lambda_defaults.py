@@ -8,12 +8,15 @@ from infra.constants import (
     DECIDER_HANDLER,
     ENV_APPROVER_GROUP_IDS,
     ENV_APPROVER_USER_IDS,
+    ENV_AUDIT_TABLE_NAME,
+    ENV_DECISION_LEASE_SECONDS,
     ENV_DECISIONS_QUEUE_URL,
     ENV_IDEMPOTENCY_TABLE_NAME,
     ENV_LARGE_JOB_THRESHOLD,
     ENV_REQUESTS_TABLE_NAME,
     ENV_SLACK_CHANNEL_ID,
     ENV_SLACK_SECRET_NAME,
+    ENV_SLACK_TEAM_ID,
     METRICS_NAMESPACE,
     NOTIFIER_HANDLER,
     SERVICE_NAME,
@@ -25,6 +28,7 @@ COMMON_ENV = [
     ENV_SLACK_SECRET_NAME,
     ENV_SLACK_CHANNEL_ID,
     ENV_REQUESTS_TABLE_NAME,
+    ENV_AUDIT_TABLE_NAME,
     ENV_IDEMPOTENCY_TABLE_NAME,
     ENV_LARGE_JOB_THRESHOLD,
 ]
@@ -69,6 +73,9 @@ def test_every_function_has_powertools_and_its_settings_in_the_environment(defau
     assert env[ENV_IDEMPOTENCY_TABLE_NAME] == {
         "Ref": default_synth.logical_id(default_synth.stack.storage.idempotency_table)
     }
+    # Every function's settings model requires the audit table's name; only the notifier and the decider
+    # may write to it (see test_iam).
+    assert env[ENV_AUDIT_TABLE_NAME] == {"Ref": default_synth.logical_id(default_synth.stack.storage.audit_table)}
     assert set(COMMON_ENV) <= set(env)
 
 
@@ -83,6 +90,28 @@ def test_the_slack_functions_also_know_the_queue_and_the_approvers(default_synth
     }
     assert env[ENV_APPROVER_USER_IDS] == ""
     assert env[ENV_APPROVER_GROUP_IDS] == ""
+    assert env[ENV_SLACK_TEAM_ID] == "T0000000000"
+
+
+def test_only_the_functions_that_read_slack_requests_know_the_team(default_synth: Synth) -> None:
+    knowing = {h for h in HANDLERS if ENV_SLACK_TEAM_ID in default_synth.function_props(h)["Environment"]["Variables"]}
+    assert knowing == {CALLBACK_HANDLER, DECIDER_HANDLER}
+
+
+def test_the_decider_and_the_notifier_hold_decision_claims_for_the_default_lease(default_synth: Synth) -> None:
+    # when
+    leases = {
+        handler: default_synth.function_props(handler)["Environment"]["Variables"].get(ENV_DECISION_LEASE_SECONDS)
+        for handler in HANDLERS
+    }
+
+    # then
+    assert leases == {
+        NOTIFIER_HANDLER: "120",
+        DECIDER_HANDLER: "120",
+        CALLBACK_HANDLER: None,
+        AUDIT_WRITER_HANDLER: None,
+    }
 
 
 def test_settings_reach_the_functions(custom_synth: Synth) -> None:
@@ -97,6 +126,10 @@ def test_settings_reach_the_functions(custom_synth: Synth) -> None:
     assert env[ENV_APPROVER_GROUP_IDS] == "S0123ABCD"
     assert env[ENV_SLACK_CHANNEL_ID] == "C0123456789"
     assert env[ENV_LARGE_JOB_THRESHOLD] == "5000"
+    assert env[ENV_SLACK_TEAM_ID] == "T0123ABCD,E0456EFGH"
+    assert env[ENV_DECISION_LEASE_SECONDS] == "150"
+    notifier = custom_synth.function_props(NOTIFIER_HANDLER)["Environment"]["Variables"]
+    assert notifier[ENV_DECISION_LEASE_SECONDS] == "150"
 
 
 def test_all_functions_share_one_code_asset(default_synth: Synth) -> None:

@@ -1,7 +1,13 @@
 from __future__ import annotations
 
-from infra.constants import JOB_EVENT_PATTERN, NOTIFIER_HANDLER
-from tests.infra.conftest import Synth
+from infra.constants import (
+    JOB_EVENT_PATTERN,
+    NOTIFIER_ASYNC_RETRY_ATTEMPTS,
+    NOTIFIER_HANDLER,
+    NOTIFIER_MAX_EVENT_AGE_SECONDS,
+    OUTPUT_NOTIFIER_FAILURES_URL,
+)
+from tests.infra.conftest import Synth, as_list
 
 
 def _rule(synth: Synth, rule: object) -> dict:
@@ -91,3 +97,43 @@ def test_the_notifier_may_describe_and_list_jobs_but_never_change_them(default_s
     # then
     assert {"s3:DescribeJob", "s3:ListJobs", "secretsmanager:GetSecretValue", "dynamodb:PutItem"} <= actions
     assert "s3:UpdateJobStatus" not in actions
+
+
+def test_lambda_retries_a_failing_notifier_then_sends_the_event_to_its_failure_queue(default_synth: Synth) -> None:
+    # given
+    notifier = default_synth.stack.notifier
+    [config] = default_synth.props("AWS::Lambda::EventInvokeConfig")
+
+    # then
+    assert (NOTIFIER_ASYNC_RETRY_ATTEMPTS, NOTIFIER_MAX_EVENT_AGE_SECONDS) == (2, 7200)
+    assert config == {
+        "FunctionName": {"Ref": default_synth.logical_id(notifier.function)},
+        "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": NOTIFIER_ASYNC_RETRY_ATTEMPTS,
+        "MaximumEventAgeInSeconds": NOTIFIER_MAX_EVENT_AGE_SECONDS,
+        "DestinationConfig": {
+            "OnFailure": {"Destination": {"Fn::GetAtt": [default_synth.logical_id(notifier.failure_queue), "Arn"]}}
+        },
+    }
+
+
+def test_the_failure_queue_is_encrypted_tls_only_alarmed_and_output(default_synth: Synth) -> None:
+    # given
+    notifier = default_synth.stack.notifier
+    queue_id = default_synth.logical_id(notifier.failure_queue)
+    [policy] = [p for p in default_synth.props("AWS::SQS::QueuePolicy") if {"Ref": queue_id} in p["Queues"]]
+    [deny] = policy["PolicyDocument"]["Statement"]
+    queue_name = {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+    alarms = [a for a in default_synth.props("AWS::CloudWatch::Alarm") if queue_name in a.get("Dimensions", [])]
+    [send] = [s for s in default_synth.role_statements(notifier.function) if "sqs:SendMessage" in as_list(s["Action"])]
+
+    # then
+    assert notifier.failure_queue is not notifier.dead_letter_queue
+    assert default_synth.resource(notifier.failure_queue)["Properties"] == {
+        "MessageRetentionPeriod": 14 * 24 * 3600,
+        "SqsManagedSseEnabled": True,
+    }
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    assert [a["MetricName"] for a in alarms] == ["ApproximateNumberOfMessagesVisible"]
+    assert send["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert default_synth.json["Outputs"][OUTPUT_NOTIFIER_FAILURES_URL]["Value"] == {"Ref": queue_id}

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from infra.constants import CALLBACK_HANDLER, DECIDER_HANDLER, OUTPUT_SLACK_INTERACTIVITY_URL
-from tests.infra.conftest import Synth
+import pytest
+
+from infra.constants import (
+    CALLBACK_HANDLER,
+    DECIDER_HANDLER,
+    DECIDER_TIMEOUT_SECONDS,
+    DECISIONS_QUEUE_VISIBILITY_SECONDS,
+    OUTPUT_SLACK_INTERACTIVITY_URL,
+)
+from infra.settings import InfraSettingsError
+from infra.slack_api import API_SECURITY_POLICY
+from tests.infra.conftest import Synth, synthesize
 
 
 def _render(value: object) -> str:
@@ -27,6 +38,12 @@ def test_slack_posts_to_one_route_that_proxies_the_raw_request_to_the_callback(d
     assert "RequestTemplates" not in integration, "a mapping template would rewrite the signed body"
     callback_id = default_synth.logical_id(default_synth.stack.slack_api.callback)
     assert {"Fn::GetAtt": [callback_id, "Arn"]} in integration["Uri"]["Fn::Join"][1]
+
+
+def test_the_api_accepts_only_tls_1_3_and_only_through_its_own_endpoint(default_synth: Synth) -> None:
+    [api] = default_synth.props("AWS::ApiGateway::RestApi")
+    assert api["SecurityPolicy"] == API_SECURITY_POLICY == "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09"
+    assert api["EndpointAccessMode"] == "STRICT"
 
 
 def test_the_api_takes_form_bodies_as_text(default_synth: Synth) -> None:
@@ -107,7 +124,7 @@ def test_decisions_wait_in_a_tls_only_queue_that_redrives_after_five_failures(de
     dead_letters = default_synth.resource(api.decisions_dead_letter_queue)["Properties"]
 
     # then
-    assert queue["VisibilityTimeout"] == 6 * 60, "six times the decider's timeout"
+    assert queue["VisibilityTimeout"] == DECISIONS_QUEUE_VISIBILITY_SECONDS == 6 * 60, "six times the decider's timeout"
     assert queue["SqsManagedSseEnabled"] is True
     assert queue["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": [default_synth.logical_id(api.decisions_dead_letter_queue), "Arn"]},
@@ -116,11 +133,35 @@ def test_decisions_wait_in_a_tls_only_queue_that_redrives_after_five_failures(de
     assert "FifoQueue" not in queue
     assert dead_letters == {"MessageRetentionPeriod": 14 * 24 * 3600, "SqsManagedSseEnabled": True}
     for construct in (api.decisions_queue, api.decisions_dead_letter_queue):
-        queue_id = default_synth.logical_id(construct)
-        [policy] = [p for p in default_synth.props("AWS::SQS::QueuePolicy") if {"Ref": queue_id} in p["Queues"]]
-        [deny] = policy["PolicyDocument"]["Statement"]
-        assert deny["Effect"] == "Deny"
-        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        statements = _queue_policy(default_synth, construct)
+        [tls] = [s for s in statements if s["Action"] == "sqs:*"]
+        assert tls["Effect"] == "Deny"
+        assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert all(s["Effect"] == "Deny" for s in statements), "the policies only take away"
+
+
+def _queue_policy(synth: Synth, queue: object) -> list[dict]:
+    queue_id = synth.logical_id(queue)
+    [policy] = [p for p in synth.props("AWS::SQS::QueuePolicy") if {"Ref": queue_id} in p["Queues"]]
+    statements: list[dict] = policy["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_only_the_callbacks_role_may_send_to_the_decisions_queue(default_synth: Synth) -> None:
+    # given
+    api = default_synth.stack.slack_api
+    callback_role_id = default_synth.resource(api.callback)["Properties"]["Role"]["Fn::GetAtt"][0]
+
+    # when
+    [only_callback] = [s for s in _queue_policy(default_synth, api.decisions_queue) if s["Action"] == "sqs:SendMessage"]
+
+    # then
+    assert only_callback["Effect"] == "Deny"
+    assert only_callback["Principal"] == {"AWS": "*"}
+    assert only_callback["Resource"] == {"Fn::GetAtt": [default_synth.logical_id(api.decisions_queue), "Arn"]}
+    assert only_callback["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": [callback_role_id, "Arn"]}}
+    }
 
 
 def test_the_decider_takes_one_decision_at_a_time_and_reports_failures_per_message(default_synth: Synth) -> None:
@@ -144,7 +185,19 @@ def test_the_callback_is_quick_and_the_decider_patient(default_synth: Synth) -> 
 
     # then
     assert (callback["Timeout"], callback["MemorySize"]) == (10, 1024)
-    assert decider["Timeout"] == 60
+    assert decider["Timeout"] == DECIDER_TIMEOUT_SECONDS == 60
+
+
+def test_a_lease_longer_than_the_queue_allows_stops_synth(tmp_path: Path) -> None:
+    # when
+    with pytest.raises(InfraSettingsError) as raised:
+        synthesize({"decisionLeaseSeconds": "400"}, tmp_path)
+
+    # then
+    message = str(raised.value)
+    assert "'decisionLeaseSeconds'" in message
+    assert "400" in message
+    assert "360" in message
 
 
 def test_the_callback_queues_decisions_but_cannot_touch_jobs(default_synth: Synth) -> None:

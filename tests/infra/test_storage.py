@@ -1,13 +1,27 @@
 from __future__ import annotations
 
 from infra.constants import (
+    AUDIT_TABLE_PARTITION_KEY,
+    AUDIT_TABLE_SORT_KEY,
     IDEMPOTENCY_TABLE_PARTITION_KEY,
     IDEMPOTENCY_TABLE_TTL_ATTRIBUTE,
+    OUTPUT_AUDIT_TABLE_NAME,
+    REQUESTS_DECIDING_INDEX,
+    REQUESTS_DECIDING_INDEX_PARTITION_KEY,
+    REQUESTS_DECIDING_INDEX_SORT_KEY,
     REQUESTS_TABLE_PARTITION_KEY,
     REQUESTS_TABLE_SORT_KEY,
     REQUESTS_TABLE_TTL_ATTRIBUTE,
 )
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, as_list
+
+AUDIT_DENIED = {
+    "dynamodb:DeleteItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:PartiQLUpdate",
+}
 
 
 def test_the_requests_table_is_keyed_by_pk_and_sk_on_demand(default_synth: Synth) -> None:
@@ -22,8 +36,28 @@ def test_the_requests_table_is_keyed_by_pk_and_sk_on_demand(default_synth: Synth
     assert table["AttributeDefinitions"] == [
         {"AttributeName": REQUESTS_TABLE_PARTITION_KEY, "AttributeType": "S"},
         {"AttributeName": REQUESTS_TABLE_SORT_KEY, "AttributeType": "S"},
+        {"AttributeName": REQUESTS_DECIDING_INDEX_PARTITION_KEY, "AttributeType": "S"},
+        {"AttributeName": REQUESTS_DECIDING_INDEX_SORT_KEY, "AttributeType": "S"},
     ]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_a_sparse_index_finds_the_requests_whose_decision_is_being_applied(default_synth: Synth) -> None:
+    # given
+    table = default_synth.resource(default_synth.stack.storage.requests_table)["Properties"]
+
+    # then
+    assert table["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": REQUESTS_DECIDING_INDEX,
+            "KeySchema": [
+                {"AttributeName": REQUESTS_DECIDING_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": REQUESTS_DECIDING_INDEX_SORT_KEY, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
+    assert (REQUESTS_DECIDING_INDEX_PARTITION_KEY, REQUESTS_DECIDING_INDEX_SORT_KEY) == ("deciding", "deciding_since")
 
 
 def test_the_requests_table_survives_mistakes_and_expires_old_items(default_synth: Synth) -> None:
@@ -41,9 +75,58 @@ def test_the_requests_table_survives_mistakes_and_expires_old_items(default_synt
     assert table["SSESpecification"] == {"SSEEnabled": True}
 
 
-def test_the_requests_table_streams_new_images_for_the_audit_writer(default_synth: Synth) -> None:
+def test_the_requests_table_has_no_stream_now_that_audit_records_live_elsewhere(default_synth: Synth) -> None:
     table = default_synth.resource(default_synth.stack.storage.requests_table)["Properties"]
-    assert table["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert "StreamSpecification" not in table
+
+
+def test_the_audit_table_keeps_every_record_and_streams_old_and_new_images(default_synth: Synth) -> None:
+    # given
+    resource = default_synth.resource(default_synth.stack.storage.audit_table)
+    table = resource["Properties"]
+
+    # then
+    assert table["KeySchema"] == [
+        {"AttributeName": AUDIT_TABLE_PARTITION_KEY, "KeyType": "HASH"},
+        {"AttributeName": AUDIT_TABLE_SORT_KEY, "KeyType": "RANGE"},
+    ]
+    assert table["AttributeDefinitions"] == [
+        {"AttributeName": AUDIT_TABLE_PARTITION_KEY, "AttributeType": "S"},
+        {"AttributeName": AUDIT_TABLE_SORT_KEY, "AttributeType": "S"},
+    ]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["DeletionProtectionEnabled"] is True
+    assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert "TimeToLiveSpecification" not in table, "audit records never expire"
+    assert "GlobalSecondaryIndexes" not in table
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_the_audit_tables_resource_policy_denies_everyone_every_change_but_insert(default_synth: Synth) -> None:
+    # given
+    table = default_synth.resource(default_synth.stack.storage.audit_table)["Properties"]
+    [deny] = table["ResourcePolicy"]["PolicyDocument"]["Statement"]
+
+    # then
+    assert deny["Effect"] == "Deny"
+    assert deny["Principal"] == {"AWS": "*"}
+    assert set(as_list(deny["Action"])) == AUDIT_DENIED
+    assert deny["Resource"] == "*", "in a table's resource policy '*' is the table itself"
+    assert "Condition" not in deny, "no one is exempt"
+    assert "dynamodb:PutItem" not in as_list(deny["Action"]), "inserts stay possible"
+
+
+def test_the_other_tables_have_no_resource_policy(default_synth: Synth) -> None:
+    storage = default_synth.stack.storage
+    for table in (storage.requests_table, storage.idempotency_table):
+        assert "ResourcePolicy" not in default_synth.resource(table)["Properties"]
+
+
+def test_the_stack_outputs_the_audit_table_name(default_synth: Synth) -> None:
+    output = default_synth.json["Outputs"][OUTPUT_AUDIT_TABLE_NAME]
+    assert output["Value"] == {"Ref": default_synth.logical_id(default_synth.stack.storage.audit_table)}
 
 
 def test_the_idempotency_table_is_what_powertools_expects(default_synth: Synth) -> None:

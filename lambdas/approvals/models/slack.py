@@ -219,7 +219,7 @@ class SignedSlackRequest(BaseModel):
 
     kind: Literal["slack_request"] = "slack_request"
     intent: Intent
-    body: str = Field(min_length=1, max_length=MAX_BODY_BYTES)
+    body: str = Field(max_length=MAX_BODY_BYTES)
     timestamp: str = Field(pattern=r"^[0-9]{1,15}$")
     signature: str = Field(pattern=r"^v0=[0-9a-f]{64}$")
     correlation_id: CorrelationId | None = None
