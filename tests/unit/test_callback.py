@@ -3,6 +3,12 @@
 Requests are signed with slack_sdk's SignatureVerifier, as Slack signs them. The handler's settings come
 from the environment, read again after ``wiring.reset_cold_start()``, exactly as a new execution
 environment would read them. Nothing in the product is patched.
+
+The queue carries each request exactly as Slack signed it (``SignedSlackRequest``) with the callback's
+intent; what the decider will make of it is read here with the same function the decider uses
+(``interactions.read``). Events no API Gateway front can produce (a lone surrogate, a body flagged base64
+that is not ASCII, odd ``headers`` or ``requestContext``) are handed to ``callback.handler`` directly,
+built from tests/events/apigw_slack_interaction.json.
 """
 
 from __future__ import annotations
@@ -22,21 +28,20 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from pydantic import TypeAdapter
 from slack_sdk.signature import SignatureVerifier
 
 from approvals import wiring
+from approvals.config import SettingsError
+from approvals.domain.interactions import OpenReasonModal, Queue, read
 from approvals.models.job import JobRef
 from approvals.models.slack import (
     ButtonValue,
     DecisionCommand,
     ModalMetadata,
-    NoticeCommand,
-    QueuedWork,
-    RefusalCommand,
+    SignedSlackRequest,
 )
 from infra import constants as c
-from sandbox.apigw import ApiGatewayFront
+from sandbox.apigw import ApiGatewayFront, LambdaContext
 from sandbox.aws_local import LocalAws
 from sandbox.slack import SlackStandIn
 from tests.helpers import load_event
@@ -49,6 +54,7 @@ ALICE = "UALICE001"  # a named approver
 GINA = "UGINA0001"  # an approver through the user group
 MALLORY = "UMALLORY1"  # nobody's approver
 GROUP = "S0APPROVERS"
+TEAM = "T0APPROVE"  # the workspace of the samples in tests/events, and the one this deployment serves
 REF = JobRef(account_id="123456789012", region="us-east-1", job_id="job-0001-abcdef")
 # Appears in every payload sent; must never reach a log line.
 BODY_MARKER = "payload-text-never-logged"
@@ -58,7 +64,6 @@ POWERTOOLS_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
-_work: TypeAdapter[DecisionCommand | NoticeCommand] = TypeAdapter(QueuedWork)
 
 
 # -- payloads, shaped after tests/events ------------------------------------------------------------
@@ -91,6 +96,35 @@ def form(payload: dict[str, Any]) -> str:
     return urlencode({"payload": json.dumps(payload)})
 
 
+def signature_for(body: str, timestamp: str, secret: str = SIGNING_SECRET) -> str:
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    assert signature is not None
+    return signature
+
+
+def api_gateway_event(
+    body: str, *, base64_encoded: bool = False, signature: str | None = None, **changes: Any
+) -> dict[str, Any]:
+    """The API Gateway proxy event of tests/events carrying ``body``, signed now (or with ``signature``)."""
+    event = load_event("apigw_slack_interaction")
+    timestamp = str(int(time.time()))
+    signed = {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": signature or signature_for(body, timestamp),
+    }
+    event["headers"].update(signed)
+    event["multiValueHeaders"].update({name: [value] for name, value in signed.items()})
+    event.update(body=body, isBase64Encoded=base64_encoded, **changes)
+    return event
+
+
+def decision_read_from(work: SignedSlackRequest, teams: tuple[str, ...] = (TEAM,)) -> DecisionCommand:
+    """What the decider will read from the queued body (it reads it with the same function)."""
+    action = read(work.body, teams, correlation_id=work.correlation_id)
+    assert isinstance(action, Queue | OpenReasonModal), action
+    return action.command
+
+
 # -- the harness ---------------------------------------------------------------------------------------
 
 
@@ -100,6 +134,15 @@ class Reply:
     body: str
     content_type: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A request as the test signed it: the body, its timestamp and Slack's signature header."""
+
+    body: str
+    timestamp: str
+    signature: str
 
 
 class Callback:
@@ -121,6 +164,7 @@ class Callback:
         self._monkeypatch = monkeypatch
         self._sqs = sqs
         self._fronts: dict[tuple[bool, str], ApiGatewayFront] = {}
+        self.signed: list[Signed] = []
 
     def configure(self, **overrides: str) -> None:
         """Set the function's environment and start a new execution environment."""
@@ -132,12 +176,20 @@ class Callback:
             c.ENV_SLACK_CHANNEL_ID: CHANNEL,
             c.ENV_APPROVER_USER_IDS: ALICE,
             c.ENV_APPROVER_GROUP_IDS: GROUP,
+            c.ENV_SLACK_TEAM_ID: TEAM,
             **overrides,
         }
         for name, value in env.items():
             self._monkeypatch.setenv(name, value)
         for name in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV"):
             self._monkeypatch.delenv(name, raising=False)
+        wiring.reset_cold_start()
+
+    def configure_without(self, *names: str) -> None:
+        """The usual environment without ``names``, in a new execution environment."""
+        self.configure()
+        for name in names:
+            self._monkeypatch.delenv(name)
         wiring.reset_cold_start()
 
     def front(self, *, binary: bool = False, method: str = "POST") -> ApiGatewayFront:
@@ -170,6 +222,7 @@ class Callback:
             signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=raw)
             assert signature is not None
             headers["X-Slack-Signature"] = signature
+            self.signed.append(Signed(raw.decode("utf-8", errors="replace"), ts, signature))
         front = self.front(binary=binary, method=route_method)
         url = urlsplit(front.url_for(c.SLACK_INTERACTIONS_PATH))
         # http.client, not urllib: urllib's process-wide opener keeps whatever HTTP_PROXY an earlier test set.
@@ -191,15 +244,23 @@ class Callback:
         assert event is not None
         return event
 
-    def queued(self) -> list[DecisionCommand | NoticeCommand | RefusalCommand]:
+    def queued(self) -> list[SignedSlackRequest]:
         """Everything on the decisions queue (received, so each message is read once)."""
-        work: list[DecisionCommand | NoticeCommand | RefusalCommand] = []
+        work: list[SignedSlackRequest] = []
         while True:
             received = self._sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
             messages = received.get("Messages", [])
             if not messages:
                 return work
-            work.extend(_work.validate_json(m["Body"]) for m in messages)
+            work.extend(SignedSlackRequest.model_validate_json(m["Body"]) for m in messages)
+
+    def intents(self) -> list[str]:
+        """The intent of everything on the decisions queue (received, as ``queued``)."""
+        return [work.intent for work in self.queued()]
+
+    def invoke(self, event: Any) -> Any:
+        """Hand ``event`` to the function directly, as Lambda would (for events no HTTP front produces)."""
+        return self.handler(event, LambdaContext("callback", timeout_seconds=10))
 
     def stop(self) -> None:
         for front in self._fronts.values():
@@ -285,6 +346,11 @@ def logs(callback_module: ModuleType) -> Iterator[Callable[[], list[dict[str, An
     logger.setLevel(level)
 
 
+def assert_is_the_signed_request(work: SignedSlackRequest, signed: Signed) -> None:
+    """The queued work carries the request exactly as it was signed, so the decider can verify it again."""
+    assert (work.body, work.timestamp, work.signature) == (signed.body, signed.timestamp, signed.signature)
+
+
 def emf_metrics(stdout: str) -> list[str]:
     """Names of the metrics in the EMF lines printed to stdout."""
     names: list[str] = []
@@ -309,8 +375,11 @@ def test_a_signed_approve_click_is_queued_once_and_acked_with_an_empty_200(api: 
     assert (reply.status, reply.body) == (200, "")
     event = api.last_event(binary)
     assert event["isBase64Encoded"] is binary
-    [command] = api.queued()
-    assert isinstance(command, DecisionCommand)
+    [work] = api.queued()
+    assert work.intent == "decide"
+    assert_is_the_signed_request(work, api.signed[-1])
+    assert work.correlation_id == event["requestContext"]["requestId"]
+    command = decision_read_from(work)
     assert command.job == REF
     assert command.decision == "approve"
     assert command.actor.user_id == ALICE
@@ -321,14 +390,20 @@ def test_a_signed_approve_click_is_queued_once_and_acked_with_an_empty_200(api: 
     assert len(api.slack) == 0
 
 
-def test_the_queued_message_is_a_decision_command_on_the_wire(api: Callback, sqs: Any) -> None:
+def test_the_queued_message_is_the_signed_request_on_the_wire_and_its_signature_still_verifies(
+    api: Callback, sqs: Any
+) -> None:
     # when
     api.send(click("approve_job"))
     # then
     received = sqs.receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)
     [message] = received["Messages"]
-    command = DecisionCommand.model_validate_json(message["Body"])
-    assert (command.kind, command.job.job_id, command.decision) == ("decision", REF.job_id, "approve")
+    work = SignedSlackRequest.model_validate_json(message["Body"])
+    assert (work.kind, work.intent) == ("slack_request", "decide")
+    assert work.body == form(click("approve_job"))
+    assert SignatureVerifier(SIGNING_SECRET).is_valid(work.body, work.timestamp, work.signature)
+    command = decision_read_from(work)
+    assert (command.job.job_id, command.decision) == (REF.job_id, "approve")
 
 
 # -- signatures ----------------------------------------------------------------------------------------
@@ -395,7 +470,11 @@ MALFORMED: dict[str, tuple[str, int, str]] = {
     "empty-payload": ("payload=", 400, "no payload field"),
     "payload-not-json": ("payload=%7Bnot-json", 400, "not JSON"),
     "payload-not-an-object": (form([]), 400, "no type"),  # type: ignore[arg-type]
-    "unknown-type": (form({"type": "shortcut", "user": {"id": ALICE}}), 400, "unsupported payload type 'shortcut'"),
+    "unknown-type": (
+        form({"type": "shortcut", "user": {"id": ALICE, "team_id": TEAM}}),
+        400,
+        "unsupported payload type 'shortcut'",
+    ),
     "no-actions": (form(_with(click("approve_job"), lambda p: p.update(actions=[]))), 400, "actions"),
     "unknown-action-id": (form(click("delete_everything")), 400, "unknown action 'delete_everything'"),
     "value-not-json": (form(click("approve_job", value="job-0001-abcdef")), 400, "the button names no valid job"),
@@ -431,11 +510,11 @@ MALFORMED: dict[str, tuple[str, int, str]] = {
 }
 
 
-def assert_only_a_refusal_was_queued(api: Callback, reason_in: str) -> None:
-    """A signed request we cannot act on decides nothing, but is queued to be recorded and explained."""
+def assert_only_a_refusal_was_queued(api: Callback) -> None:
+    """A signed request we cannot act on decides nothing, but is queued, exactly as signed, to be recorded."""
     [work] = api.queued()
-    assert isinstance(work, RefusalCommand)
-    assert work.reason in reason_in
+    assert work.intent == "invalid"
+    assert_is_the_signed_request(work, api.signed[-1])
 
 
 @pytest.mark.parametrize(("body", "status", "says"), MALFORMED.values(), ids=MALFORMED.keys())
@@ -451,7 +530,7 @@ def test_a_signed_body_that_cannot_be_acted_on_is_refused_with_a_clear_4xx(
     if status == 413:  # refused before the signature is read: nothing to attribute
         assert api.queued() == []
     else:
-        assert_only_a_refusal_was_queued(api, reason_in=reply.body)
+        assert_only_a_refusal_was_queued(api)
     assert api.slack.calls_to("views.open") == []
 
 
@@ -463,7 +542,7 @@ def test_a_signed_body_with_too_many_form_fields_is_a_400_not_a_crash(api: Callb
     # then (parse_qs's ValueError used to escape: an API Gateway 502)
     assert reply.status == 400
     assert reply.body.startswith("Request not understood:")
-    assert_only_a_refusal_was_queued(api, reason_in=reply.body)
+    assert_only_a_refusal_was_queued(api)
 
 
 # -- cancel: the reason modal --------------------------------------------------------------------------
@@ -517,8 +596,10 @@ def test_a_cancel_click_by_someone_certainly_not_an_approver_is_queued_for_refus
     assert (reply.status, reply.body) == (200, "")
     assert api.slack.calls_to("views.open") == []
     assert len(api.slack) == calls_before
-    [command] = api.queued()
-    assert isinstance(command, DecisionCommand)
+    [work] = api.queued()
+    assert work.intent == "refuse_cancel"
+    assert_is_the_signed_request(work, api.signed[-1])
+    command = decision_read_from(work)
     assert (command.decision, command.actor.user_id, command.job) == ("cancel", MALLORY, REF)
 
 
@@ -547,10 +628,10 @@ def test_a_cancel_click_naming_a_channel_or_message_too_long_for_the_form_is_a_4
     assert reply.status == 400
     assert reply.body.startswith("Request not understood:")
     assert api.slack.calls_to("views.open") == []
-    assert_only_a_refusal_was_queued(api, reason_in=reply.body)
+    assert_only_a_refusal_was_queued(api)
 
 
-def test_a_modal_that_slack_refuses_to_open_still_acks_and_queues_a_notice(api: Callback) -> None:
+def test_a_modal_that_slack_refuses_to_open_still_acks_and_queues_the_click_to_tell_the_person(api: Callback) -> None:
     # given
     api.slack.fail("views.open", "expired_trigger_id")
     trigger = api.slack.issue_trigger_id(ALICE)
@@ -559,11 +640,11 @@ def test_a_modal_that_slack_refuses_to_open_still_acks_and_queues_a_notice(api: 
     # then
     assert (reply.status, reply.body) == (200, "")
     assert [call.error for call in api.slack.calls_to("views.open")] == ["expired_trigger_id"]
-    [notice] = api.queued()
-    assert isinstance(notice, NoticeCommand)
-    assert (notice.job, notice.actor.user_id, notice.channel) == (REF, ALICE, CHANNEL)
-    assert REF.job_id in notice.text
-    assert "Nothing was changed" in notice.text
+    [work] = api.queued()
+    assert work.intent == "modal_failed"
+    assert_is_the_signed_request(work, api.signed[-1])
+    clicked = decision_read_from(work)  # the decider tells this person, in this channel, about this job
+    assert (clicked.job, clicked.actor.user_id, clicked.channel) == (REF, ALICE, CHANNEL)
 
 
 def test_a_slow_slack_does_not_make_the_callback_miss_the_three_second_ack(api: Callback) -> None:
@@ -575,9 +656,9 @@ def test_a_slow_slack_does_not_make_the_callback_miss_the_three_second_ack(api: 
     # then
     assert (reply.status, reply.body) == (200, "")
     assert reply.seconds < 3.0
-    [notice] = api.queued()
-    assert isinstance(notice, NoticeCommand)
-    assert notice.actor.user_id == ALICE
+    [work] = api.queued()
+    assert work.intent == "modal_failed"
+    assert decision_read_from(work).actor.user_id == ALICE
 
 
 # -- the modal's answers -------------------------------------------------------------------------------
@@ -602,8 +683,11 @@ def test_a_submitted_reason_closes_the_modal_and_queues_the_cancellation(api: Ca
     reply = api.send(submission("  wrong manifest prefix  "))
     # then
     assert (reply.status, reply.body) == (200, "")
-    [command] = api.queued()
-    assert isinstance(command, DecisionCommand)
+    [work] = api.queued()
+    assert work.intent == "decide"
+    assert_is_the_signed_request(work, api.signed[-1])
+    assert work.correlation_id == api.last_event()["requestContext"]["requestId"]
+    command = decision_read_from(work)
     assert (command.job, command.decision, command.reason) == (REF, "cancel", "wrong manifest prefix")
     assert command.actor.user_id == ALICE
     assert command.decision_id == f"{ALICE}:V0MODAL01"
@@ -658,5 +742,220 @@ def test_the_body_sent_is_decoded_from_base64_exactly_before_its_signature_is_ch
     # then
     assert reply.status == 200
     assert base64.b64decode(api.last_event(binary=True)["body"]).decode() == form(payload)
-    [command] = api.queued()
-    assert command.actor.user_id == ALICE
+    [work] = api.queued()
+    assert work.body == form(payload)
+    assert_is_the_signed_request(work, api.signed[-1])
+    assert decision_read_from(work).actor.user_id == ALICE
+
+
+# -- bodies and events the parser must survive ---------------------------------------------------------
+
+NESTED = {
+    # 50,000 levels cannot close inside the 64 KB limit (a body that big is refused as too large first)
+    "50000-levels-unclosed": "payload=" + "[" * 50_000,
+    "30000-levels-closed": "payload=" + "[" * 30_000 + "]" * 30_000,
+}
+
+
+@pytest.mark.parametrize("body", NESTED.values(), ids=NESTED.keys())
+def test_a_signed_payload_nested_deeper_than_the_json_parser_goes_is_a_400_not_a_crash(
+    api: Callback, body: str
+) -> None:
+    # given
+    assert len(body) < 64 * 1024
+    # when
+    reply = api.post(body)
+    # then (json.loads' RecursionError used to escape: an API Gateway 502)
+    assert reply.status == 400
+    assert reply.body == "Request not understood: the payload is not JSON"
+    queued = api.queued()
+    assert [work.intent for work in queued] in ([], ["invalid"])
+    for work in queued:
+        assert_is_the_signed_request(work, api.signed[-1])
+
+
+def test_a_body_flagged_base64_that_is_not_ascii_is_a_400_not_a_crash(api: Callback) -> None:
+    # given
+    body = form(click("approve_job")).replace("approve", "\u00e9\u00e9")
+    event = api_gateway_event(body, base64_encoded=True)
+    # when
+    response = api.invoke(event)
+    # then (base64's ValueError for non-ASCII text used to escape)
+    assert response["statusCode"] == 400
+    assert response["body"] == "Request not understood: the body is not valid base64 UTF-8"
+    assert api.queued() == []
+
+
+def test_a_body_with_a_lone_surrogate_is_a_400_before_the_signature_or_the_secret_is_read(api: Callback) -> None:
+    # given a secret that does not exist: reading it would be a 500, so a 400 proves it was never read
+    api.configure(**{c.ENV_SLACK_SECRET_NAME: f"{api.aws.prefix}/no-such-secret"})
+    body = "payload=" + json.dumps(click("approve_job"), ensure_ascii=False).replace(BODY_MARKER, "\ud800")
+    event = api_gateway_event(body, signature="v0=" + "0" * 64)  # no bytes to sign: a wrong signature
+    # when
+    response = api.invoke(event)
+    # then (body.encode()'s UnicodeEncodeError used to escape)
+    assert response["statusCode"] == 400
+    assert response["body"] == "Request not understood: the body is not valid UTF-8"
+    assert api.queued() == []
+
+
+@pytest.mark.parametrize("request_id", [42, {"a": 1}, "x" * 129, "req id with spaces"])
+def test_a_request_id_that_is_not_an_api_gateway_request_id_is_a_400_and_nothing_is_queued(
+    api: Callback, request_id: Any
+) -> None:
+    # given a correctly signed approve click
+    event = api_gateway_event(form(click("approve_job")))
+    event["requestContext"]["requestId"] = request_id
+    # when
+    response = api.invoke(event)
+    # then (a non-string requestId used to reach DecisionCommand and escape as a ValidationError)
+    assert response["statusCode"] == 400
+    assert response["body"] == "Malformed request: requestContext.requestId is not a request ID"
+    assert api.queued() == []
+
+
+@pytest.mark.parametrize("headers", [["X-Slack-Signature", "v0=1"], "X-Slack-Signature: v0=1", 42])
+def test_headers_that_are_not_an_object_are_a_401_not_a_crash(api: Callback, headers: Any) -> None:
+    # given
+    event = api_gateway_event(form(click("approve_job")))
+    event["headers"] = headers
+    # when
+    response = api.invoke(event)
+    # then (headers.items() used to escape as an AttributeError)
+    assert (response["statusCode"], response["body"]) == (401, "")
+    assert api.queued() == []
+
+
+def test_a_cancel_reason_that_is_not_text_is_a_400_and_decides_nothing(api: Callback) -> None:
+    # given a signed form whose reason field carries an object
+    payload = submission("placeholder")
+    payload["view"]["state"]["values"]["reason"]["reason_input"]["value"] = {"a": [1, 2]}
+    # when
+    reply = api.send(payload)
+    # then (str() of the object used to become the cancellation reason)
+    assert reply.status == 400
+    assert reply.body == "Request not understood: the reason is not text"
+    assert_only_a_refusal_was_queued(api)
+
+
+def _set(path: str, value: str) -> Callable[[dict[str, Any]], None]:
+    def change(payload: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target: Any = payload
+        for key in parents:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[last] = value
+
+    return change
+
+
+IDENTIFIERS: dict[str, tuple[Callable[[], dict[str, Any]], str, str]] = {
+    "view-id-3000-chars": (lambda: submission("wrong prefix"), "view.id", "V" + "0" * 2999),
+    "view-id-with-punctuation": (lambda: submission("wrong prefix"), "view.id", "V0:../../x"),
+    "action-ts-3000-chars": (lambda: click("approve_job"), "actions.0.action_ts", "1" * 3000),
+    "action-ts-not-a-timestamp": (lambda: click("approve_job"), "actions.0.action_ts", "1700000100.1;x"),
+    "user-id-3000-chars": (lambda: click("approve_job"), "user.id", "U" + "A" * 2999),
+    "user-id-with-spaces": (lambda: click("approve_job"), "user.id", "UALICE001 admin"),
+    "channel-id-3000-chars": (lambda: click("approve_job"), "channel.id", "C" + "0" * 2999),
+    "channel-id-lowercase": (lambda: click("approve_job"), "channel.id", "C0approvals"),
+    "submitter-id-3000-chars": (lambda: submission("wrong prefix"), "user.id", "U" + "A" * 2999),
+}
+
+
+@pytest.mark.parametrize(("payload", "path", "value"), IDENTIFIERS.values(), ids=IDENTIFIERS.keys())
+def test_a_signed_request_naming_an_identifier_slack_never_issues_is_a_400_and_decides_nothing(
+    api: Callback, payload: Callable[[], dict[str, Any]], path: str, value: str
+) -> None:
+    # given
+    signed = _with(payload(), _set(path, value))
+    # when
+    reply = api.send(signed)
+    # then
+    assert reply.status == 400
+    assert reply.body.startswith("Request not understood: malformed payload at ")
+    assert_only_a_refusal_was_queued(api)
+    assert api.slack.calls_to("views.open") == []
+
+
+# -- the workspace ---------------------------------------------------------------------------------------
+
+
+def _from(user_team: str | None, team: str | None) -> Callable[[dict[str, Any]], None]:
+    def change(payload: dict[str, Any]) -> None:
+        if user_team is None:
+            payload["user"].pop("team_id", None)
+        else:
+            payload["user"]["team_id"] = user_team
+        if team is None:
+            payload.pop("team", None)
+        else:
+            payload["team"] = {"id": team, "domain": "elsewhere"}
+
+    return change
+
+
+FOREIGN: dict[str, tuple[Callable[[], dict[str, Any]], str | None, str | None]] = {
+    "approve-from-another-workspace": (lambda: click("approve_job"), "T0OTHER01", "T0OTHER01"),
+    "approve-slack-connect-guest": (lambda: click("approve_job"), "T0OTHER01", TEAM),
+    "cancel-form-slack-connect-guest": (lambda: submission("wrong prefix"), "T0OTHER01", TEAM),
+    "approve-no-user-team-other-team": (lambda: click("approve_job"), None, "T0OTHER01"),
+    "approve-naming-no-workspace": (lambda: click("approve_job"), None, None),
+}
+
+
+@pytest.mark.parametrize(("payload", "user_team", "team"), FOREIGN.values(), ids=FOREIGN.keys())
+def test_a_signed_request_from_someone_of_another_workspace_is_a_403_decides_nothing_and_is_recorded(
+    api: Callback,
+    capsys: pytest.CaptureFixture[str],
+    payload: Callable[[], dict[str, Any]],
+    user_team: str | None,
+    team: str | None,
+) -> None:
+    # given
+    signed = _with(payload(), _from(user_team, team))
+    # when
+    reply = api.send(signed)
+    # then
+    assert reply.status == 403
+    assert reply.body.startswith("Request refused: this app serves another Slack workspace")
+    assert_only_a_refusal_was_queued(api)  # the decider audits it
+    assert api.slack.calls_to("views.open") == []
+    assert c.METRIC_FOREIGN_TEAM in emf_metrics(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("served", "user_team", "team"),
+    [(TEAM, TEAM, TEAM), (TEAM, None, TEAM), ("E0GRID001", "E0GRID001", TEAM), (f"T0SECOND1,{TEAM}", TEAM, TEAM)],
+    ids=["our-workspace", "our-workspace-team-only", "enterprise-grid-org", "one-of-two-workspaces"],
+)
+def test_an_approve_click_from_someone_of_the_served_workspace_or_org_is_queued_to_decide(
+    api: Callback, served: str, user_team: str | None, team: str
+) -> None:
+    # given
+    api.configure(**{c.ENV_SLACK_TEAM_ID: served})
+    signed = _with(click("approve_job"), _from(user_team, team))
+    # when
+    reply = api.send(signed)
+    # then
+    assert (reply.status, reply.body) == (200, "")
+    [work] = api.queued()
+    assert work.intent == "decide"
+    assert_is_the_signed_request(work, api.signed[-1])
+    command = decision_read_from(work, teams=tuple(served.split(",")))
+    assert (command.job, command.decision, command.actor.user_id) == (REF, "approve", ALICE)
+
+
+@pytest.mark.parametrize("setting", ["unset", "empty"])
+def test_a_callback_not_told_which_workspace_it_serves_refuses_to_act_and_names_slack_team_id(
+    api: Callback, setting: str
+) -> None:
+    # given
+    if setting == "unset":
+        api.configure_without(c.ENV_SLACK_TEAM_ID)
+    else:
+        api.configure(**{c.ENV_SLACK_TEAM_ID: ""})
+    event = api_gateway_event(form(click("approve_job")))
+    # when / then
+    with pytest.raises(SettingsError, match="SLACK_TEAM_ID"):
+        api.invoke(event)
+    assert api.queued() == []

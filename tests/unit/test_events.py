@@ -1,17 +1,28 @@
 """JobEvent: the CloudTrail service events S3 Batch Operations sends through EventBridge, parsed at the edge.
 
 Every sample in tests/events/eventbridge_*.json is shaped after the documented event (FACTS.md section 1).
+The last tests hand events S3 could never send to the notifier's handler, in the environment test_notifier
+gives it, and check that each is dropped rather than crashing the function.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parser import parse
 from pydantic import ValidationError
 
+from approvals import wiring
 from approvals.models.events import JobEvent
+from approvals.names import METRIC_EVENT_DROPPED, METRICS_NAMESPACE, SERVICE_NAME
+from sandbox.apigw import LambdaContext
+from sandbox.aws_local import LocalAws
 from tests.helpers import load_event
 
 ACCOUNT = "111122223333"
@@ -159,3 +170,86 @@ def test_an_event_from_another_source_is_rejected_even_when_its_detail_looks_lik
     # when / then
     with pytest.raises(ValidationError):
         parse(event=event, model=JobEvent)
+
+
+# -- the notifier's handler, given events whose detail is not an object --------------------------------
+
+POWERTOOLS_ENV = {
+    "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+    "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+def emf_metrics(stdout: str) -> list[str]:
+    """Names of the metrics in the EMF lines printed to stdout."""
+    names: list[str] = []
+    for line in stdout.splitlines():
+        if '"_aws"' in line:
+            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                names.extend(metric["Name"] for metric in directive["Metrics"])
+    return names
+
+
+def nested_list(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def notifier_module() -> ModuleType:
+    """The handler module, imported as Lambda would: Powertools reads its own settings at import."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in POWERTOOLS_ENV.items():
+            env.setenv(name, value)
+        module = importlib.import_module("approvals.handlers.notifier")
+    assert module.metrics.namespace == METRICS_NAMESPACE, "the notifier was imported earlier without its settings"
+    return module
+
+
+@pytest.fixture(scope="module")
+def tables(moto_server: LocalAws) -> LocalAws:
+    return LocalAws(server=moto_server.server, url=moto_server.url).provision(
+        bot_token="xoxb-test-token", signing_secret="test-signing-secret"
+    )
+
+
+@pytest.fixture
+def notifier(notifier_module: ModuleType, tables: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """A new execution environment with the notifier's settings (as test_notifier sets them)."""
+    env = {
+        **tables.env(),
+        **POWERTOOLS_ENV,
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",  # never called: a dropped event reaches no service
+        "SLACK_CHANNEL_ID": "C0APPROVALS",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV", "HTTPS_PROXY", "https_proxy", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    wiring.reset_cold_start()
+    yield notifier_module
+    wiring.reset_cold_start()
+
+
+@pytest.mark.parametrize(
+    "detail",
+    ["JobStatusChanged", ["JobStatusChanged", {"eventName": "JobStatusChanged"}], nested_list(10_000)],
+    ids=["a-string", "a-list", "a-list-nested-10000-deep"],
+)
+def test_an_event_whose_detail_is_not_an_object_is_dropped_and_never_raises(
+    notifier: ModuleType, capsys: pytest.CaptureFixture[str], detail: Any
+) -> None:
+    # given a job event whose detail is replaced
+    event = load_event("eventbridge_job_status_changed_suspended")
+    event["detail"] = detail
+
+    # when
+    response = notifier.handler(event, LambdaContext("notifier", timeout_seconds=30))
+
+    # then (reading detail.get("eventName") for the log line used to raise AttributeError)
+    assert response["outcome"] == "dropped"
+    assert response["reason"]
+    assert METRIC_EVENT_DROPPED in emf_metrics(capsys.readouterr().out)

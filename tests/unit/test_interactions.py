@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from approvals.domain.interactions import (
     BadInteraction,
+    ForeignTeam,
     ModalErrors,
     Nothing,
     OpenReasonModal,
     Queue,
     interpret,
     parse_payload,
+    read,
 )
 from approvals.models.job import JobRef
 from approvals.models.slack import ButtonValue, ModalMetadata
@@ -137,3 +140,19 @@ def test_a_submission_of_an_unknown_form_is_refused() -> None:
 def test_a_submission_whose_metadata_names_no_valid_job_is_refused() -> None:
     with pytest.raises(BadInteraction, match="names no valid job"):
         act(submission("because", metadata='{"job": {"account_id": "1", "region": "us-east-1", "job_id": "x"}}'))
+
+
+def test_a_request_from_another_workspace_is_refused_as_foreign_before_the_rest_is_read() -> None:
+    # given a Slack Connect guest's click that is malformed as well
+    payload = block_actions()
+    payload["user"]["team_id"] = "T0OTHER01"
+    payload["actions"] = []
+    body = urlencode({"payload": json.dumps(payload)})
+    # when / then
+    with pytest.raises(ForeignTeam, match="'T0OTHER01'"):
+        read(body, ("T0APPROVE",), correlation_id="req-1")
+
+
+def test_a_payload_nested_deeper_than_the_json_parser_goes_is_a_bad_interaction() -> None:
+    with pytest.raises(BadInteraction, match="not JSON"):
+        read("payload=" + "[" * 50_000, ("T0APPROVE",), correlation_id="req-1")
