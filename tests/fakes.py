@@ -2,16 +2,23 @@
 
 ``FakeJobs`` keeps S3 Batch Operations' status rules; ``FakeChat`` records what Slack was asked.
 Both record their calls so asserts read naturally (``len(fake)``, ``fake.calls_to(...)``).
+``SlackSigner`` is Slack's side of request signing: it signs a body as Slack does (slack_sdk's own
+``SignatureVerifier.generate_signature``), so tests queue requests exactly as the callback would.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
+
+from slack_sdk.signature import SignatureVerifier
 
 from approvals.domain.ports import ChatUnavailable, JobNotFound, JobStatusConflict
 from approvals.models.job import TERMINAL_STATUSES, Job, JobRef
+from approvals.models.slack import Intent, SignedSlackRequest
 
 
 def make_job(
@@ -173,4 +180,41 @@ class FakeChat:
         return self.names.get(user_id)
 
 
-__all__ = ["FakeChat", "FakeJobs", "make_job"]
+class SlackSigner:
+    """Signs interaction bodies with a signing secret, as Slack does, and queues them as the callback does."""
+
+    def __init__(self, signing_secret: str) -> None:
+        self.signing_secret = signing_secret
+
+    @staticmethod
+    def form(payload: dict[str, Any]) -> str:
+        """The body Slack posts for an interaction: ``payload=<json>``, form-encoded."""
+        return urlencode({"payload": json.dumps(payload)})
+
+    def signature(self, body: str, at: datetime) -> tuple[str, str]:
+        timestamp = str(int(at.timestamp()))
+        signature = SignatureVerifier(self.signing_secret).generate_signature(timestamp=timestamp, body=body)
+        assert signature is not None
+        return timestamp, signature
+
+    def queued(
+        self,
+        intent: Intent,
+        body: str,
+        at: datetime,
+        correlation_id: str | None = "req-0001",
+        as_body: str | None = None,
+    ) -> str:
+        """The decisions queue's message for ``body`` signed at ``at``; ``as_body`` swaps the body after signing."""
+        timestamp, signature = self.signature(body, at)
+        work = SignedSlackRequest(
+            intent=intent,
+            body=body if as_body is None else as_body,
+            timestamp=timestamp,
+            signature=signature,
+            correlation_id=correlation_id,
+        )
+        return work.model_dump_json()
+
+
+__all__ = ["FakeChat", "FakeJobs", "SlackSigner", "make_job"]

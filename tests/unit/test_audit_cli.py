@@ -19,7 +19,7 @@ ALICE = Actor(user_id="UALICE001", name="Alice A.", team_id="T0001")
 
 @pytest.fixture
 def deployed(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
-    """A requests table reachable as a deployed one would be: through the standard AWS settings."""
+    """An audit table reachable as a deployed one would be: through the standard AWS settings."""
     for name, value in local_aws.env().items():
         monkeypatch.setenv(name, value)
     return local_aws
@@ -29,7 +29,7 @@ def test_the_history_answers_who_approved_the_job_and_why(
     deployed: LocalAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given
-    store = DynamoRequestStore(deployed.client("dynamodb"), deployed.requests_table)
+    store = DynamoRequestStore(deployed.client("dynamodb"), deployed.requests_table, deployed.audit_table)
     at = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
     store.put_audit(audit_record(AuditEventType.APPROVAL_REQUESTED, REF, now=at, status_after="Suspended"))
     store.put_audit(
@@ -46,7 +46,7 @@ def test_the_history_answers_who_approved_the_job_and_why(
     )
     # when
     code = audit_cli.main(
-        [REF.job_id, "--table", deployed.requests_table, "--account", REF.account_id, "--region", REF.region]
+        [REF.job_id, "--table", deployed.audit_table, "--account", REF.account_id, "--region", REF.region]
     )
     # then
     out = capsys.readouterr().out.splitlines()
@@ -61,7 +61,7 @@ def test_the_history_answers_who_approved_the_job_and_why(
 def test_a_job_without_records_says_so_and_fails(deployed: LocalAws, capsys: pytest.CaptureFixture[str]) -> None:
     # when
     code = audit_cli.main(
-        ["job-never-seen", "--table", deployed.requests_table, "--account", REF.account_id, "--region", REF.region]
+        ["job-never-seen", "--table", deployed.audit_table, "--account", REF.account_id, "--region", REF.region]
     )
     # then
     assert code == 1
@@ -71,5 +71,5 @@ def test_a_job_without_records_says_so_and_fails(deployed: LocalAws, capsys: pyt
 def test_an_invalid_job_id_is_refused_clearly(deployed: LocalAws) -> None:
     with pytest.raises(SystemExit, match="invalid job reference"):
         audit_cli.main(
-            ["no/such", "--table", deployed.requests_table, "--account", REF.account_id, "--region", REF.region]
+            ["no/such", "--table", deployed.audit_table, "--account", REF.account_id, "--region", REF.region]
         )

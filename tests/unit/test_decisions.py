@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from approvals.adapters.store import DynamoRequestStore
+from approvals.adapters.store import AuditReader, DynamoRequestStore
 from approvals.domain.authorisation import Approvers
-from approvals.domain.decisions import DecisionService, Outcome
+from approvals.domain.decisions import DecisionResult, DecisionService, Outcome
 from approvals.domain.ports import ChatUnavailable, JobStatusConflict, JobsUnavailable
 from approvals.models.job import JobRef
 from approvals.models.records import Actor, ApprovalRequest, AuditEventType, RequestState
@@ -29,9 +29,11 @@ NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 class World:
     def __init__(self, local_aws: LocalAws, groups: dict[str, set[str]] | None = None) -> None:
+        self.aws = local_aws
         self.jobs = FakeJobs()
         self.chat = FakeChat(groups or {"SAPPROVE1": {"UGROUPIE1"}})
-        self.store = DynamoRequestStore(local_aws.client("dynamodb"), local_aws.requests_table)
+        self.store = DynamoRequestStore(local_aws.client("dynamodb"), local_aws.requests_table, local_aws.audit_table)
+        self.audit = AuditReader(local_aws.client("dynamodb"), local_aws.audit_table)
         self.now = NOW
         self.service = DecisionService(
             jobs=self.jobs,
@@ -53,6 +55,10 @@ class World:
         )
         assert self.store.claim_posting(request, NOW, 300)
         self.store.mark_posted(REF, "C0APPROVALS", "1700000000.000100")
+
+    def sort_keys(self, table: str) -> list[str]:
+        items = self.aws.client("dynamodb").scan(TableName=table)["Items"]
+        return sorted(item["sk"]["S"] for item in items)
 
     def click(
         self, actor: Actor, decision: str = "approve", reason: str | None = None, decision_id: str | None = None
@@ -88,6 +94,23 @@ def test_an_approver_approval_sets_the_job_ready_with_who_decided(world: World) 
     assert update["ts"] == "1700000000.000100"
     assert not any(block["type"] == "actions" for block in update["blocks"])
     assert [r.event_type for r in world.store.history(REF)] == [AuditEventType.DECISION_TAKEN]
+
+
+def test_decision_records_land_in_the_audit_table_and_none_in_the_requests_table(world: World) -> None:
+    # given: a refusal, then a decision
+    world.service.apply(world.click(MALLORY, decision_id="UMALLORY1:1"))
+    # when
+    world.service.apply(world.click(ALICE, decision_id="UALICE001:1"))
+    # then
+    assert world.sort_keys(world.aws.requests_table) == ["REQUEST"]
+    audit_keys = world.sort_keys(world.aws.audit_table)
+    assert len(audit_keys) == 2
+    assert "AUDIT#UALICE001:1:taken" in audit_keys  # the decision's own key: written once, however often retried
+    assert all(key.startswith("AUDIT#") for key in audit_keys)
+    assert [r.event_type for r in world.audit.history(REF)] == [
+        AuditEventType.DECISION_REFUSED,
+        AuditEventType.DECISION_TAKEN,
+    ]
 
 
 def test_cancel_records_the_reason_and_the_job_ends_cancelled(world: World) -> None:
@@ -316,7 +339,7 @@ def test_an_invalid_request_naming_no_valid_job_is_recorded_under_its_day(world:
     # when
     world.service.refuse_invalid(refusal)
     # then
-    [record] = world.store.unattributed(NOW.strftime("%Y-%m-%d"))
+    [record] = world.audit.unattributed(NOW.strftime("%Y-%m-%d"))
     assert (record.job_id, record.actor_id) == (None, MALLORY.user_id)
     assert world.chat.calls_to("chat.postEphemeral") == []  # no channel to answer in
 
@@ -362,7 +385,9 @@ def test_s3_failing_after_an_attempt_went_through_is_recorded_as_applied(world: 
     assert [r.event_type for r in world.store.history(REF)] == [AuditEventType.DECISION_TAKEN]
 
 
-def test_the_same_click_delivered_twice_at_once_is_applied_once_and_refuses_nobody(world: World) -> None:
+def test_the_same_click_delivered_twice_at_once_is_applied_once_refuses_nobody_and_retries_the_other(
+    world: World,
+) -> None:
     # given: both deliveries read the job before either updates it
     barrier = threading.Barrier(2, timeout=5)
     describe = world.jobs.describe
@@ -378,15 +403,18 @@ def test_the_same_click_delivered_twice_at_once_is_applied_once_and_refuses_nobo
 
     world.jobs.describe = describe_together  # type: ignore[method-assign]
     command = world.click(ALICE, decision_id="UALICE001:1700000000.1")
-    outcomes: list[Outcome] = []
-    threads = [threading.Thread(target=lambda: outcomes.append(world.service.apply(command).outcome)) for _ in range(2)]
+    results: list[DecisionResult] = []
+    threads = [threading.Thread(target=lambda: results.append(world.service.apply(command))) for _ in range(2)]
     # when
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    # then
-    assert sorted(outcomes) == sorted([Outcome.APPLIED, Outcome.DUPLICATE])
+    # then: the delivery that found the claim held comes back later, never silently dropped
+    outcomes = {r.outcome: r for r in results}
+    assert set(outcomes) == {Outcome.APPLIED, Outcome.DUPLICATE}
+    assert outcomes[Outcome.DUPLICATE].retry_later
+    assert not outcomes[Outcome.APPLIED].retry_later
     assert len(world.jobs.calls_to("update_status")) == 1
     assert [r.event_type for r in world.store.history(REF)] == [AuditEventType.DECISION_TAKEN]
     assert world.chat.calls_to("chat.postEphemeral") == []

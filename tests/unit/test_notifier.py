@@ -195,7 +195,7 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackStandIn]:
 def service(tables: LocalAws, dynamodb: Any, s3control: StubbedS3Control, slack: SlackStandIn) -> RequestService:
     return RequestService(
         jobs=S3ControlJobs(s3control.client_for),
-        store=DynamoRequestStore(dynamodb, tables.requests_table),
+        store=DynamoRequestStore(dynamodb, tables.requests_table, tables.audit_table),
         chat=SlackChat(web_client(BOT_TOKEN, slack.api_url)),
         channel=CHANNEL,
         clock=lambda: NOW,
@@ -521,7 +521,7 @@ class NotifierLambda:
         self.slack = slack
         self.logs = logs
         self._capsys = capsys
-        self.requests = DynamoRequestStore(dynamodb, tables.requests_table)
+        self.requests = DynamoRequestStore(dynamodb, tables.requests_table, tables.audit_table)
 
     def invoke(self, event: Any) -> Any:
         return self.module.handler(event, LambdaContext("notifier", timeout_seconds=30))
@@ -751,7 +751,7 @@ def test_the_schedule_posts_a_request_for_a_suspended_job_whose_event_was_lost(a
     response = aws_lambda.invoke(load_event("eventbridge_scheduled_reconcile"))
 
     # then
-    assert response == {"outcome": "reconciled", "suspended_jobs": 2, "posted": 1, "unchanged": 1}
+    assert response == {"outcome": "reconciled", "suspended_jobs": 2, "recovered": 0, "posted": 1, "unchanged": 1}
     assert aws_lambda.metrics()[METRIC_APPROVAL_REQUESTED] == 1
     posted_for = [m.metadata["event_payload"]["job_id"] for m in aws_lambda.slack.messages(CHANNEL) if m.metadata]
     assert posted_for == [announced, lost]

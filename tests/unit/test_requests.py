@@ -22,9 +22,10 @@ THROTTLED = ClientError({"Error": {"Code": "ProvisionedThroughputExceededExcepti
 
 class Notifier:
     def __init__(self, local_aws: LocalAws) -> None:
+        self.aws = local_aws
         self.jobs, self.chat = FakeJobs(), FakeChat()
         self.jobs.add(make_job(REF.job_id))
-        self.store = DynamoRequestStore(local_aws.client("dynamodb"), local_aws.requests_table)
+        self.store = DynamoRequestStore(local_aws.client("dynamodb"), local_aws.requests_table, local_aws.audit_table)
         self.service = RequestService(
             jobs=self.jobs,
             store=self.store,
@@ -47,6 +48,10 @@ class Notifier:
 
     def trail(self) -> list[E]:
         return [r.event_type for r in self.store.history(REF)]
+
+    def sort_keys(self, table: str) -> list[str]:
+        items = self.aws.client("dynamodb").scan(TableName=table)["Items"]
+        return sorted(item["sk"]["S"] for item in items)
 
 
 @pytest.fixture
@@ -83,3 +88,17 @@ def test_a_status_change_whose_audit_write_failed_is_audited_on_the_retry(notifi
     assert notifier.trail() == [E.APPROVAL_REQUESTED, E.JOB_STATUS_CHANGED]
     replies = [c for c in notifier.chat.calls_to("chat.postMessage") if c["thread_ts"]]
     assert len(replies) == 2  # the failed attempt's reply, then the retry's: Slack has no idempotency key
+
+
+def test_audit_records_land_in_the_audit_table_and_none_in_the_requests_table(notifier: Notifier) -> None:
+    # given: a request posted, then the job cancelled in the console
+    notifier.service.on_job_event(REF)
+    notifier.jobs.set_status(REF.job_id, "Cancelled", "Cancelled in the console")
+    # when
+    notifier.service.on_job_event(REF)
+    # then
+    assert notifier.sort_keys(notifier.aws.requests_table) == ["REQUEST"]
+    audit_keys = notifier.sort_keys(notifier.aws.audit_table)
+    assert len(audit_keys) == 2
+    assert all(key.startswith("AUDIT#") for key in audit_keys)
+    assert notifier.trail() == [E.APPROVAL_REQUESTED, E.JOB_STATUS_CHANGED]

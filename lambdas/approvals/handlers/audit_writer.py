@@ -14,10 +14,13 @@ from __future__ import annotations
 from approvals import coldstart
 
 with coldstart.long_lived():  # modules load once per execution environment (approvals.coldstart)
+    from typing import Any
+
     from aws_lambda_powertools import Logger
     from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
     from aws_lambda_powertools.utilities.typing import LambdaContext
+    from pydantic import ValidationError
 
     from approvals.adapters.store import AUDIT_PREFIX
     from approvals.models.records import AuditRecord
@@ -34,26 +37,41 @@ def handle(event: DynamoDBStreamEvent) -> dict[str, int]:
         keys = change.keys if change else None
         if change is None or not keys or not str(keys.get("sk", "")).startswith(AUDIT_PREFIX):
             continue
-        if record.event_name in (DynamoDBRecordEventName.MODIFY, DynamoDBRecordEventName.REMOVE):
+        audit = _audit(change.new_image) if record.event_name == DynamoDBRecordEventName.INSERT else None
+        if audit is None:  # an overwrite, a removal, or an item that is no audit record
             tampered += 1
-            before = (change.old_image or {}).get("record")
-            audit_logger.error(
-                "audit_item_tampered",
-                extra={
-                    "change": record.event_name.name if record.event_name else None,
-                    "pk": keys.get("pk"),
-                    "sk": keys.get("sk"),
-                    "before": before,
-                },
-            )
-            metrics.add_metric(name=METRIC_AUDIT_TAMPERED, unit=MetricUnit.Count, value=1)
-        image = change.new_image
-        if not image:
+            _tampered(record.event_name, keys, change.old_image, change.new_image)
             continue
-        audit = AuditRecord.model_validate(image["record"])
         audit_logger.info(audit.event_type.value, extra=audit.to_log())
         written += 1
     return {"written": written, "tampered": tampered}
+
+
+def _audit(image: dict[str, Any] | None) -> AuditRecord | None:
+    try:
+        return AuditRecord.model_validate((image or {})["record"])
+    except (KeyError, ValidationError):
+        return None
+
+
+def _tampered(
+    change: DynamoDBRecordEventName | None,
+    keys: dict[str, Any],
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """One line with what was there and what is there now; never an ordinary audit line for it."""
+    audit_logger.error(
+        "audit_item_tampered",
+        extra={
+            "change": change.name if change else None,
+            "pk": keys.get("pk"),
+            "sk": keys.get("sk"),
+            "before": (before or {}).get("record"),
+            "after": (after or {}).get("record") if after else None,
+        },
+    )
+    metrics.add_metric(name=METRIC_AUDIT_TAMPERED, unit=MetricUnit.Count, value=1)
 
 
 @metrics.log_metrics

@@ -16,6 +16,7 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from typing import Any
 
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -33,7 +34,10 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     )
     from approvals.observability import MetricUnit, logger, metrics, tracer
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed normally fails the invocation (Powertools' default), which counts as
+# a function error and alarms. A held duplicate is no error: it only has to come back later, so a batch
+# that failed only with RetryLater returns its batchItemFailures instead (see ``handle``).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class RetryLater(Exception):
@@ -84,6 +88,9 @@ def _observe(result: DecisionResult) -> None:
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wiring.common().deadline.start(context)
     response = process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+    errors = [info for info in processor.exceptions if not isinstance(info[1], RetryLater)]
+    if errors and len(processor.exceptions) == len(processor.records):
+        raise BatchProcessingError(msg=f"All {len(processor.records)} records failed.", child_exceptions=errors)
     return dict(response)
 
 
