@@ -2,23 +2,137 @@
 
 DynamoDB tables, the Slack secret and the decisions queue are created from the same names and
 key definitions the stack uses (infra.constants).
+
+moto applies a DynamoDB request without a lock, so two concurrent conditional updates can both
+succeed (seen: two claims both "won" in 3 of 40 trials). DynamoDB applies each request whole, so the
+server here puts moto behind ``SerialisedDynamoDB``: one DynamoDB request at a time, everything else
+(streams, SQS, Secrets Manager) concurrent as before.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from infra import constants as c
 
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+# The X-Amz-Target of every DynamoDB call (streams use "DynamoDBStreams_20120810.", which stays concurrent).
+DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class DecisionTiming:
+    """The decision path's timing in the sandbox, checked when it is built (so a bad change fails at start).
+
+    Shorter than the stack's (infra.constants) so that a redelivery after a crash comes within a test's
+    patience, in the same proportions: the lease outlasts one decider invocation, and the queue does not
+    redeliver before the lease of the claim a message took has run out.
+    """
+
+    visibility_timeout: int  # the decisions queue's VisibilityTimeout
+    lease: int  # DECISION_LEASE_SECONDS (the functions accept 10 or more)
+    function_timeout: int  # the decider's timeout (what its LambdaContext counts down from)
+
+    def __post_init__(self) -> None:
+        c.check_decision_timing(
+            visibility_timeout=self.visibility_timeout, lease=self.lease, function_timeout=self.function_timeout
+        )
+
+
+# 20 s covers the slowest decider the sandbox drives (S3 Control answering in 5 s, three calls); the lease and
+# the visibility timeout follow from it. The stack's values are 60 s, 120 s and 360 s.
+SANDBOX_DECISION_TIMING = DecisionTiming(visibility_timeout=60, lease=30, function_timeout=20)
+
+
+class SerialisedDynamoDB:
+    """WSGI middleware: DynamoDB requests run one at a time, each to the end of its response.
+
+    DynamoDB applies every request atomically (a conditional update's check and write are one step);
+    moto's server does not lock, so this front holds one lock for each request whose X-Amz-Target is a
+    DynamoDB operation. The response is read whole inside the lock, so nothing of it is computed after
+    the next request starts.
+    """
+
+    def __init__(self, app: WsgiApp, lock: threading.Lock | None = None) -> None:
+        self.app = app
+        self._lock = lock or threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(DYNAMODB_TARGET_PREFIX):
+            return self.app(environ, start_response)
+        with self._lock:
+            response = self.app(environ, start_response)
+            try:
+                return [b"".join(response)]
+            finally:
+                close = getattr(response, "close", None)
+                if close is not None:
+                    close()
+
+
+class WsgiServer:
+    """A threaded werkzeug server on a free loopback port, in a background thread."""
+
+    def __init__(
+        self,
+        app: WsgiApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        request_handler: type[WSGIRequestHandler] | None = None,
+    ) -> None:
+        self.app = app
+        self._host, self._port, self._request_handler = host, port, request_handler
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> WsgiServer:
+        self._server = make_server(
+            self._host, self._port, self.app, threaded=True, request_handler=self._request_handler
+        )
+        serve = self._server.serve_forever
+        self._thread = threading.Thread(target=serve, args=(0.05,), name="wsgi-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        assert self._server is not None, "call start() first"
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def moto_server(*, host: str = "127.0.0.1", port: int = 0) -> WsgiServer:
+    """moto's server as ``ThreadedMotoServer`` builds it (same app, same request handler), DynamoDB serialised."""
+    app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
+    return WsgiServer(app, host=host, port=port, request_handler=MotoRequestHandler)
 
 
 @dataclass
@@ -26,9 +140,11 @@ class LocalAws:
     """A moto server plus the product's tables, secret and queue. ``env`` is what the handlers need."""
 
     prefix: str = field(default_factory=lambda: "sba-" + uuid.uuid4().hex[:8])
-    server: ThreadedMotoServer | None = None
+    server: WsgiServer | None = None
     url: str = ""
+    timing: DecisionTiming = SANDBOX_DECISION_TIMING
     requests_table: str = ""
+    audit_table: str = ""
     idempotency_table: str = ""
     secret_name: str = ""
     queue_url: str = ""
@@ -36,10 +152,8 @@ class LocalAws:
 
     def start(self) -> LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
+        self.server = moto_server().start()
+        self.url = self.server.url
         return self
 
     def stop(self) -> None:
@@ -55,10 +169,13 @@ class LocalAws:
     def provision(self, bot_token: str, signing_secret: str) -> LocalAws:
         """Create a fresh set of tables, secret and queue (unique names, so tests can share a server)."""
         self.requests_table = f"{self.prefix}-requests"
+        self.audit_table = f"{self.prefix}-audit"
         self.idempotency_table = f"{self.prefix}-idempotency"
         self.secret_name = f"{self.prefix}/slack"
-        create_requests_table(self.client("dynamodb"), self.requests_table)
-        create_idempotency_table(self.client("dynamodb"), self.idempotency_table)
+        dynamodb = self.client("dynamodb")
+        create_requests_table(dynamodb, self.requests_table)
+        create_audit_table(dynamodb, self.audit_table)
+        create_idempotency_table(dynamodb, self.idempotency_table)
         self.client("secretsmanager").create_secret(
             Name=self.secret_name,
             SecretString=json.dumps({c.SECRET_BOT_TOKEN_KEY: bot_token, c.SECRET_SIGNING_SECRET_KEY: signing_secret}),
@@ -69,7 +186,7 @@ class LocalAws:
         self.queue_url = sqs.create_queue(
             QueueName=f"{self.prefix}-decisions",
             Attributes={
-                "VisibilityTimeout": "5",
+                "VisibilityTimeout": str(self.timing.visibility_timeout),
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
             },
         )["QueueUrl"]
@@ -85,14 +202,47 @@ class LocalAws:
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.url,
             "AWS_ENDPOINT_URL_SQS": self.url,
             c.ENV_REQUESTS_TABLE_NAME: self.requests_table,
+            c.ENV_AUDIT_TABLE_NAME: self.audit_table,
             c.ENV_IDEMPOTENCY_TABLE_NAME: self.idempotency_table,
             c.ENV_SLACK_SECRET_NAME: self.secret_name,
             c.ENV_DECISIONS_QUEUE_URL: self.queue_url,
+            c.ENV_DECISION_LEASE_SECONDS: str(self.timing.lease),
         }
 
 
 def create_requests_table(dynamodb: Any, name: str) -> None:
+    """Requests, with the sparse index of decisions being applied; no stream (audit records have their own table)."""
     pk, sk = c.REQUESTS_TABLE_PARTITION_KEY, c.REQUESTS_TABLE_SORT_KEY
+    deciding, since = c.REQUESTS_DECIDING_INDEX_PARTITION_KEY, c.REQUESTS_DECIDING_INDEX_SORT_KEY
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": pk, "AttributeType": "S"},
+            {"AttributeName": sk, "AttributeType": "S"},
+            {"AttributeName": deciding, "AttributeType": "S"},
+            {"AttributeName": since, "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": c.REQUESTS_DECIDING_INDEX,
+                "KeySchema": [
+                    {"AttributeName": deciding, "KeyType": "HASH"},
+                    {"AttributeName": since, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.REQUESTS_TABLE_TTL_ATTRIBUTE}
+    )
+
+
+def create_audit_table(dynamodb: Any, name: str) -> None:
+    """Audit records, insert-only; the stream (old and new images) lets the audit writer see any overwrite."""
+    pk, sk = c.AUDIT_TABLE_PARTITION_KEY, c.AUDIT_TABLE_SORT_KEY
     dynamodb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}],
@@ -101,10 +251,7 @@ def create_requests_table(dynamodb: Any, name: str) -> None:
             {"AttributeName": sk, "AttributeType": "S"},
         ],
         BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-    )
-    dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.REQUESTS_TABLE_TTL_ATTRIBUTE}
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
 
 

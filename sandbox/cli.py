@@ -147,6 +147,7 @@ def serve() -> int:
                 "s3control": deployment.s3.url,
                 "moto": deployment.aws.url,
                 "requests_table": deployment.aws.requests_table,
+                "audit_table": deployment.aws.audit_table,
             },
             indent=2,
         )

@@ -1,6 +1,7 @@
 """The whole product on one machine: the real handlers between local stand-ins, over real HTTP.
 
-    S3 Batch Operations emulator ──events──▶ EventRouter (the stack's JOB_EVENT_PATTERN) ──▶ notifier
+    S3 Batch Operations emulator ──events──▶ EventRouter (the stack's JOB_EVENT_PATTERN)
+        ──▶ Lambda's asynchronous invocation (retries, on-failure destination) ──▶ notifier
     notifier ──boto3 (via the loopback proxy)──▶ emulator;  ──slack_sdk──▶ Slack stand-in
     person's click ──signed HTTP──▶ API Gateway front ──▶ callback ──SQS (moto)──▶ queue pump ──▶ decider
     decider ──▶ emulator (UpdateJobStatus), DynamoDB (moto), Slack stand-in
@@ -27,6 +28,7 @@ from slack_sdk.signature import SignatureVerifier
 from infra import constants as c
 from sandbox.apigw import ApiGatewayFront, LambdaContext
 from sandbox.aws_local import LocalAws
+from sandbox.lambda_async import AsyncInvoker, InvokerStopped
 from sandbox.proxy import LoopbackProxy, s3control_client_env
 from sandbox.router import EventRouter
 from sandbox.s3batch import JobStore, S3ControlEmulator, example_create_job_params
@@ -69,8 +71,17 @@ class Click:
 class QueuePump:
     """Lambda's SQS event source, locally: receive, invoke the decider, delete what succeeded."""
 
-    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, handler: Callable[[dict[str, Any], Any], Any]):
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        handler: Callable[[dict[str, Any], Any], Any],
+        *,
+        timeout_seconds: float,
+    ):
         self._sqs, self._url, self._arn, self._handler = sqs, queue_url, queue_arn, handler
+        self._timeout = timeout_seconds
         self._stop = threading.Event()
         self._busy = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sqs-pump", daemon=True)
@@ -111,7 +122,7 @@ class QueuePump:
             "eventSourceARN": self._arn,
             "awsRegion": REGION,
         }
-        context = LambdaContext("decider", timeout_seconds=60)
+        context = LambdaContext("decider", timeout_seconds=self._timeout)
         try:
             response = self._handler({"Records": [record]}, context) or {}
         except Exception as exc:  # the whole invocation failed: the message becomes visible again
@@ -145,7 +156,10 @@ class LocalDeployment:
     approver_groups: dict[str, list[str]] = field(default_factory=lambda: {APPROVER_GROUP: [GINA.id]})
     auto_advance: bool = False
     advance_interval: float = 0.2
-    event_retries: int = 3
+    # Lambda waits about 1 and then 2 minutes before retrying a failed asynchronous invocation; here, less.
+    notifier_retry_delays: tuple[float, ...] = (0.2, 0.4)
+    # Lambda runs queued asynchronous events side by side, in no promised order; so does the sandbox.
+    notifier_concurrency: int = 4
     quiet: bool = True
     bot_token: str = BOT_TOKEN
     signing_secret: str = SIGNING_SECRET
@@ -170,23 +184,38 @@ class LocalDeployment:
 
         wiring.reset_cold_start()
         self.notifier_handler = notifier.handler
+        # The notifier's on-failure destination: Lambda's destination record of each event it gave up on.
+        self.notifier_failures: list[dict[str, Any]] = []
+        # The rule's dead-letter queue: events EventBridge could not hand to Lambda at all.
+        self.event_dlq: list[dict[str, Any]] = []
+        self.notifier = AsyncInvoker(
+            "notifier",
+            notifier.handler,
+            on_failure=self.notifier_failures.append,
+            retry_delays=self.notifier_retry_delays,
+            timeout_seconds=60,
+            concurrency=self.notifier_concurrency,
+            region=REGION,
+            account_id=ACCOUNT_ID,
+        ).start()
         self.api = ApiGatewayFront(
             {("POST", "/" + c.SLACK_INTERACTIONS_PATH): callback.handler}, function_name="callback", timeout_seconds=10
         ).start()
         self.router = EventRouter()
         self.router.add_rule("job-events", c.JOB_EVENT_PATTERN, self._deliver)
-        self.event_dlq: list[dict[str, Any]] = []
         self.jobs.subscribe(self.router.put_events)
         sqs = self.aws.client("sqs")
         arn = sqs.get_queue_attributes(QueueUrl=self.aws.queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        self.pump = QueuePump(sqs, self.aws.queue_url, arn, decider.handler).start()
+        self.pump = QueuePump(
+            sqs, self.aws.queue_url, arn, decider.handler, timeout_seconds=self.aws.timing.function_timeout
+        ).start()
         self.callback_url = self.api.url_for("/" + c.SLACK_INTERACTIONS_PATH)
         return self
 
     def stop(self) -> None:
-        for part in ("pump", "api", "slack", "proxy", "s3"):
+        for part in ("pump", "notifier", "api", "slack", "proxy", "s3"):
             if hasattr(self, part):
                 getattr(self, part).stop()
         if hasattr(self, "jobs"):
@@ -209,6 +238,7 @@ class LocalDeployment:
             **s3control_client_env(self.proxy.url),
             "SLACK_API_URL": self.slack.api_url,
             c.ENV_SLACK_CHANNEL_ID: CHANNEL,
+            c.ENV_SLACK_TEAM_ID: self.slack.team_id,
             c.ENV_APPROVER_USER_IDS: ",".join(self.approver_ids),
             c.ENV_APPROVER_GROUP_IDS: ",".join(self.approver_groups),
             "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
@@ -223,18 +253,18 @@ class LocalDeployment:
         os.environ.update(env)
         urllib.request.install_opener(None)  # rebuilt on next use, with these proxy settings
 
-    # -- EventBridge: the rule's target with its retry policy and dead-letter queue -------------
+    # -- EventBridge: the rule's Lambda target -------------------------------------------------------
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        for attempt in range(self.event_retries + 1):
-            try:
-                self.notifier_handler(event, LambdaContext("notifier", timeout_seconds=60))
-                return
-            except Exception:
-                if attempt == self.event_retries:
-                    self.event_dlq.append(event)
-                    return
-                time.sleep(0.2 * (attempt + 1))
+        """Hand the event to Lambda, which invokes the notifier asynchronously and retries its errors.
+
+        The rule's retry policy and dead-letter queue cover only this handing over: an event Lambda did
+        not accept goes to ``event_dlq``; one the notifier kept failing on, to ``notifier_failures``.
+        """
+        try:
+            self.notifier.invoke(event)
+        except InvokerStopped:
+            self.event_dlq.append(event)
 
     def reconcile(self) -> Any:
         """The 15-minute schedule's event, now."""
@@ -283,11 +313,12 @@ class LocalDeployment:
         self.settle()
 
     def settle(self, timeout: float = 20.0) -> None:
-        """Wait until every event is delivered and every queued decision is applied."""
+        """Wait until every event is delivered and handled (retries included) and every queued decision applied."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.jobs.drain(timeout=max(0.1, deadline - time.monotonic()))
-            if self.pump.idle() and self.jobs.drain(timeout=0.1):
+            self.notifier.wait_idle(timeout=max(0.1, deadline - time.monotonic()))
+            if self.pump.idle() and self.jobs.drain(timeout=0.1) and self.notifier.idle():
                 return
             time.sleep(0.05)
         raise TimeoutError("the sandbox did not settle: events or decisions still pending")
@@ -362,12 +393,12 @@ class LocalDeployment:
         from approvals.adapters.store import DynamoRequestStore
         from approvals.models.job import JobRef
 
-        store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table)
+        store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table, self.aws.audit_table)
         return store.history(JobRef(account_id=ACCOUNT_ID, region=REGION, job_id=job_id))
 
     def request_record(self, job_id: str) -> Any:
         from approvals.adapters.store import DynamoRequestStore
         from approvals.models.job import JobRef
 
-        store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table)
+        store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table, self.aws.audit_table)
         return store.get(JobRef(account_id=ACCOUNT_ID, region=REGION, job_id=job_id))
