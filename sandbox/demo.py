@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 import time
@@ -129,8 +130,27 @@ def run() -> None:
         )
         say(indent(d.slack.render_message(CHANNEL, d.request_message(job2).ts)))
 
-        step(5, "The audit trail (durable records in DynamoDB)")
-        for job_id in (job, job2):
+        step(5, "A third job: a decision written straight onto the queue is refused")
+        job3 = d.create_job(description="Delete the staging tags", object_count=900)
+        d.settle()
+        follow(d, job3, ["Preparing", "Suspended"])
+        forged = {
+            "kind": "decision",
+            "job": {"account_id": "123456789012", "region": "us-east-1", "job_id": job3},
+            "decision": "approve",
+            "actor": {"user_id": ALICE.id, "name": ALICE.name},
+            "decision_id": f"{ALICE.id}:1",
+        }
+        d.aws.client("sqs").send_message(QueueUrl=d.aws.queue_url, MessageBody=json.dumps(forged))
+        d.settle()
+        [refusal] = [r for r in d.audit(job3) if r.event_type.value == "decision_refused"] or [None]
+        check(refusal is not None and refusal.reason == "unverified", "a forged decision should be refused")
+        check(d.jobs.job_status(job3) == "Suspended", "a forged decision must not change the job")
+        say("   sqs send-message with an approval “by Alice” (no Slack signature) → decider refuses it:")
+        say(f"   decision_refused · reason {refusal.reason} · {refusal.detail}; the job stays Suspended")
+
+        step(6, "The audit trail (durable records in DynamoDB)")
+        for job_id in (job, job2, job3):
             say(f"   job {job_id}")
             for record in d.audit(job_id):
                 who = f"{record.actor_name} ({record.actor_id})" if record.actor_id else "—"
@@ -139,6 +159,7 @@ def run() -> None:
                     f"{record.status_before or '':>9} → {record.status_after or '':<9} {record.reason or ''}"
                 )
         check(not d.event_dlq, f"{len(d.event_dlq)} events ended in the dead-letter queue")
+        check(not d.notifier_failures, f"{len(d.notifier_failures)} events ended in the notifier's failure queue")
         check(not d.pump.failures, f"decisions failed: {d.pump.failures}")
     say()
     say(f"Demo passed in {time.monotonic() - started:.1f} s.")
