@@ -146,6 +146,7 @@ def main() -> None:
         "SLACK_API_URL": slack.api_url,
         "SLACK_CHANNEL_ID": "C0APPROVALS",
         "APPROVER_USER_IDS": "U0ALICE01",
+        "SLACK_TEAM_ID": "T0BENCH",
         "POWERTOOLS_SERVICE_NAME": "s3-batch-approvals",
         "POWERTOOLS_METRICS_NAMESPACE": "S3BatchApprovals",
         "POWERTOOLS_TRACE_DISABLED": "true",
