@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,7 @@ from infra.constants import (
     DEFAULT_DECISION_LEASE_SECONDS,
     check_decision_timing,
 )
+from infra.policy import DEFAULT_POLICY_FILE, Policy, PolicyFileError, dump_policy, read_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = ROOT / "cdk.json"
@@ -86,6 +88,7 @@ EXAMPLES: dict[str, str] = {
     "alarmEmail": "oncall@example.com",
     "stackName": "S3BatchApprovals",
     "decisionLeaseSeconds": str(DEFAULT_DECISION_LEASE_SECONDS),
+    "policyFile": "policy.yaml",
 }
 
 
@@ -134,11 +137,13 @@ class InfraSettings(BaseModel):
     stack_name: str = Field(default="S3BatchApprovals", alias="stackName")
     # How long a decision claim is held (the decider and the notifier's reconciliation read it).
     decision_lease_seconds: int = Field(default=DEFAULT_DECISION_LEASE_SECONDS, ge=10, alias="decisionLeaseSeconds")
+    # The approval policy (YAML), relative to the repo root; validated when read, bundled as JSON.
+    policy_file: str = Field(default=DEFAULT_POLICY_FILE, min_length=1, alias="policyFile")
 
     @field_validator("slack_channel_id")
     @classmethod
     def _channel(cls, value: str) -> str:
-        if not SLACK_CHANNEL_ID.match(value):
+        if not SLACK_CHANNEL_ID.fullmatch(value):
             raise ValueError("must be a Slack channel ID such as C0123456789")
         return value
 
@@ -147,7 +152,7 @@ class InfraSettings(BaseModel):
     def _teams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
             raise ValueError("must name at least one Slack workspace (T…) or Enterprise Grid org (E…) ID")
-        bad = [item for item in value if not SLACK_TEAM_ID.match(item)]
+        bad = [item for item in value if not SLACK_TEAM_ID.fullmatch(item)]
         if bad:
             raise ValueError(f"not Slack workspace (T…) or Enterprise Grid org (E…) IDs: {', '.join(bad)}")
         return value
@@ -181,7 +186,7 @@ class InfraSettings(BaseModel):
     @field_validator("approver_user_ids")
     @classmethod
     def _users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [item for item in value if not SLACK_USER_ID.match(item)]
+        bad = [item for item in value if not SLACK_USER_ID.fullmatch(item)]
         if bad:
             raise ValueError(f"not Slack user IDs: {', '.join(bad)}")
         return value
@@ -189,7 +194,7 @@ class InfraSettings(BaseModel):
     @field_validator("approver_group_ids")
     @classmethod
     def _groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [item for item in value if not SLACK_GROUP_ID.match(item)]
+        bad = [item for item in value if not SLACK_GROUP_ID.fullmatch(item)]
         if bad:
             raise ValueError(f"not Slack user group IDs: {', '.join(bad)}")
         return value
@@ -197,21 +202,21 @@ class InfraSettings(BaseModel):
     @field_validator("job_tag_condition")
     @classmethod
     def _tag_condition(cls, value: str | None) -> str | None:
-        if value is not None and not TAG_CONDITION.match(value):
+        if value is not None and not TAG_CONDITION.fullmatch(value):
             raise ValueError("must look like key=value, for example approval-team=storage")
         return value
 
     @field_validator("alarm_email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is not None and not EMAIL.match(value):
+        if value is not None and not EMAIL.fullmatch(value):
             raise ValueError("must be an email address")
         return value
 
     @field_validator("stack_name")
     @classmethod
     def _stack_name(cls, value: str) -> str:
-        if not STACK_NAME.match(value):
+        if not STACK_NAME.fullmatch(value):
             raise ValueError("must start with a letter and hold only letters, digits and hyphens")
         return value
 
@@ -246,15 +251,33 @@ class InfraSettings(BaseModel):
         key, _, value = self.job_tag_condition.partition("=")
         return key, value
 
+    @cached_property
+    def policy(self) -> Policy:
+        """The policy file, validated with the functions' model; InfraSettingsError names the rule and field."""
+        try:
+            return read_policy(ROOT, self.policy_file)
+        except PolicyFileError as exc:
+            raise InfraSettingsError(
+                "\n".join(f"context setting 'policyFile' ({self.policy_file}): {problem}" for problem in exc.problems)
+            ) from None
+
+    @cached_property
+    def policy_json(self) -> str:
+        """The validated policy as the bundle holds it (approvals/policy.json)."""
+        return dump_policy(self.policy)
+
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> InfraSettings:
         """Build the settings from a context lookup such as ``app.node.try_get_context``."""
         # An empty value means "not set", as if the key were absent.
         values = {key: value for key in EXAMPLES if (value := get(key)) is not None and value != ""}
         try:
-            return cls.model_validate(values)
+            settings = cls.model_validate(values)
         except ValidationError as exc:
             raise InfraSettingsError(_describe(exc, values)) from None
+        # Read and validated now, so that a bad policy stops the synth before anything is built.
+        settings.policy  # noqa: B018
+        return settings
 
 
 def _describe(exc: ValidationError, values: Mapping[str, Any]) -> str:

@@ -72,8 +72,8 @@ CANCEL_AT_ONCE = frozenset({"New", "Preparing", "Suspended", "Ready"})
 CANCEL_VIA_CANCELLING = frozenset({"Active", "Pausing", "Paused"})
 OPERATIONS = ("CreateJob", "DescribeJob", "ListJobs", "UpdateJobStatus")
 
-ACCOUNT_ID = re.compile(r"^\d{12}$")
-JOB_ID = re.compile(r"^[A-Za-z0-9_-]{5,36}$")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")  # matched whole (fullmatch), ASCII digits only, as S3 Control does
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{5,36}")
 ROLE_ARN = re.compile(r"^arn:[^:]+:iam::\d{12}:role/.+$")
 S3_ARN = re.compile(r"^arn:[^:]+:s3:.*$")
 CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
@@ -563,7 +563,7 @@ class JobStore:
     ) -> dict[str, Any]:
         """UpdateJobStatus: Ready only from Suspended; Cancelled from any status that is not final."""
         _validate_account(account_id)
-        if not JOB_ID.match(job_id or ""):
+        if not JOB_ID.fullmatch(job_id or ""):
             raise _bad_request("JobId must be 5 to 36 characters of A-Z, a-z, 0-9, - and _")
         if requested_job_status not in ("Ready", "Cancelled"):
             raise _bad_request(
@@ -887,7 +887,7 @@ def _check_operation(operation: str) -> None:
 
 
 def _validate_account(account_id: str | None, *, code: str = "BadRequestException") -> None:
-    if not account_id or not ACCOUNT_ID.match(account_id):
+    if not account_id or not ACCOUNT_ID.fullmatch(account_id):
         raise S3ControlError(code, "AccountId (header x-amz-account-id) must be 12 digits")
 
 
@@ -1145,7 +1145,7 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
             )
         _validate_account(account_id)
         assert job_id is not None
-        if not JOB_ID.match(job_id):
+        if not JOB_ID.fullmatch(job_id):
             raise _bad_request("JobId must be 5 to 36 characters of A-Z, a-z, 0-9, - and _")
         if operation == "DescribeJob":
             return {"Job": store.describe_job(account_id, job_id)}

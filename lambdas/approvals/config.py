@@ -52,7 +52,7 @@ class Settings(BaseModel):
     @field_validator("slack_channel_id")
     @classmethod
     def _channel(cls, value: str) -> str:
-        if not SLACK_CHANNEL_ID.match(value):
+        if not SLACK_CHANNEL_ID.fullmatch(value):
             raise ValueError("must be a Slack channel ID such as C0123456789")
         return value
 
@@ -60,7 +60,7 @@ class Settings(BaseModel):
     @classmethod
     def _users(cls, value: object) -> tuple[str, ...]:
         ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[arg-type]
-        bad = [i for i in ids if not SLACK_USER_ID.match(i)]
+        bad = [i for i in ids if not SLACK_USER_ID.fullmatch(i)]
         if bad:
             raise ValueError(f"not Slack user IDs: {', '.join(bad)}")
         return ids
@@ -69,7 +69,7 @@ class Settings(BaseModel):
     @classmethod
     def _groups(cls, value: object) -> tuple[str, ...]:
         ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[arg-type]
-        bad = [i for i in ids if not SLACK_GROUP_ID.match(i)]
+        bad = [i for i in ids if not SLACK_GROUP_ID.fullmatch(i)]
         if bad:
             raise ValueError(f"not Slack user group IDs: {', '.join(bad)}")
         return ids
@@ -78,7 +78,7 @@ class Settings(BaseModel):
     @classmethod
     def _teams(cls, value: object) -> tuple[str, ...]:
         ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[arg-type]
-        bad = [i for i in ids if not SLACK_TEAM_ID.match(i)]
+        bad = [i for i in ids if not SLACK_TEAM_ID.fullmatch(i)]
         if bad:
             raise ValueError(f"not Slack workspace (T…) or Enterprise Grid (E…) IDs: {', '.join(bad)}")
         return ids

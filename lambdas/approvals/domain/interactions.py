@@ -104,6 +104,10 @@ def _json_object(form: str | None) -> dict[str, Any]:
         raise BadInteraction("the payload is not JSON") from None
     if not isinstance(data, dict) or "type" not in data:
         raise BadInteraction("the payload has no type")
+    try:  # a "\ud800" escape decodes to a lone surrogate: text no store or API downstream accepts
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInteraction("the payload holds text that is not valid Unicode") from None
     return data
 
 

@@ -20,7 +20,6 @@ with coldstart.long_lived():  # modules load once per execution environment (app
         idempotent_function,
     )
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
-    from aws_lambda_powertools.utilities.parser import parse
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from pydantic import ValidationError
 
@@ -62,7 +61,7 @@ def _once(deps: wiring.NotifierDeps, context: LambdaContext) -> Any:
 
 def job_of(event: dict[str, Any]) -> tuple[JobRef, JobEvent]:
     """The job an event names; raises ValidationError for anything S3 could not have sent."""
-    parsed = parse(event=event, model=JobEvent)
+    parsed = JobEvent.model_validate(event)  # an object only (Powertools' parse() would also take JSON text)
     details = parsed.detail.service_event_details
     return JobRef(account_id=parsed.account, region=parsed.region, job_id=details.job_id), parsed
 
@@ -138,6 +137,8 @@ def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
         except (ValidationError, TypeError):
             return _dropped(event, "the schedule event names no valid account and region", "account")
         return reconcile(where.account_id, where.region)
+    if not isinstance(event, dict):  # Lambda hands over a JSON object; anything else is no S3 event
+        return _dropped(event, "the event is not a JSON object", "")
     try:
         job_of(event)
     except ValidationError as exc:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ServiceEventDetails(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")  # the wire names only (aliases), as S3 sends them
 
     job_id: str = Field(alias="jobId", min_length=1, max_length=64)
     job_arn: str | None = Field(default=None, alias="jobArn", max_length=2048)
@@ -20,7 +20,7 @@ class ServiceEventDetails(BaseModel):
 
 
 class JobServiceEventDetail(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")  # the wire names only (aliases), as S3 sends them
 
     event_source: Literal["s3.amazonaws.com"] = Field(alias="eventSource")
     event_name: Literal["JobCreated", "JobStatusChanged"] = Field(alias="eventName")
@@ -32,6 +32,8 @@ class JobServiceEventDetail(BaseModel):
 
 class JobEvent(EventBridgeModel):
     """An S3 Batch Operations job event as EventBridge delivers it (the rule's pattern, checked again)."""
+
+    model_config = ConfigDict(populate_by_name=False)  # "detail-type", never "detail_type"
 
     source: Literal["aws.s3"]  # type: ignore[assignment]
     detail_type: Literal["AWS Service Event via CloudTrail"] = Field(alias="detail-type")  # type: ignore[assignment]

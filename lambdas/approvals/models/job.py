@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ACCOUNT_ID = re.compile(r"^\d{12}$")
-JOB_ID = re.compile(r"^[A-Za-z0-9_-]{5,36}$")
-REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+# ASCII only and matched whole (fullmatch): "$" would admit a trailing newline, "\d" any Unicode digit.
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{5,36}")
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 
 TERMINAL_STATUSES = frozenset({"Complete", "Failed", "Cancelled"})
 
@@ -27,21 +28,21 @@ class JobRef(BaseModel):
     @field_validator("account_id")
     @classmethod
     def _account(cls, value: str) -> str:
-        if not ACCOUNT_ID.match(value):
+        if not isinstance(value, str) or not ACCOUNT_ID.fullmatch(value):
             raise ValueError("account ID must be 12 digits")
         return value
 
     @field_validator("job_id")
     @classmethod
     def _job(cls, value: str) -> str:
-        if not JOB_ID.match(value):
+        if not isinstance(value, str) or not JOB_ID.fullmatch(value):
             raise ValueError("job ID must be 5 to 36 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not REGION.match(value):
+        if not isinstance(value, str) or not REGION.fullmatch(value):
             raise ValueError("region must look like us-east-1")
         return value
 

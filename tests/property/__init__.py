@@ -1,0 +1,1 @@
+"""Property-based tests (hypothesis): the edges of the product never raise, whatever arrives."""
