@@ -7,7 +7,10 @@ RUN    := PYTHONPATH=lambdas:. $(PY)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help venv test lint typecheck unit synth deploy demo sandbox slack-manifest audit bench clean
+# The policy file the deployment uses: cdk.json's policyFile context setting, else the example.
+POLICY ?= $(shell $(PYTHON) -c 'import json; print(json.load(open("cdk.json")).get("context", {}).get("policyFile") or "policy.example.yaml")' 2>/dev/null || echo policy.example.yaml)
+
+.PHONY: help venv test lint typecheck unit synth deploy demo sandbox slack-manifest audit bench policy-check policy-explain clean
 
 help:
 	@echo "make demo            run the whole approval loop locally (stand-ins for S3 Control, Slack, DynamoDB)"
@@ -17,7 +20,10 @@ help:
 	@echo "make deploy          deploy with the AWS CDK CLI (needs AWS credentials)"
 	@echo "make slack-manifest  write slack-app-manifest.yaml for this deployment"
 	@echo "make audit JOB=<id>  print the decision history of a job"
-	@echo "make bench           run the benchmarks under bench/ (import times, callback ack)"
+	@echo "make policy-check    validate the approval policy (POLICY=file; default: cdk.json's policyFile or the example)"
+	@echo "make policy-explain JOB=<file> [REQUESTER=<arn>] [TAGS=k=v,...]"
+	@echo "                     which policy rule a DescribeJob JSON meets, and why (POLICY=file as above)"
+	@echo "make bench           run the benchmarks under bench/ (import times, callback ack, policy evaluation)"
 	@echo "make lint            ruff, ruff format --check and mypy (part of make test)"
 	@echo "make typecheck       mypy only"
 
@@ -62,9 +68,17 @@ audit: $(STAMP)
 	@test -n "$(JOB)" || (echo "usage: make audit JOB=<job id> [SANDBOX=1] [ACCOUNT=<id>] [REGION=<region>] [TABLE=<name>]" && exit 2)
 	$(RUN) -m approvals.audit_cli $(JOB) $(if $(SANDBOX),--sandbox) $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(TABLE),--table $(TABLE))
 
+policy-check: $(STAMP)
+	$(RUN) -m approvals.policy check $(POLICY)
+
+policy-explain: $(STAMP)
+	@test -n "$(JOB)" || (echo "usage: make policy-explain JOB=<DescribeJob JSON file> [REQUESTER=<principal ARN>] [TAGS=k=v,...] [POLICY=<file>]" && exit 2)
+	$(RUN) -m approvals.policy explain --policy $(POLICY) $(JOB) $(if $(REQUESTER),--requester '$(REQUESTER)') $(if $(TAGS),--tags '$(TAGS)')
+
 bench: $(STAMP)
 	$(RUN) bench/import_times.py
 	$(RUN) bench/callback_ack.py
+	$(RUN) bench/policy_eval.py
 
 clean:
 	rm -rf cdk.out build .pytest_cache .ruff_cache .mypy_cache

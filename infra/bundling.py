@@ -1,4 +1,5 @@
-"""Docker-free bundling of the Lambda code: the ``approvals`` package plus its pinned requirements.
+"""Docker-free bundling of the Lambda code: the ``approvals`` package, its pinned requirements and the
+validated policy (``approvals/policy.json``, so that the functions never need PyYAML).
 
 pip downloads manylinux wheels for the Lambda's Python version and architecture, so the bundle can be
 built on any machine without Docker. ``bundle`` is the one recipe: the CDK asset and the tests call it.
@@ -14,6 +15,8 @@ from pathlib import Path
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
+
+from infra.policy import BUNDLED_POLICY_NAME, policy_digest
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 PACKAGE = "approvals"
@@ -33,8 +36,9 @@ def bundle(
     *,
     source_dir: Path = LAMBDAS_DIR,
     python: str = sys.executable,
+    policy_json: str | None = None,
 ) -> Path:
-    """Copy ``approvals`` into ``out_dir`` and install the requirements for the Lambda platform.
+    """Copy ``approvals`` into ``out_dir``, write the policy and install the requirements for the Lambda platform.
 
     ``python_version`` is the runtime's version ("3.14"); ``platform_arch`` is the manylinux machine
     name ("aarch64" or "x86_64"). Byte-compiling is left to Lambda (``--no-compile``): pip would compile
@@ -48,6 +52,8 @@ def bundle(
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         dirs_exist_ok=True,
     )
+    if policy_json is not None:
+        write_policy(out, policy_json)
     command = [
         python,
         "-m",
@@ -79,33 +85,46 @@ def bundle(
     return out
 
 
+def write_policy(out_dir: str | Path, policy_json: str) -> Path:
+    """Write the validated policy (``infra.policy.dump_policy``) where the functions read it."""
+    path = Path(out_dir) / PACKAGE / BUNDLED_POLICY_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(policy_json, encoding="utf-8")
+    return path
+
+
 @jsii.implements(ILocalBundling)
 class LocalPipBundling:
     """Bundles on this machine with pip (the CDK calls ``try_bundle`` instead of starting Docker)."""
 
-    def __init__(self, python_version: str, platform_arch: str) -> None:
+    def __init__(self, python_version: str, platform_arch: str, policy_json: str | None = None) -> None:
         self.python_version = python_version
         self.platform_arch = platform_arch
+        self.policy_json = policy_json
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
-        bundle(output_dir, self.python_version, self.platform_arch)
+        bundle(output_dir, self.python_version, self.platform_arch, policy_json=self.policy_json)
         return True
 
 
-def lambda_code(python_version: str, platform_arch: str) -> lambda_.AssetCode:
+def lambda_code(python_version: str, platform_arch: str, *, policy_json: str | None = None) -> lambda_.AssetCode:
     """The one asset every function shares.
 
     The asset hash is the default source hash: it covers everything under lambdas/ (code and
-    requirements.txt, minus EXCLUDE) plus these bundling options, so the target platform is part of it.
+    requirements.txt, minus EXCLUDE) plus these bundling options, so the target platform is part of it,
+    and so is the policy (its digest is in the bundling environment; the file lives outside lambdas/).
     Bundling is skipped when the context key ``aws:cdk:bundling-stacks`` is ``[]``.
     """
+    environment = {"TARGET_PYTHON": python_version, "TARGET_PLATFORM": f"manylinux2014_{platform_arch}"}
+    if policy_json is not None:
+        environment["POLICY_SHA256"] = policy_digest(policy_json)
     return lambda_.Code.from_asset(
         str(LAMBDAS_DIR),
         exclude=EXCLUDE,
         bundling=BundlingOptions(
             # Never pulled: local bundling always succeeds or raises.
             image=DockerImage.from_registry("unused-local-bundling-only"),
-            local=LocalPipBundling(python_version, platform_arch),
-            environment={"TARGET_PYTHON": python_version, "TARGET_PLATFORM": f"manylinux2014_{platform_arch}"},
+            local=LocalPipBundling(python_version, platform_arch, policy_json),
+            environment=environment,
         ),
     )

@@ -59,11 +59,26 @@ ENV_DECISION_LEASE_SECONDS: Final = "DECISION_LEASE_SECONDS"
 DECIDER_TIMEOUT_SECONDS: Final = 60
 DEFAULT_DECISION_LEASE_SECONDS: Final = 120
 DECISIONS_QUEUE_VISIBILITY_SECONDS: Final = DECIDER_TIMEOUT_SECONDS * 6  # AWS's advice for an event source
+DECISIONS_QUEUE_MAX_RECEIVES: Final = 5  # then the dead-letter queue
 
 # Lambda's asynchronous invocation (EventBridge → notifier): function errors are retried this many times
 # by Lambda, then the event goes to the on-failure destination; older events go there too.
 NOTIFIER_ASYNC_RETRY_ATTEMPTS: Final = 2
 NOTIFIER_MAX_EVENT_AGE_SECONDS: Final = 2 * 60 * 60
+
+
+ENV_DECISION_STUCK_AFTER_SECONDS: Final = "DECISION_STUCK_AFTER_SECONDS"
+
+
+def decision_stuck_after(
+    lease: int,
+    visibility_timeout: int = DECISIONS_QUEUE_VISIBILITY_SECONDS,
+    max_receives: int = DECISIONS_QUEUE_MAX_RECEIVES,
+) -> int:
+    """When the reconciliation may finish a claim: once its message cannot be delivered again (every
+    receive used, so it was deleted or dead-lettered). Sooner, it could reopen a request whose click SQS
+    then redelivers and applies, after the person was told to decide again."""
+    return visibility_timeout * max_receives + lease
 
 
 def check_decision_timing(*, visibility_timeout: int, lease: int, function_timeout: int) -> None:

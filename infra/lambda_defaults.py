@@ -32,7 +32,7 @@ class LambdaDefaults(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, settings: InfraSettings) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
-        self.code = lambda_code(settings.python_runtime, settings.pip_platform_arch)
+        self.code = lambda_code(settings.python_runtime, settings.pip_platform_arch, policy_json=settings.policy_json)
 
     def function(
         self,

@@ -19,6 +19,7 @@ from infra.constants import (
     CALLBACK_HANDLER,
     DECIDER_HANDLER,
     DECIDER_TIMEOUT_SECONDS,
+    DECISIONS_QUEUE_MAX_RECEIVES,
     DECISIONS_QUEUE_VISIBILITY_SECONDS,
     ENV_APPROVER_GROUP_IDS,
     ENV_APPROVER_USER_IDS,
@@ -115,7 +116,9 @@ class SlackApi(Construct):
             # AWS's advice for a Lambda event source (six times the function's timeout), and longer than
             # a claim's lease plus one invocation, so a redelivery finds a dead holder's claim expired.
             visibility_timeout=DECISIONS_QUEUE_VISIBILITY,
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=self.decisions_dead_letter_queue),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=DECISIONS_QUEUE_MAX_RECEIVES, queue=self.decisions_dead_letter_queue
+            ),
         )
 
         slack_environment = {

@@ -13,6 +13,7 @@ from infra.audit import AuditTrail, Monitored, Monitoring
 from infra.constants import (
     ENV_AUDIT_TABLE_NAME,
     ENV_DECISION_LEASE_SECONDS,
+    ENV_DECISION_STUCK_AFTER_SECONDS,
     ENV_IDEMPOTENCY_TABLE_NAME,
     ENV_LARGE_JOB_THRESHOLD,
     ENV_REQUESTS_TABLE_NAME,
@@ -30,6 +31,7 @@ from infra.constants import (
     OUTPUT_REQUESTS_TABLE_NAME,
     OUTPUT_SLACK_INTERACTIVITY_URL,
     SERVICE_NAME,
+    decision_stuck_after,
 )
 from infra.lambda_defaults import LambdaDefaults
 from infra.notifier import Notifier
@@ -67,8 +69,13 @@ class ApprovalsStack(Stack):
             "Notifier",
             defaults=self.defaults,
             storage=self.storage,
-            # The reconciliation finishes decision claims held past this lease.
-            environment={**environment, ENV_DECISION_LEASE_SECONDS: str(settings.decision_lease_seconds)},
+            # The reconciliation finishes decision claims held past the point where their message could still
+            # come back from the decisions queue.
+            environment={
+                **environment,
+                ENV_DECISION_LEASE_SECONDS: str(settings.decision_lease_seconds),
+                ENV_DECISION_STUCK_AFTER_SECONDS: str(decision_stuck_after(settings.decision_lease_seconds)),
+            },
         )
         self.slack_api = SlackApi(
             self,

@@ -207,6 +207,9 @@ class LocalAws:
             c.ENV_SLACK_SECRET_NAME: self.secret_name,
             c.ENV_DECISIONS_QUEUE_URL: self.queue_url,
             c.ENV_DECISION_LEASE_SECONDS: str(self.timing.lease),
+            c.ENV_DECISION_STUCK_AFTER_SECONDS: str(
+                c.decision_stuck_after(self.timing.lease, self.timing.visibility_timeout)
+            ),
         }
 
 

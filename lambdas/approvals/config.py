@@ -48,6 +48,8 @@ class Settings(BaseModel):
     group_cache_seconds: int = Field(default=300, ge=0, alias="APPROVER_GROUP_CACHE_SECONDS")
     request_ttl_days: int = Field(default=120, ge=1, alias="REQUEST_TTL_DAYS")
     decision_lease_seconds: int = Field(default=120, ge=10, alias="DECISION_LEASE_SECONDS")
+    # The decisions queue's visibility timeout times its receive count + the lease (the stack computes it).
+    decision_stuck_after_seconds: int = Field(default=360 * 5 + 120, ge=10, alias="DECISION_STUCK_AFTER_SECONDS")
 
     @field_validator("slack_channel_id")
     @classmethod

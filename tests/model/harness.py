@@ -68,7 +68,8 @@ T = TypeVar("T")
 # and the reconciliation runs every 15 minutes (infra/notifier.py).
 LEASE = c.DEFAULT_DECISION_LEASE_SECONDS
 VISIBILITY = c.DECISIONS_QUEUE_VISIBILITY_SECONDS
-MAX_RECEIVES = 5
+MAX_RECEIVES = c.DECISIONS_QUEUE_MAX_RECEIVES
+STUCK_AFTER = c.decision_stuck_after(LEASE)
 ASYNC_ATTEMPTS = 1 + c.NOTIFIER_ASYNC_RETRY_ATTEMPTS
 RETRY_DELAYS = AWS_RETRY_DELAYS
 RECONCILE_EVERY = timedelta(minutes=15)
@@ -524,11 +525,9 @@ class World:
         held past its lease is counted (DecisionStuck, alarmed) and finished."""
 
         def recover_stuck() -> list[DecisionResult]:
-            stuck = [r for r in self.store.stuck(self.clock(), LEASE) if r.job == self.ref]
-            results = []
-            for request in stuck:
+            results = [r for r in self.decisions.recover_stuck(STUCK_AFTER) if r.request and r.request.job == self.ref]
+            for _ in results:
                 metrics.add_metric(name=METRIC_DECISION_STUCK, unit=MetricUnit.Count, value=1)
-                results.append(self.decisions.recover(request))
             return results
 
         return self.invoke_async(recover_stuck, "reconciliation")

@@ -89,15 +89,8 @@ POSTING_STEPS = ["describe", "claim_posting", "chat.postMessage", "mark_posted",
 
 # Product bugs these cases show, each marked xfail(strict=True) until it is fixed:
 #
-# domain/decisions.py DecisionService._finish: finish_decision's answer is lost and botocore's identical retry
-# fails its condition (the record is approved already), so the store raises ClaimLost, and _finish returns
-# DUPLICATE, without retry_later, before _decision_record and _show. The job is Ready and the record approved,
-# but decision_taken is never written, the message keeps its buttons and Alice is told nothing.
-CLAIM_LOST_AFTER_RECORDING = "BUG decisions.py _finish: ClaimLost from its own retried write skips audit and message"
-# domain/decisions.py DecisionService._fail: DescribeJob failed; _fail reads the job again, sees it confirmed
-# outside Slack, checks only _applied, releases the claim to pending and tells Alice "the request is still open:
-# try again" (DecisionFailed: "the job still waits") instead of closing the request as moved on.
-RELEASED_THOUGH_MOVED_ON = "BUG decisions.py _fail: reopens a request whose job it just read as moved on"
+# Fixed since this matrix found them (now plain cases): finish_decision's own retried write raising ClaimLost;
+# _fail reopening a request whose job it had just read as moved on.
 # domain/requests.py RequestService._post: the posting claim was written, then the invocation failed. The claim
 # is held for posting_lease_seconds (300 s), longer than Lambda's retries (60 s, then 120 s more); the retry
 # finds it without message_ts and returns ALREADY_POSTED, a success: the event is acknowledged, nothing is
@@ -113,9 +106,6 @@ POSTED_BUT_NOT_RECORDED = "BUG requests.py _post: a posted message not yet recor
 POSTED_TWICE = "BUG requests.py _post / slack.py web_client: a post whose answer was lost is posted twice"
 
 KNOWN_BUGS: dict[tuple[str, str, Fault, int | None], str] = {
-    ("waiting", "record", Fault.RETRIED, 1): CLAIM_LOST_AFTER_RECORDING,
-    # Once only: in an outage _fail's second read fails too, and releasing is all it can do.
-    **{("moved_on", "describe", fault, 1): RELEASED_THOUGH_MOVED_ON for fault in (*BEFORE, Fault.ANSWER_LOST)},
     **{
         ("posting", "claim_posting", fault, 1): POSTING_CLAIM_WITHOUT_MESSAGE
         for fault in (Fault.ANSWER_LOST, Fault.RETRIED, Fault.CRASH)

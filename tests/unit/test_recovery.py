@@ -235,6 +235,8 @@ class Deployment:
         self._capsys = capsys
         self.store = DynamoRequestStore(aws.client("dynamodb"), aws.requests_table, aws.audit_table)
         self.lease = aws.timing.lease
+        # When the reconciliation may finish a claim: once its message cannot come back from the queue.
+        self.stuck_after = c.decision_stuck_after(aws.timing.lease, aws.timing.visibility_timeout)
 
     def suspended_job(self) -> JobRef:
         job_id = self.jobs.create_job(ACCOUNT, example_create_job_params(), region=REGION, object_count=1200)
@@ -361,7 +363,9 @@ def deployment(
 def test_the_reconciliation_records_a_decision_s3_applied_before_its_decider_died(deployment: Deployment) -> None:
     # given: Alice's decider claimed her approval, UpdateJobStatus went through, and it died before recording it
     ref, ts = deployment.posted_request()
-    deployment.decider_died_holding(ref, ts, claimed_at=wiring.utc_now() - timedelta(seconds=2 * deployment.lease))
+    deployment.decider_died_holding(
+        ref, ts, claimed_at=wiring.utc_now() - timedelta(seconds=deployment.stuck_after + 1)
+    )
     deployment.jobs.update_job_status(ACCOUNT, ref.job_id, "Ready", APPROVED_BY_ALICE)
     deployment.metrics()  # forget what posting counted
     # when
@@ -381,7 +385,9 @@ def test_the_reconciliation_records_a_decision_s3_applied_before_its_decider_die
 def test_the_reconciliation_reopens_a_request_whose_decider_died_before_asking_s3(deployment: Deployment) -> None:
     # given
     ref, ts = deployment.posted_request()
-    deployment.decider_died_holding(ref, ts, claimed_at=wiring.utc_now() - timedelta(seconds=2 * deployment.lease))
+    deployment.decider_died_holding(
+        ref, ts, claimed_at=wiring.utc_now() - timedelta(seconds=deployment.stuck_after + 1)
+    )
     # when
     response = deployment.reconcile()
     # then
@@ -397,10 +403,14 @@ def test_the_reconciliation_reopens_a_request_whose_decider_died_before_asking_s
     assert [b["action_id"] for b in shown.buttons()] == [APPROVE_ACTION_ID, CANCEL_ACTION_ID]
 
 
-def test_the_reconciliation_leaves_a_claim_within_its_lease_alone(deployment: Deployment) -> None:
-    # given: a decider is at work on Alice's click right now
+@pytest.mark.parametrize("held_for", ["now", "past its lease, its click still on the queue"])
+def test_the_reconciliation_leaves_a_claim_alone_while_its_click_can_come_back(
+    deployment: Deployment, held_for: str
+) -> None:
+    # given: a decider is at work on Alice's click, or died past the lease while SQS will still redeliver it
     ref, ts = deployment.posted_request()
-    command = deployment.decider_died_holding(ref, ts, claimed_at=wiring.utc_now())
+    ago = 0 if held_for == "now" else deployment.lease + 1
+    command = deployment.decider_died_holding(ref, ts, claimed_at=wiring.utc_now() - timedelta(seconds=ago))
     deployment.metrics()
     # when
     response = deployment.reconcile()

@@ -241,7 +241,7 @@ class DynamoRequestStore:
                 Key=self._key(ref),
                 UpdateExpression=(
                     "SET #s = :state, s3_status = :s3, status_update_reason = :sur, decided_at = :now, "
-                    f"outcome_note = :note{decided_by} REMOVE deciding_since, deciding"
+                    f"outcome_note = :note{decided_by}"
                 ),
                 ConditionExpression="#s = :deciding AND decision_id = :id",
                 ExpressionAttributeNames={"#s": "state"},
@@ -262,6 +262,29 @@ class DynamoRequestStore:
                 raise ClaimLost(f"the claim {decision_id} on job {ref.job_id} was taken over") from exc
             raise
         return self._request(response["Attributes"])
+
+    def settle_decision(self, ref: JobRef, decision_id: str) -> None:
+        """The decision is recorded, audited and shown: drop it from the index of claims in progress.
+
+        ``finish_decision`` leaves it there, so a decider that dies between recording and auditing is
+        found by the reconciliation, which writes what is missing.
+        """
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression="REMOVE deciding, deciding_since",
+                ConditionExpression="decision_id = :id AND #s IN (:approved, :cancelled)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=_values(
+                    id=decision_id,
+                    approved=RequestState.APPROVED.value,
+                    cancelled=RequestState.CANCELLED.value,
+                ),
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
 
     def release_decision(self, ref: JobRef, decision_id: str) -> None:
         try:

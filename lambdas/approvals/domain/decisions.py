@@ -27,7 +27,7 @@ from approvals.domain.ports import (
     JobsUnavailable,
     RequestStore,
 )
-from approvals.domain.reasons import recorded_by, requested_status, status_update_reason
+from approvals.domain.reasons import decider_of, recorded_by, requested_status, status_update_reason
 from approvals.models.job import Job, JobRef
 from approvals.models.records import Actor, ApprovalRequest, AuditEventType, AuditRecord, DecisionKind, RequestState
 from approvals.models.slack import DecisionCommand, RefusalCommand, SystemOrigin
@@ -144,7 +144,9 @@ class DecisionService:
         except JobNotFound:
             return self._close_not_found(command, current)
         except JobsUnavailable as exc:
-            return self._fail(command, current, str(exc))
+            if previous is not None:  # a holder before us may have asked S3: find out before reopening
+                return self._fail(command, current, str(exc))
+            return self._fail(command, current, str(exc), asked=False)
         if not job.awaiting_confirmation:
             return self._not_awaiting(command, current, job, previous)
 
@@ -196,6 +198,11 @@ class DecisionService:
         self.store.put_audit(record)
         return DecisionResult(Outcome.UNVERIFIED, None, detail=detail, audit=[record])
 
+    def recover_stuck(self, stuck_after_seconds: int) -> list[DecisionResult]:
+        """Every claim held longer than ``stuck_after_seconds`` (by then its message cannot come back from
+        the queue any more: it was deleted or dead-lettered), finished by ``recover``."""
+        return [self.recover(request) for request in self.store.stuck(self.clock(), stuck_after_seconds)]
+
     def recover(self, stuck: ApprovalRequest) -> DecisionResult:
         """Finish a claim left past its lease (its holder died and its message was dead-lettered).
 
@@ -205,6 +212,8 @@ class DecisionService:
         """
         if not (stuck.decision and stuck.decider and stuck.decision_id):
             return DecisionResult(Outcome.FAILED, stuck, detail="claim without a decision")
+        if stuck.state in {RequestState.APPROVED, RequestState.CANCELLED}:
+            return self._resume(stuck)  # recorded, but its holder died before the audit record or the message
         command = DecisionCommand(
             job=stuck.job,
             decision=stuck.decision,
@@ -273,16 +282,15 @@ class DecisionService:
         """The job is no longer Suspended: our own unrecorded call, a quiet predecessor's, or elsewhere."""
         if self._applied(job, command.decision, command.actor):
             return self._finish(command, job, job.status, job.status_update_reason or "")
-        if (
-            previous
-            and previous.decision
-            and previous.decider
-            and self._applied(job, previous.decision, previous.decider)
-        ):
-            # The holder we took over from did decide; record it as theirs and tell this person so.
-            theirs = command.model_copy(
-                update={"decision": previous.decision, "actor": previous.decider, "reason": previous.decision_reason}
-            )
+        ours = decider_of(job.status_update_reason)
+        if ours is not None and self._applied(job, *ours):
+            # A holder before us did decide (the one we took over from, or one before it, whose record a
+            # later takeover overwrote): record it as theirs, by the reason S3 carries, and tell this person.
+            decision, decider = ours
+            if previous and previous.decider and previous.decider.user_id == decider.user_id:
+                decider = previous.decider  # the name and team as recorded, not as the reason spelt them
+            why = previous.decision_reason if previous and previous.decider == decider else None
+            theirs = command.model_copy(update={"decision": decision, "actor": decider, "reason": why})
             finished = self._finish(theirs, job, job.status, job.status_update_reason or "")
             refused = self._refuse(
                 command,
@@ -292,6 +300,8 @@ class DecisionService:
                 message.already_decided_text(finished.request) if finished.request else "",
             )
             refused.audit = finished.audit + refused.audit
+            if theirs.actor.user_id == command.actor.user_id:
+                return finished  # it was this very person's decision, by an earlier click
             return refused
         return self._moved_on(command, current, job)
 
@@ -309,13 +319,18 @@ class DecisionService:
                 decision=command.decision,
             )
         except ClaimLost:
-            # Slower than the lease: whoever took over has recorded (or will record) this decision.
             latest = self.store.get(command.job)
-            return DecisionResult(Outcome.DUPLICATE, latest)
+            if latest is None or latest.decision_id != command.decision_id or latest.state != state:
+                # Slower than the lease: whoever took over has recorded (or will record) this decision.
+                return DecisionResult(Outcome.DUPLICATE, latest)
+            request = latest  # our own write went through and only its answer was lost (botocore retried)
         record = self._decision_record(
             request, status_before="Suspended", correlation_id=command.correlation_id, origin=origin_of(command)
         )
         self._show(request, job.model_copy(update={"status": s3_status, "status_update_reason": reason}))
+        # Only now is the decision fully carried out: until this, the reconciliation finds it (DecidingIndex)
+        # and finishes the audit record and the message should this decider die and its message be lost.
+        self.store.settle_decision(command.job, command.decision_id)
         return DecisionResult(Outcome.APPLIED, request, s3_status, audit=[record])
 
     def _decision_record(
@@ -351,6 +366,8 @@ class DecisionService:
             job = None
         if job is not None:
             self._show(request, job)
+        if request.decision_id:
+            self.store.settle_decision(request.job, request.decision_id)
         return DecisionResult(Outcome.RESUMED, request, request.s3_status)
 
     def _moved_on(self, command: DecisionCommand, request: ApprovalRequest, job: Job) -> DecisionResult:
@@ -374,17 +391,27 @@ class DecisionService:
             command, closed, Outcome.NOT_FOUND, "job not found in S3", message.job_not_found_text(command.job.job_id)
         )
 
-    def _fail(self, command: DecisionCommand, request: ApprovalRequest, detail: str) -> DecisionResult:
+    def _fail(
+        self, command: DecisionCommand, request: ApprovalRequest, detail: str, asked: bool = True
+    ) -> DecisionResult:
         """S3 kept failing: the request goes back to pending so anyone may try again, and we say so.
 
-        Unless an attempt whose answer was lost did go through: then it is recorded as applied.
+        Unless S3 was asked (``asked``) and may have done it: then the job is read again first. Applied →
+        recorded as applied; moved on → closed as such; unreadable → this delivery comes back later
+        (``retry_later``), because reopening a job that may be Ready would tell the person a falsehood.
         """
-        try:
-            job = self.jobs.describe(command.job)
-        except (JobNotFound, JobsUnavailable):
-            job = None
-        if job is not None and self._applied(job, command.decision, command.actor):
-            return self._finish(command, job, job.status, job.status_update_reason or "")
+        if asked:
+            try:
+                job = self.jobs.describe(command.job)
+            except JobNotFound:
+                return self._close_not_found(command, request)
+            except JobsUnavailable:
+                return DecisionResult(Outcome.FAILED, request, detail=detail, retry_later=True)
+            if not job.awaiting_confirmation:
+                return self._not_awaiting(command, request, job, None)
+            status_before: str | None = job.status
+        else:
+            status_before = request.job_status
         self.store.release_decision(command.job, command.decision_id)
         return self._record_and_tell(
             AuditEventType.DECISION_FAILED,
@@ -393,7 +420,7 @@ class DecisionService:
             request,
             detail,
             message.decision_failed_text(command.job.job_id, detail),
-            status_before=request.job_status,
+            status_before=status_before,
         )
 
     def _refuse(

@@ -58,6 +58,16 @@ def status_update_reason(decision: DecisionKind, actor: Actor, why: str | None =
     return head + ": " + cut(why, MAX_REASON - len(head) - 2)
 
 
+def decider_of(reason: str | None) -> tuple[DecisionKind, Actor] | None:
+    """The decision and the person a StatusUpdateReason this product wrote names, from its anchored head."""
+    head = _HEAD.match(reason or "")
+    if head is None:
+        return None
+    name = (reason or "")[len(head["verb"]) + len(" by ") : head.start("id") - 2]
+    decision: DecisionKind = "approve" if head["verb"] == "Approved" else "cancel"
+    return decision, Actor(user_id=head["id"], name=name or head["id"])
+
+
 def recorded_by(reason: str | None, decision: DecisionKind, actor: Actor) -> bool:
     """True when a StatusUpdateReason is one this product wrote for this person's decision.
 

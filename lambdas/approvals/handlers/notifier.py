@@ -117,16 +117,17 @@ def reconcile(account_id: str, region: str) -> dict[str, Any]:
 
 
 def recover_stuck(deps: wiring.NotifierDeps) -> int:
-    """Claims left in ``deciding`` past their lease: each is finished (recorded, reopened or closed)."""
-    settings = deps.common.settings
-    stuck = deps.common.store.stuck(wiring.utc_now(), settings.decision_lease_seconds)
-    for request in stuck:
+    """Claims left past the point where their message could still come back: each is finished."""
+    results = deps.decisions.recover_stuck(deps.common.settings.decision_stuck_after_seconds)
+    for result in results:
         metrics.add_metric(name=METRIC_DECISION_STUCK, unit=MetricUnit.Count, value=1)
-        result = deps.decisions.recover(request)
         logger.warning(
-            "stuck decision finished", job_id=request.job.job_id, outcome=result.outcome.value, detail=result.detail
+            "stuck decision finished",
+            job_id=result.request.job.job_id if result.request else None,
+            outcome=result.outcome.value,
+            detail=result.detail,
         )
-    return len(stuck)
+    return len(results)
 
 
 def handle(event: Any, context: LambdaContext) -> dict[str, Any]:

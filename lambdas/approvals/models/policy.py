@@ -23,7 +23,6 @@ uses the setting with an older version of the code fails with "unknown field", a
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import types
@@ -473,6 +472,8 @@ def _message(error: Any, loc: tuple[str | int, ...]) -> str:
 
 
 def _unknown_field(loc: tuple[str | int, ...]) -> str:
+    import difflib  # only on an error: not worth its import at every cold start
+
     model = _model_at(loc[:-1])
     if model is None:
         return "unknown field"
