@@ -203,7 +203,7 @@ class Decisions(RuleBasedStateMachine):
         self.world.clock.advance((MAX_RECEIVES - message.receives) * VISIBILITY)
         self.world.dead_letters.append(message.command.decision_id)
 
-    @rule(seconds=st.sampled_from([1, LEASE + 1, VISIBILITY + 1]))
+    @rule(seconds=st.sampled_from([1, LEASE + 1, VISIBILITY + 1, STUCK_AFTER + 1]))
     def time_passes(self, seconds: int) -> None:
         self.world.clock.advance(seconds)
 
@@ -214,7 +214,7 @@ class Decisions(RuleBasedStateMachine):
         if run.gave_up:
             self.surprises.extend(run.errors)
         after = self._record()
-        stale = before.state == RequestState.DECIDING and _stale(before, self.world.clock())
+        stale = before.state == RequestState.DECIDING and _stuck(before, self.world.clock())
         if stale:
             assert after.state != RequestState.DECIDING or after.deciding_since != before.deciding_since, (
                 "the reconciliation left a stale claim as it was"
@@ -284,13 +284,13 @@ class Decisions(RuleBasedStateMachine):
     # -- the end --------------------------------------------------------------------------------
 
     def teardown(self) -> None:
-        """SQS delivers what is left (nothing fails any more), then the reconciliation runs past the lease:
+        """SQS delivers what is left (nothing fails any more), then the reconciliation runs once no click can come back:
         the invariants must then hold settled."""
         while self.in_flight:
             message = min(self.in_flight, key=lambda m: m.visible_at)
             self.world.clock.now = max(self.world.clock(), message.visible_at)
             self._receive(message)
-        self.time_passes(LEASE + 1)
+        self.time_passes(STUCK_AFTER + 1)
         self.reconciliation()
         self.one_decision_at_most_recorded_as_s3_carries_it()
         metrics.clear_metrics()
@@ -298,6 +298,11 @@ class Decisions(RuleBasedStateMachine):
 
 def _stale(request: ApprovalRequest, now: datetime) -> bool:
     return request.deciding_since is not None and request.deciding_since < now - timedelta(seconds=LEASE)
+
+
+def _stuck(request: ApprovalRequest, now: datetime) -> bool:
+    """Past the point where the claim's click could still come back from the queue (the reconciliation's mark)."""
+    return request.deciding_since is not None and request.deciding_since < now - timedelta(seconds=STUCK_AFTER)
 
 
 @pytest.mark.timeout(TIMEOUT)

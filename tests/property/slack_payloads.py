@@ -297,6 +297,8 @@ def read_payload(text: str, teams: tuple[str, ...] = (SERVED_TEAM,)) -> Reading:
         home = team.get("id")
     if not (isinstance(home, str) and home in teams):
         return Reading(Kind.FOREIGN)
+    if not all_unicode(data):  # a lone surrogate anywhere: refused once the workspace is known
+        return BAD
     kind = data["type"]
     if kind == "block_actions":
         return _block_actions(data)

@@ -92,7 +92,7 @@ def read(body: str, teams: tuple[str, ...], correlation_id: str | None) -> Actio
     """
     data = _json_object(form_payload(body))
     check_team(data, teams)
-    return interpret(_validated(data), correlation_id=correlation_id)
+    return interpret(_validated(_unicode(data)), correlation_id=correlation_id)
 
 
 def _json_object(form: str | None) -> dict[str, Any]:
@@ -104,7 +104,12 @@ def _json_object(form: str | None) -> dict[str, Any]:
         raise BadInteraction("the payload is not JSON") from None
     if not isinstance(data, dict) or "type" not in data:
         raise BadInteraction("the payload has no type")
-    try:  # a "\ud800" escape decodes to a lone surrogate: text no store or API downstream accepts
+    return data
+
+
+def _unicode(data: dict[str, Any]) -> dict[str, Any]:
+    """A "\ud800" escape decodes to a lone surrogate: text that no store or API downstream accepts."""
+    try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise BadInteraction("the payload holds text that is not valid Unicode") from None
@@ -128,7 +133,7 @@ def check_team(data: dict[str, Any], teams: tuple[str, ...]) -> None:
 
 
 def parse_payload(form_payload: str | None) -> BlockActionsPayload | ViewSubmissionPayload | ViewClosedPayload:
-    return _validated(_json_object(form_payload))
+    return _validated(_unicode(_json_object(form_payload)))
 
 
 def _validated(data: dict[str, Any]) -> BlockActionsPayload | ViewSubmissionPayload | ViewClosedPayload:
