@@ -108,7 +108,7 @@ def _json_object(form: str | None) -> dict[str, Any]:
 
 
 def _unicode(data: dict[str, Any]) -> dict[str, Any]:
-    """A "\ud800" escape decodes to a lone surrogate: text that no store or API downstream accepts."""
+    """A JSON escape such as "\\ud800" decodes to a lone surrogate: text no store or API downstream accepts."""
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
