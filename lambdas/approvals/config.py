@@ -28,6 +28,15 @@ def _split(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+def _ids(value: object, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
+    """A comma-separated list (or a sequence) of IDs, each matched whole against ``pattern``."""
+    ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[call-overload, arg-type]
+    bad = [i for i in ids if not pattern.fullmatch(i)]
+    if bad:
+        raise ValueError(f"not {what}: {', '.join(bad)}")
+    return ids
+
+
 class Settings(BaseModel):
     """What the functions need to know about their deployment."""
 
@@ -61,29 +70,17 @@ class Settings(BaseModel):
     @field_validator("approver_user_ids", mode="before")
     @classmethod
     def _users(cls, value: object) -> tuple[str, ...]:
-        ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[arg-type]
-        bad = [i for i in ids if not SLACK_USER_ID.fullmatch(i)]
-        if bad:
-            raise ValueError(f"not Slack user IDs: {', '.join(bad)}")
-        return ids
+        return _ids(value, SLACK_USER_ID, "Slack user IDs")
 
     @field_validator("approver_group_ids", mode="before")
     @classmethod
     def _groups(cls, value: object) -> tuple[str, ...]:
-        ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[arg-type]
-        bad = [i for i in ids if not SLACK_GROUP_ID.fullmatch(i)]
-        if bad:
-            raise ValueError(f"not Slack user group IDs: {', '.join(bad)}")
-        return ids
+        return _ids(value, SLACK_GROUP_ID, "Slack user group IDs")
 
     @field_validator("slack_team_ids", mode="before")
     @classmethod
     def _teams(cls, value: object) -> tuple[str, ...]:
-        ids = tuple(_split(value)) if isinstance(value, str) or value is None else tuple(value)  # type: ignore[arg-type]
-        bad = [i for i in ids if not SLACK_TEAM_ID.fullmatch(i)]
-        if bad:
-            raise ValueError(f"not Slack workspace (T…) or Enterprise Grid (E…) IDs: {', '.join(bad)}")
-        return ids
+        return _ids(value, SLACK_TEAM_ID, "Slack workspace (T…) or Enterprise Grid (E…) IDs")
 
     def require_teams(self) -> tuple[str, ...]:
         """The Slack workspaces whose people may act; the functions that read Slack requests need it."""
