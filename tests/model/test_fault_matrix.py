@@ -91,11 +91,8 @@ POSTING_STEPS = ["describe", "claim_posting", "chat.postMessage", "mark_posted",
 #
 # Fixed since this matrix found them (now plain cases): finish_decision's own retried write raising ClaimLost;
 # _fail reopening a request whose job it had just read as moved on.
-# domain/requests.py RequestService._post: the posting claim was written, then the invocation failed. The claim
-# is held for posting_lease_seconds (300 s), longer than Lambda's retries (60 s, then 120 s more); the retry
-# finds it without message_ts and returns ALREADY_POSTED, a success: the event is acknowledged, nothing is
-# posted and nothing reaches the on-failure destination (the reconciliation posts, 15 minutes or more later).
-POSTING_CLAIM_WITHOUT_MESSAGE = "BUG requests.py _post: a retry answers ALREADY_POSTED for a claim with no message"
+# Fixed since: a retry that found the posting claim held with no message answered ALREADY_POSTED; it now
+# raises PostingInProgress, so Lambda retries and then sends the event to the on-failure destination.
 # domain/requests.py RequestService._post: chat.postMessage went through but mark_posted did not (it failed, or
 # the invocation died); the retry returns ALREADY_POSTED as above. The record stays posting, with no ts and no
 # approval_requested, and the reconciliation posts a second request message: two, both with live buttons.
@@ -106,10 +103,6 @@ POSTED_BUT_NOT_RECORDED = "BUG requests.py _post: a posted message not yet recor
 POSTED_TWICE = "BUG requests.py _post / slack.py web_client: a post whose answer was lost is posted twice"
 
 KNOWN_BUGS: dict[tuple[str, str, Fault, int | None], str] = {
-    **{
-        ("posting", "claim_posting", fault, 1): POSTING_CLAIM_WITHOUT_MESSAGE
-        for fault in (Fault.ANSWER_LOST, Fault.RETRIED, Fault.CRASH)
-    },
     **{("posting", "mark_posted", fault, times): POSTED_BUT_NOT_RECORDED for fault in BEFORE for times in (1, None)},
     ("posting", "chat.postMessage", Fault.CRASH, 1): POSTED_BUT_NOT_RECORDED,
     ("posting", "chat.postMessage", Fault.ANSWER_LOST, 1): POSTED_TWICE,

@@ -18,6 +18,12 @@ from approvals.models.job import Job, JobRef
 from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, RequestState
 
 
+class PostingInProgress(Exception):
+    """Another delivery holds the posting claim and no message is recorded yet: it may still post, or it
+    died. Raised, so Lambda retries the event (and, after its retries, sends it to the on-failure queue)
+    instead of acknowledging an event whose request may never be posted."""
+
+
 class EventOutcome(StrEnum):
     POSTED = "posted"
     ALREADY_POSTED = "already_posted"
@@ -70,6 +76,8 @@ class RequestService:
         )
         if not self.store.claim_posting(claim, now, self.posting_lease_seconds):
             existing = self.store.get(ref)
+            if existing is not None and existing.state == RequestState.POSTING and not existing.message_ts:
+                raise PostingInProgress(f"job {ref.job_id}: the request is being posted by another delivery")
             if existing is not None and existing.message_ts:
                 self._requested_record(existing)  # in case the first delivery died before writing it
             return EventResult(EventOutcome.ALREADY_POSTED, job, existing)
