@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
-from approvals.domain.ports import ChatUnavailable, JobNotFound, JobStatusConflict
+from approvals.domain.ports import ChatUnavailable, JobNotFound, JobStatusConflict, RequestStore
 from approvals.models.job import TERMINAL_STATUSES, Job, JobRef
+from approvals.models.records import ApprovalRequest, RequestState
 from approvals.models.slack import Intent, SignedSlackRequest
 
 
@@ -49,6 +50,22 @@ def make_job(
             "CreationTime": datetime(2026, 11, 28, 9, 30, tzinfo=UTC),
         }
     )
+
+
+def post_request(
+    store: RequestStore, ref: JobRef, now: datetime, channel: str = "C0APPROVALS", ts: str = "1700000000.000100"
+) -> None:
+    """A pending approval request for ``ref``, as the notifier leaves it once its message is posted."""
+    request = ApprovalRequest(
+        job=ref,
+        state=RequestState.POSTING,
+        requested_at=now - timedelta(minutes=5),
+        operation="S3PutObjectTagging",
+        object_count=1200,
+        job_status="Suspended",
+    )
+    assert store.claim_posting(request, now, 300)
+    store.mark_posted(ref, channel, ts)
 
 
 class FakeJobs:
@@ -217,4 +234,4 @@ class SlackSigner:
         return work.model_dump_json()
 
 
-__all__ = ["FakeChat", "FakeJobs", "SlackSigner", "make_job"]
+__all__ = ["FakeChat", "FakeJobs", "SlackSigner", "make_job", "post_request"]

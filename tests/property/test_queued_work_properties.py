@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,9 +29,8 @@ from approvals.domain.authorisation import Approvers
 from approvals.domain.decisions import DecisionResult, DecisionService, Outcome
 from approvals.domain.work import QueuedWork
 from approvals.models.job import JobRef
-from approvals.models.records import ApprovalRequest, RequestState
 from sandbox.aws_local import LocalAws
-from tests.fakes import FakeChat, FakeJobs, make_job
+from tests.fakes import FakeChat, FakeJobs, make_job, post_request
 from tests.property.slack_payloads import (
     ACCOUNT_ID,
     ALICE,
@@ -86,16 +85,7 @@ class World:
     def pending_job(self) -> JobRef:
         """A job that waits for a decision, with its request posted to Slack."""
         ref = JobRef(account_id=ACCOUNT_ID, region=REGION, job_id="job-" + uuid.uuid4().hex[:16])
-        request = ApprovalRequest(
-            job=ref,
-            state=RequestState.POSTING,
-            requested_at=NOW - timedelta(minutes=5),
-            operation="S3PutObjectTagging",
-            object_count=1200,
-            job_status="Suspended",
-        )
-        assert self.store.claim_posting(request, NOW, 300)
-        self.store.mark_posted(ref, CHANNEL, MESSAGE_TS)
+        post_request(self.store, ref, NOW, CHANNEL, MESSAGE_TS)
         return ref
 
 

@@ -15,10 +15,10 @@ from approvals.domain.authorisation import Approvers
 from approvals.domain.decisions import DecisionResult, DecisionService, Outcome
 from approvals.domain.ports import ChatUnavailable, JobStatusConflict, JobsUnavailable
 from approvals.models.job import JobRef
-from approvals.models.records import Actor, ApprovalRequest, AuditEventType, RequestState
+from approvals.models.records import Actor, AuditEventType, RequestState
 from approvals.models.slack import DecisionCommand, RefusalCommand
 from sandbox.aws_local import LocalAws
-from tests.fakes import FakeChat, FakeJobs, make_job
+from tests.fakes import FakeChat, FakeJobs, make_job, post_request
 
 REF = JobRef(account_id="123456789012", region="us-east-1", job_id="job-0001-abcdef")
 ALICE = Actor(user_id="UALICE001", name="alice", team_id="T0001")
@@ -45,16 +45,7 @@ class World:
             large_job_threshold=1_000_000,
         )
         self.jobs.add(make_job(REF.job_id))
-        request = ApprovalRequest(
-            job=REF,
-            state=RequestState.POSTING,
-            requested_at=NOW - timedelta(minutes=5),
-            operation="S3PutObjectTagging",
-            object_count=1200,
-            job_status="Suspended",
-        )
-        assert self.store.claim_posting(request, NOW, 300)
-        self.store.mark_posted(REF, "C0APPROVALS", "1700000000.000100")
+        post_request(self.store, REF, NOW, "C0APPROVALS", "1700000000.000100")
 
     def sort_keys(self, table: str) -> list[str]:
         items = self.aws.client("dynamodb").scan(TableName=table)["Items"]

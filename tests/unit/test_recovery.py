@@ -40,7 +40,7 @@ from sandbox.aws_local import LocalAws
 from sandbox.proxy import LoopbackProxy, s3control_client_env
 from sandbox.s3batch import JobStore, S3ControlEmulator, example_create_job_params
 from sandbox.slack import SlackStandIn
-from tests.fakes import FakeChat, FakeJobs, SlackSigner, make_job
+from tests.fakes import FakeChat, FakeJobs, SlackSigner, make_job, post_request
 from tests.helpers import load_event
 
 ALICE = Actor(user_id="UALICE001", name="alice", team_id="T0APPROVE")
@@ -77,16 +77,7 @@ class World:
             large_job_threshold=1_000_000,
             lease_seconds=LEASE,
         )
-        request = ApprovalRequest(
-            job=REF,
-            state=RequestState.POSTING,
-            requested_at=NOW - timedelta(minutes=5),
-            operation="S3PutObjectTagging",
-            object_count=1200,
-            job_status="Suspended",
-        )
-        assert self.store.claim_posting(request, NOW, 300)
-        self.store.mark_posted(REF, CHANNEL, MESSAGE_TS)
+        post_request(self.store, REF, NOW, CHANNEL, MESSAGE_TS)
 
     def click(self, actor: Actor = ALICE, decision_id: str = "UALICE001:1700000100.1") -> DecisionCommand:
         return DecisionCommand(

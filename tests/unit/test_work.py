@@ -21,10 +21,10 @@ from approvals.domain.authorisation import Approvers
 from approvals.domain.decisions import DecisionService, Outcome
 from approvals.domain.work import QueuedWork
 from approvals.models.job import JobRef
-from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, RequestState
+from approvals.models.records import AuditEventType, AuditRecord, RequestState
 from approvals.models.slack import APPROVE_ACTION_ID, CANCEL_ACTION_ID, ButtonValue
 from sandbox.aws_local import LocalAws
-from tests.fakes import FakeChat, FakeJobs, SlackSigner, make_job
+from tests.fakes import FakeChat, FakeJobs, SlackSigner, make_job, post_request
 from tests.helpers import load_event
 
 SIGNING_SECRET = "test-signing-secret"  # what the local_aws fixture stores in Secrets Manager
@@ -67,16 +67,7 @@ class Decider:
             teams=(TEAM,),
             clock=lambda: self.now,
         )
-        request = ApprovalRequest(
-            job=REF,
-            state=RequestState.POSTING,
-            requested_at=NOW - timedelta(minutes=5),
-            operation="S3PutObjectTagging",
-            object_count=1200,
-            job_status="Suspended",
-        )
-        assert self.store.claim_posting(request, NOW, 300)
-        self.store.mark_posted(REF, CHANNEL, MESSAGE_TS)
+        post_request(self.store, REF, NOW, CHANNEL, MESSAGE_TS)
 
     def history(self) -> list[AuditRecord]:
         return self.store.history(REF)
