@@ -44,7 +44,7 @@ from infra import constants as c
 from sandbox.apigw import ApiGatewayFront, LambdaContext
 from sandbox.aws_local import LocalAws
 from sandbox.slack import SlackStandIn
-from tests.helpers import load_event
+from tests.helpers import emf_metrics, load_event
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
@@ -349,17 +349,6 @@ def logs(callback_module: ModuleType) -> Iterator[Callable[[], list[dict[str, An
 def assert_is_the_signed_request(work: SignedSlackRequest, signed: Signed) -> None:
     """The queued work carries the request exactly as it was signed, so the decider can verify it again."""
     assert (work.body, work.timestamp, work.signature) == (signed.body, signed.timestamp, signed.signature)
-
-
-def emf_metrics(stdout: str) -> list[str]:
-    """Names of the metrics in the EMF lines printed to stdout."""
-    names: list[str] = []
-    for line in stdout.splitlines():
-        if '"_aws"' not in line:
-            continue
-        for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
-            names.extend(metric["Name"] for metric in directive["Metrics"])
-    return names
 
 
 # -- approve -------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ gives it, and check that each is dropped rather than crashing the function.
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import ModuleType
@@ -23,7 +22,7 @@ from approvals.models.events import JobEvent
 from approvals.names import METRIC_EVENT_DROPPED, METRICS_NAMESPACE, SERVICE_NAME
 from sandbox.apigw import LambdaContext
 from sandbox.aws_local import LocalAws
-from tests.helpers import load_event
+from tests.helpers import emf_metrics, load_event
 
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
@@ -179,16 +178,6 @@ POWERTOOLS_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
-
-
-def emf_metrics(stdout: str) -> list[str]:
-    """Names of the metrics in the EMF lines printed to stdout."""
-    names: list[str] = []
-    for line in stdout.splitlines():
-        if '"_aws"' in line:
-            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
-                names.extend(metric["Name"] for metric in directive["Metrics"])
-    return names
 
 
 def nested_list(depth: int) -> list[Any]:

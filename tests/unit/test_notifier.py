@@ -13,7 +13,6 @@ Two levels, both with the real adapters:
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import threading
 import uuid
@@ -49,7 +48,7 @@ from sandbox.aws_local import LocalAws
 from sandbox.proxy import LoopbackProxy, s3control_client_env
 from sandbox.s3batch import JobStore, S3ControlEmulator, example_create_job_params
 from sandbox.slack import SlackStandIn
-from tests.helpers import load_event
+from tests.helpers import emf_metrics, load_event
 
 # The account and region of tests/events/describe_job_tagging.json and of the eventbridge_*.json samples.
 ACCOUNT = "111122223333"
@@ -533,20 +532,7 @@ class NotifierLambda:
 
     def metrics(self) -> Counter[str]:
         """The metrics printed as EMF since the last call."""
-        totals: Counter[str] = Counter()
-        for line in self._capsys.readouterr().out.splitlines():
-            try:
-                blob = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(blob, dict) or "_aws" not in blob:
-                continue
-            for directive in blob["_aws"]["CloudWatchMetrics"]:
-                assert directive["Namespace"] == METRICS_NAMESPACE
-                for metric in directive["Metrics"]:
-                    value = blob[metric["Name"]]
-                    totals[metric["Name"]] += int(sum(value) if isinstance(value, list) else value)
-        return totals
+        return emf_metrics(self._capsys.readouterr().out, METRICS_NAMESPACE)
 
     def create_job(self, *, confirmation: bool = True) -> str:
         params = example_create_job_params(ConfirmationRequired=confirmation)

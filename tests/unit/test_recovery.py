@@ -41,7 +41,7 @@ from sandbox.proxy import LoopbackProxy, s3control_client_env
 from sandbox.s3batch import JobStore, S3ControlEmulator, example_create_job_params
 from sandbox.slack import SlackStandIn
 from tests.fakes import FakeChat, FakeJobs, SlackSigner, make_job, post_request
-from tests.helpers import load_event
+from tests.helpers import emf_metrics, load_event
 
 ALICE = Actor(user_id="UALICE001", name="alice", team_id="T0APPROVE")
 BOB = Actor(user_id="UBOB00001", name="bob", team_id="T0APPROVE")
@@ -297,19 +297,7 @@ class Deployment:
 
     def metrics(self) -> Counter[str]:
         """The metrics printed as EMF since the last call."""
-        totals: Counter[str] = Counter()
-        for line in self._capsys.readouterr().out.splitlines():
-            try:
-                blob = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(blob, dict) or "_aws" not in blob:
-                continue
-            for directive in blob["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    value = blob[metric["Name"]]
-                    totals[metric["Name"]] += int(sum(value) if isinstance(value, list) else value)
-        return totals
+        return emf_metrics(self._capsys.readouterr().out)
 
 
 @pytest.fixture
