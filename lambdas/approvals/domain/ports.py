@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from approvals.models.events import CreateJobCall
 from approvals.models.job import Job, JobRef
 from approvals.models.records import Actor, ApprovalRequest, AuditRecord, DecisionKind, RequestState
 from approvals.models.slack import DecisionCommand
@@ -109,3 +110,26 @@ class Chat(Protocol):
     def group_members(self, group_id: str) -> frozenset[str]: ...
 
     def display_name(self, user_id: str) -> str | None: ...
+
+    def user_by_email(self, email: str) -> str | None:
+        """The Slack user ID with this email (users.lookupByEmail); None when nobody has it."""
+        ...
+
+    def find_own_message(self, channel: str, since: datetime, metadata: dict[str, Any]) -> str | None:
+        """The ts of a top-level message this app posted in ``channel`` at or after ``since`` whose metadata
+        has ``metadata``'s event_type and every item of its event_payload; None when there is none."""
+        ...
+
+
+class Requesters(Protocol):
+    """CloudTrail's event history: who created a job, when the CreateJob event did not reach us."""
+
+    def lookup(self, ref: JobRef, created_at: datetime) -> CreateJobCall | None:
+        """The CreateJob record for the job, looked up around its creation time; None when the history
+        does not have it (yet: it lags minutes behind). Raises RequestersUnavailable when CloudTrail
+        kept throttling or failing."""
+        ...
+
+
+class RequestersUnavailable(Exception):
+    """CloudTrail's LookupEvents kept failing or throttling after retries."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
+
+from approvals.models.records import PrincipalType
 
 
 class ServiceEventDetails(BaseModel):
@@ -38,3 +41,18 @@ class JobEvent(EventBridgeModel):
     source: Literal["aws.s3"]  # type: ignore[assignment]
     detail_type: Literal["AWS Service Event via CloudTrail"] = Field(alias="detail-type")  # type: ignore[assignment]
     detail: JobServiceEventDetail  # type: ignore[assignment]
+
+
+class CreateJobCall(BaseModel):
+    """Who called s3:CreateJob for a job, from CloudTrail's record of the call (the "AWS API Call via
+    CloudTrail" event on EventBridge, or the same record from LookupEvents)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    account_id: str
+    region: str
+    event_time: datetime
+    principal_arn: str  # userIdentity.arn (for an assumed role, the session ARN)
+    principal_type: PrincipalType = "Unknown"
+    session_issuer_arn: str | None = None  # the role behind an assumed-role session

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from approvals.models.job import JobRef
+from approvals.models.policy import Rule
 
 
 class RequestState(StrEnum):
@@ -39,6 +40,34 @@ class Actor(BaseModel):
     team_id: str | None = None
 
 
+PrincipalType = Literal["IAMUser", "AssumedRole", "FederatedUser", "Root", "AWSService", "AWSAccount", "Unknown"]
+
+
+class Requester(BaseModel):
+    """Who created the job: the principal in CloudTrail's CreateJob record, and who that is in Slack.
+
+    ``slack_user_id`` is None when the principal maps to nobody in Slack: then no Slack user is treated
+    as the requester, and the message shows the principal ARN alone.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    principal_arn: str
+    principal_type: PrincipalType = "Unknown"
+    slack_user_id: str | None = None
+    mapped_by: Literal["email", "mapping"] | None = None  # how the Slack user was found
+    found_in: Literal["event", "history"]  # the CreateJob event on EventBridge, or CloudTrail's event history
+
+
+class Vote(BaseModel):
+    """One person's approval of a job that needs a quorum (item ``VOTE#<user id>`` beside the request)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    voter: Actor
+    at: datetime
+
+
 class ApprovalRequest(BaseModel):
     """The request record for one job (sort key ``REQUEST``)."""
 
@@ -61,6 +90,14 @@ class ApprovalRequest(BaseModel):
     decided_at: datetime | None = None
     s3_status: str | None = None
     outcome_note: str | None = None
+    # Who created the job (None while CloudTrail has not said yet), and the policy rule that applies,
+    # with every default filled in (as it was when the request was posted or its requester learnt).
+    requester: Requester | None = None
+    rule: Rule | None = None
+    approvals: tuple[Actor, ...] = ()  # the votes counted so far, oldest first (quorum above 1)
+    # Where the decision came from: "slack" (a verified click), or "system:<source>" (e.g. system:policy).
+    decision_origin: str | None = None
+    approved_without_requester: bool = False  # approved after the requester wait ran out (rule said allow)
 
 
 class AuditEventType(StrEnum):
@@ -69,6 +106,8 @@ class AuditEventType(StrEnum):
     DECISION_REFUSED = "decision_refused"
     DECISION_FAILED = "decision_failed"
     JOB_STATUS_CHANGED = "job_status_changed"
+    REQUESTER_IDENTIFIED = "requester_identified"
+    VOTE_RECORDED = "vote_recorded"
 
 
 AUDIT_SCHEMA_VERSION: Literal[1] = 1
@@ -101,6 +140,11 @@ class AuditRecord(BaseModel):
     slack_channel: str | None = None
     slack_message_ts: str | None = None
     request_id: str | None = None
+    # The policy rule that shaped this record, the job's creator, and (for a quorum) who approved.
+    rule: str | None = None
+    requester_arn: str | None = None
+    requester_slack_id: str | None = None
+    approvers: list[str] | None = None
 
     def to_log(self) -> dict[str, object]:
         """The JSON-ready form written to logs and to DynamoDB (UTC ISO 8601 time)."""
