@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -135,10 +136,13 @@ class FakeJobs:
 class FakeChat:
     """Slack's chat and user group calls, recorded. ``fail_next`` makes a method raise like Slack would."""
 
-    def __init__(self, groups: dict[str, set[str]] | None = None) -> None:
+    def __init__(self, groups: dict[str, set[str]] | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.groups = {k: frozenset(v) for k, v in (groups or {}).items()}
         self.names: dict[str, str] = {}
+        self.emails: dict[str, str] = {}  # email -> Slack user ID, for users.lookupByEmail
+        self.posted: list[tuple[str, str, dict[str, Any] | None, str | None]] = []  # (channel, ts, metadata, thread)
+        self._clock = clock
         self.failures: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ts = 1700000000.0
@@ -171,8 +175,12 @@ class FakeChat:
             "chat.postMessage", channel=channel, text=text, blocks=blocks, metadata=metadata, thread_ts=thread_ts
         )
         with self._lock:
-            self._ts += 1
-            return f"{self._ts:.6f}"
+            # ts is Slack's clock: the fake's clock when it has one (never going backwards), else a counter.
+            now = self._clock().timestamp() if self._clock else 0.0
+            self._ts = max(self._ts + 0.000001, now)
+            ts = f"{self._ts:.6f}"
+            self.posted.append((channel, ts, metadata, thread_ts))
+            return ts
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         self._record("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
@@ -195,6 +203,24 @@ class FakeChat:
     def display_name(self, user_id: str) -> str | None:
         self._record("users.info", user=user_id)
         return self.names.get(user_id)
+
+    def user_by_email(self, email: str) -> str | None:
+        self._record("users.lookupByEmail", email=email)
+        return self.emails.get(email)
+
+    def find_own_message(self, channel: str, since: datetime, metadata: dict[str, Any]) -> str | None:
+        self._record("conversations.history", channel=channel, oldest=since.timestamp())
+        wanted = metadata.get("event_payload") or {}
+        with self._lock:
+            for posted_in, ts, meta, thread_ts in reversed(self.posted):  # newest first, as Slack answers
+                if posted_in != channel or thread_ts is not None or float(ts) < since.timestamp() or not meta:
+                    continue
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == metadata.get("event_type") and all(
+                    payload.get(k) == v for k, v in wanted.items()
+                ):
+                    return ts
+        return None
 
 
 class SlackSigner:

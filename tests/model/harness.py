@@ -40,7 +40,7 @@ from slack_sdk.signature import SignatureVerifier
 from approvals.adapters.s3control import S3ControlJobs
 from approvals.adapters.secrets import SlackSecrets
 from approvals.adapters.signature import SlackRequestVerifier
-from approvals.adapters.slack import SlackChat
+from approvals.adapters.slack import NOT_IDEMPOTENT, SlackChat
 from approvals.adapters.store import DynamoRequestStore
 from approvals.domain.authorisation import Approvers
 from approvals.domain.decisions import AFTER_APPROVE, DecisionResult, DecisionService
@@ -152,7 +152,9 @@ class Faults:
         finally:
             self.planned.pop(step, None)
 
-    def call(self, step: str | None, effect: Callable[[], T], error: ErrorFor) -> T:
+    def call(self, step: str | None, effect: Callable[[], T], error: ErrorFor, *, sdk_retries: bool = True) -> T:
+        """``effect`` under the step's planned fault. ``sdk_retries=False`` for a call the SDK never resends
+        after a lost answer: "answer lost, retried" is then just a lost answer."""
         if self.dead:
             raise Crash(f"{step or 'a call'} after the invocation died")
         injection = self.planned.get(step) if step else None
@@ -162,9 +164,9 @@ class Faults:
         if injection.fault in BEFORE:
             raise error(injection.fault)
         effect()
-        if injection.fault == Fault.ANSWER_LOST:
+        if injection.fault == Fault.ANSWER_LOST or (injection.fault == Fault.RETRIED and not sdk_retries):
             raise error(Fault.TIMEOUT)
-        if injection.fault == Fault.RETRIED:
+        if injection.fault == Fault.RETRIED and sdk_retries:
             return effect()  # the SDK's retry of the identical request; its answer is the one the caller sees
         self.dead = True
         raise Crash(f"died right after {step}")
@@ -233,6 +235,7 @@ SLACK_CALLS: dict[str, Callable[[SlackChat], object]] = {
     "chat.postEphemeral": lambda chat: chat.ephemeral(CHANNEL, ALICE.user_id, "text"),
     "usergroups.users.list": lambda chat: chat.group_members(GROUP),
     "users.info": lambda chat: chat.display_name(ALICE.user_id),
+    "conversations.history": lambda chat: chat._call("conversations_history", channel=CHANNEL),
 }
 
 
@@ -298,10 +301,12 @@ class FaultyStore:
         self._watch_claims = watch_claims
         self.claims: list[tuple[ApprovalRequest | None, datetime, Claim]] = []  # (record before, now, claim won)
 
-    def claim_decision(self, command: DecisionCommand, now: datetime, lease_seconds: int) -> Claim:
+    def claim_decision(
+        self, command: DecisionCommand, now: datetime, lease_seconds: int, without_requester: bool = False
+    ) -> Claim:
         before = self._store.get(command.job) if self._watch_claims else None
         with self._db.step("claim"):
-            claim = self._store.claim_decision(command, now, lease_seconds)
+            claim = self._store.claim_decision(command, now, lease_seconds, without_requester)
         if self._watch_claims and claim.won:
             self.claims.append((before, now, claim))
         return claim
@@ -374,7 +379,8 @@ class FaultyChat:
             return ts
 
         step = "chat.postMessage" if thread_ts is None else "chat.postMessage (thread)"
-        return self._faults.call(step, effect, slack_error("chat.postMessage"))
+        resent = "chat.postMessage" not in NOT_IDEMPOTENT  # as adapters/slack.py web_client retries it
+        return self._faults.call(step, effect, slack_error("chat.postMessage"), sdk_retries=resent)
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         self._faults.call(
@@ -396,6 +402,16 @@ class FaultyChat:
 
     def display_name(self, user_id: str) -> str | None:
         return self._faults.call(None, lambda: self.fake.display_name(user_id), slack_error("users.info"))
+
+    def user_by_email(self, email: str) -> str | None:
+        return self._faults.call(None, lambda: self.fake.user_by_email(email), slack_error("users.info"))
+
+    def find_own_message(self, channel: str, since: datetime, metadata: dict[str, Any]) -> str | None:
+        return self._faults.call(
+            "conversations.history",
+            lambda: self.fake.find_own_message(channel, since, metadata),
+            slack_error("conversations.history"),
+        )
 
 
 class Clock:
@@ -447,7 +463,7 @@ class World:
         self.clock = Clock()
         self.jobs = FaultyJobs(FakeJobs(), self.faults)
         self.jobs.fake.add(make_job(self.ref.job_id))
-        self.chat = FaultyChat(FakeChat({GROUP: {GINA.user_id}}), self.faults)
+        self.chat = FaultyChat(FakeChat({GROUP: {GINA.user_id}}, clock=self.clock), self.faults)
         self.db = FaultyDynamoDB(backend.dynamodb, self.faults)
         self.records = DynamoRequestStore(backend.dynamodb, aws.requests_table, aws.audit_table)  # to look, faultless
         self.store = FaultyStore(

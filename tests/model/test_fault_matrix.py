@@ -93,21 +93,11 @@ POSTING_STEPS = ["describe", "claim_posting", "chat.postMessage", "mark_posted",
 # _fail reopening a request whose job it had just read as moved on.
 # Fixed since: a retry that found the posting claim held with no message answered ALREADY_POSTED; it now
 # raises PostingInProgress, so Lambda retries and then sends the event to the on-failure destination.
-# domain/requests.py RequestService._post: chat.postMessage went through but mark_posted did not (it failed, or
-# the invocation died); the retry returns ALREADY_POSTED as above. The record stays posting, with no ts and no
-# approval_requested, and the reconciliation posts a second request message: two, both with live buttons.
-POSTED_BUT_NOT_RECORDED = "BUG requests.py _post: a posted message not yet recorded is posted again later"
-# domain/requests.py RequestService._post and adapters/slack.py web_client: Slack posted the message but the
-# answer was lost. _post releases the claim and Lambda's retry posts again (answer lost), or slack_sdk's
-# ServerErrorRetryHandler/ConnectionErrorRetryHandler resend the non-idempotent chat.postMessage (retried).
-POSTED_TWICE = "BUG requests.py _post / slack.py web_client: a post whose answer was lost is posted twice"
-
-KNOWN_BUGS: dict[tuple[str, str, Fault, int | None], str] = {
-    **{("posting", "mark_posted", fault, times): POSTED_BUT_NOT_RECORDED for fault in BEFORE for times in (1, None)},
-    ("posting", "chat.postMessage", Fault.CRASH, 1): POSTED_BUT_NOT_RECORDED,
-    ("posting", "chat.postMessage", Fault.ANSWER_LOST, 1): POSTED_TWICE,
-    ("posting", "chat.postMessage", Fault.RETRIED, 1): POSTED_TWICE,
-}
+# Fixed since: a post that went through but was not recorded (mark_posted failed, the invocation died, or the
+# answer was lost) was posted again by the retry or the reconciliation; the next delivery now looks in the
+# channel's history for the message before posting (RequestService._adopt_posted), and slack_sdk no longer
+# resends chat.postMessage on a 5xx or a dropped connection (adapters/slack.py NOT_IDEMPOTENT).
+KNOWN_BUGS: dict[tuple[str, str, Fault, int | None], str] = {}
 
 
 def _params(scenario: str, steps: list[str]) -> list[object]:
@@ -183,6 +173,34 @@ def test_a_job_awaiting_confirmation_gets_one_request_whichever_step_fails(backe
     # then
     assert injection.fired, f"the event never reached {case.step}"
     assert posting_problems(after_retries, "after Lambda's retries") + posting_problems(settled, "settled") == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "times"), [pytest.param(f, t, id=f"{f.value}/{'outage' if t is None else 'once'}") for f, t in FAULTS]
+)
+def test_a_lost_post_answer_then_a_failing_history_lookup_still_ends_with_one_request(
+    backend: Backend, fault: Fault, times: int | None
+) -> None:
+    # given: Slack posts the request but its answer is lost, and then reading the channel's history fails
+    world = World(backend)
+    lost = world.faults.inject("chat.postMessage", Fault.ANSWER_LOST)
+    lookup = world.faults.inject("conversations.history", fault, times)
+    # when
+    world.invoke_async(world.follow, "job event")
+    after_retries = world.observe()
+    world.clock.advance(RECONCILE_EVERY.total_seconds())
+    world.invoke_async(world.follow, "reconciliation")
+    settled = world.observe()
+    # then: never a second request; the request is recorded once the history answers
+    assert lost.fired
+    assert lookup.fired
+    assert posting_problems(after_retries, "after Lambda's retries") + posting_problems(settled, "settled") == []
+    assert len(settled.posted) == 1
+    if times is None:  # the history never answered: the event waits, alarmed, in the on-failure destination
+        assert settled.failure_destination
+    else:
+        assert settled.request is not None
+        assert settled.request.message_ts == settled.posted[0]
 
 
 # -- Secrets Manager down at cold start ------------------------------------------------------------------

@@ -406,7 +406,7 @@ def test_slack_rate_limiting_once_then_answering_posts_the_request_once(
 
 
 @pytest.mark.parametrize("fault", ["error", "rate_limit_longer_than_the_time_left"])
-def test_slack_failing_for_good_releases_the_claim_so_a_retry_posts(
+def test_slack_failing_for_good_releases_the_claim_so_a_retry_looks_for_the_message_then_posts(
     service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef, fault: str
 ) -> None:
     # given
@@ -417,15 +417,63 @@ def test_slack_failing_for_good_releases_the_claim_so_a_retry_posts(
     s3control.answers("Suspended", times=2)
     with pytest.raises(ChatUnavailable):
         service.on_job_event(ref)
-    assert service.store.get(ref) is None, "no record left in 'posting'"
+    left = service.store.get(ref)
+    assert left is not None
+    assert left.state == RequestState.POSTING
+    assert left.message_ts is None
+    assert left.claimed_at is not None
+    assert left.claimed_at.year == 1970, "the claim is released for the retry"
 
     # when
     retried = service.on_job_event(ref)
 
-    # then
+    # then: the retry read the history (Slack might have posted it) and, finding nothing, posted once
     assert retried.outcome == EventOutcome.POSTED
+    assert [call.ok for call in slack.calls_to("conversations.history")] == [True]
     assert [call.ok for call in slack.calls_to("chat.postMessage")] == [False, True]
     assert len(slack.messages(CHANNEL)) == 1
+
+
+def test_a_post_whose_answer_was_lost_is_found_in_the_history_and_not_posted_again(
+    service: RequestService, s3control: StubbedS3Control, slack: SlackStandIn, ref: JobRef
+) -> None:
+    # given: Slack posts the request, but the answer never comes back (the connection drops after the post)
+    slack.slow("chat.postMessage", seconds=2.0, times=1)
+    s3control.answers("Suspended", times=2)
+    impatient = RequestService(
+        jobs=service.jobs,
+        store=service.store,
+        chat=SlackChat(web_client(BOT_TOKEN, slack.api_url, timeout=1)),
+        channel=CHANNEL,
+        clock=service.clock,
+        large_job_threshold=service.large_job_threshold,
+    )
+    with pytest.raises(ChatUnavailable, match="did not answer"):
+        impatient.on_job_event(ref)
+    [posted] = _wait_for_messages(slack, 1)
+
+    # when: Lambda's retry
+    retried = service.on_job_event(ref)
+
+    # then: slack_sdk did not resend the post, and the retry recorded the message Slack had posted
+    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert retried.request is not None
+    assert retried.request.message_ts == posted.ts
+    stored = service.store.get(ref)
+    assert stored is not None
+    assert stored.state == RequestState.PENDING
+    assert stored.message_ts == posted.ts
+    assert len(slack.messages(CHANNEL)) == 1
+
+
+def _wait_for_messages(slack: SlackStandIn, count: int) -> list[Any]:
+    """The channel's messages once there are ``count`` (a slowed answer is still being written)."""
+    for _ in range(200):
+        found = slack.messages(CHANNEL)
+        if len(found) >= count:
+            return found
+        threading.Event().wait(0.02)
+    raise AssertionError(f"fewer than {count} messages in the channel")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -19,6 +20,51 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from approvals.domain.ports import ChatUnavailable
+
+HISTORY_PAGE_SIZE = 100
+HISTORY_PAGES = 10  # how far back find_own_message reads: 1,000 messages
+
+
+# Calls that create something each time they are sent. A server error or a dropped connection does not say
+# whether Slack acted, so resending could post twice; these are retried only on HTTP 429 (Slack did nothing).
+# The caller recovers instead: the notifier looks for the message it may have posted before posting again.
+NOT_IDEMPOTENT = frozenset({"chat.postMessage"})
+
+
+def _method_of(request: HttpRequest) -> str:
+    return request.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+class IdempotentServerErrorRetryHandler(ServerErrorRetryHandler):
+    """Slack's 5xx retry, except for calls that are not safe to send twice."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _method_of(request) in NOT_IDEMPOTENT:
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
+class IdempotentConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
+    """Slack's connection-error retry, except for calls that are not safe to send twice."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _method_of(request) in NOT_IDEMPOTENT:
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
 
 
 class DeadlineAwareRateLimitRetryHandler(RateLimitErrorRetryHandler):
@@ -55,14 +101,15 @@ def web_client(
     seconds_left: Callable[[], float] | None = None,
     retries: bool = True,
 ) -> WebClient:
-    """A WebClient that retries connection errors, 5xx and 429 (within the time left).
+    """A WebClient that retries connection errors and 5xx (except for ``NOT_IDEMPOTENT`` calls), and 429
+    within the time left.
 
     ``retries=False`` for calls inside Slack's 3-second ack, where one attempt is all there is time for.
     """
     handlers: list[RetryHandler] = (
         [
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=2),
+            IdempotentConnectionErrorRetryHandler(max_retry_count=2),
+            IdempotentServerErrorRetryHandler(max_retry_count=2),
             DeadlineAwareRateLimitRetryHandler(max_retry_count=3, seconds_left=seconds_left or (lambda: 30.0)),
         ]
         if retries
@@ -84,6 +131,7 @@ class SlackChat:
         self._cache_seconds = group_cache_seconds
         self._clock = clock
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._me: tuple[str | None, str | None] | None = None
 
     def post(
         self,
@@ -131,6 +179,62 @@ class SlackChat:
         profile = (self._call("users_info", user=user_id).get("user") or {}).get("profile") or {}
         return profile.get("display_name") or profile.get("real_name") or None
 
+    def user_by_email(self, email: str) -> str | None:
+        try:
+            response = self._client().users_lookupByEmail(email=email)
+        except SlackApiError as exc:
+            if exc.response is not None and exc.response.get("error") == "users_not_found":
+                return None
+            raise self._unavailable("users_lookupByEmail", exc) from exc
+        except (SlackClientError, OSError) as exc:
+            raise self._unavailable("users_lookupByEmail", exc) from exc
+        user = response.get("user") or {}
+        return str(user["id"]) if user.get("id") and not user.get("deleted") else None
+
+    def find_own_message(self, channel: str, since: datetime, metadata: dict[str, Any]) -> str | None:
+        """Reads the channel's history back to ``since``, newest first, at most ``HISTORY_PAGES`` pages."""
+        me = self._identity()
+        wanted_type = metadata.get("event_type")
+        wanted = dict(metadata.get("event_payload") or {})
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            kwargs: dict[str, Any] = {
+                "channel": channel,
+                "oldest": f"{since.timestamp():.6f}",
+                "inclusive": True,
+                "limit": HISTORY_PAGE_SIZE,
+                "include_all_metadata": True,
+            }
+            if cursor:
+                kwargs["cursor"] = cursor
+            response = self._call("conversations_history", **kwargs)
+            for found in response.get("messages") or []:
+                if not self._posted_by(found, me):
+                    continue
+                meta = found.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == wanted_type and all(payload.get(k) == v for k, v in wanted.items()):
+                    return str(found["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not response.get("has_more") or not cursor:
+                return None
+        raise ChatUnavailable(
+            f"Slack conversations.history: more than {HISTORY_PAGES * HISTORY_PAGE_SIZE} messages since "
+            f"{since.isoformat()}; cannot tell whether the message was posted"
+        )
+
+    def _identity(self) -> tuple[str | None, str | None]:
+        """This app's bot user ID and bot ID (auth.test, once per client)."""
+        if self._me is None:
+            response = self._call("auth_test")
+            self._me = (response.get("user_id"), response.get("bot_id"))
+        return self._me
+
+    @staticmethod
+    def _posted_by(found: dict[str, Any], me: tuple[str | None, str | None]) -> bool:
+        user_id, bot_id = me
+        return bool((bot_id and found.get("bot_id") == bot_id) or (user_id and found.get("user") == user_id))
+
     def cached_group_members(self, group_id: str) -> frozenset[str] | None:
         entry = self._groups.get(group_id)
         if entry is None or self._clock() - entry[0] > self._cache_seconds:
@@ -140,8 +244,13 @@ class SlackChat:
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:
             return getattr(self._client(), method)(**kwargs)
-        except SlackApiError as exc:
-            error = exc.response.get("error", "unknown_error") if exc.response is not None else "unknown_error"
-            raise ChatUnavailable(f"Slack {method.replace('_', '.', 1)} failed: {error}") from exc
         except (SlackClientError, OSError) as exc:
-            raise ChatUnavailable(f"Slack {method.replace('_', '.', 1)} did not answer: {type(exc).__name__}") from exc
+            raise self._unavailable(method, exc) from exc
+
+    @staticmethod
+    def _unavailable(method: str, exc: Exception) -> ChatUnavailable:
+        name = method.replace("_", ".", 1)
+        if isinstance(exc, SlackApiError):
+            error = exc.response.get("error", "unknown_error") if exc.response is not None else "unknown_error"
+            return ChatUnavailable(f"Slack {name} failed: {error}")
+        return ChatUnavailable(f"Slack {name} did not answer: {type(exc).__name__}")

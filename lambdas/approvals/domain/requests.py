@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from approvals.domain import message
@@ -16,6 +16,9 @@ from approvals.domain.audit import audit_record
 from approvals.domain.ports import Chat, Jobs, RequestStore
 from approvals.models.job import Job, JobRef
 from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, RequestState
+
+# How far before a posting claim the history is read for a message it may have posted (clock skew).
+POSTED_LOOKBACK = timedelta(minutes=2)
 
 
 class PostingInProgress(Exception):
@@ -58,18 +61,44 @@ class RequestService:
         """
         job = self.jobs.describe(ref)
         request = self.store.get(ref)
+        if request is not None and request.state == RequestState.POSTING:
+            # An earlier delivery claimed the posting and did not record a message: it may have posted it.
+            request = self._adopt_posted(ref, job, request) or request
         if request is None or request.state == RequestState.POSTING:
             if not job.awaiting_confirmation:
                 return EventResult(EventOutcome.NOT_AWAITING, job, request)
-            return self._post(ref, job)
+            return self._post(ref, job, request)
         return self._follow(ref, job, request)
 
-    def _post(self, ref: JobRef, job: Job) -> EventResult:
+    def _adopt_posted(self, ref: JobRef, job: Job, earlier: ApprovalRequest) -> ApprovalRequest | None:
+        """The request message an earlier delivery posted without recording it, now recorded; None if none.
+
+        Slack has no idempotency key for chat.postMessage: a post whose answer was lost, or whose
+        invocation died before ``mark_posted``, may or may not be in the channel. Only an expired claim is
+        looked at (a live one belongs to a delivery that may still record it), and the history is read
+        from just before that claim was first made, for a message of ours with this job's metadata.
+        """
+        now = self.clock()
+        if earlier.claimed_at is not None and earlier.claimed_at > now - timedelta(seconds=self.posting_lease_seconds):
+            raise PostingInProgress(f"job {ref.job_id}: the request is being posted by another delivery")
+        since = earlier.requested_at - POSTED_LOOKBACK
+        metadata = message.render_request(job, ref, earlier, self.large_job_threshold).metadata or {}
+        ts = self.chat.find_own_message(self.channel, since, metadata)
+        if ts is None:
+            return None
+        if not self.store.adopt_posted(ref, self.channel, ts, earlier.claimed_at):
+            return self.store.get(ref)  # another delivery recorded it (or took the claim) meanwhile
+        adopted = earlier.model_copy(update={"state": RequestState.PENDING, "channel": self.channel, "message_ts": ts})
+        self._requested_record(adopted)
+        return adopted
+
+    def _post(self, ref: JobRef, job: Job, earlier: ApprovalRequest | None) -> EventResult:
         now = self.clock()
         claim = ApprovalRequest(
             job=ref,
             state=RequestState.POSTING,
-            requested_at=now,
+            # A takeover keeps the first claim's time: the message may have been posted any time since.
+            requested_at=earlier.requested_at if earlier is not None else now,
             operation=job.operation_name,
             object_count=job.object_count,
             job_status=job.status,
@@ -85,7 +114,9 @@ class RequestService:
         try:
             ts = self.chat.post(self.channel, rendered.text, rendered.blocks, rendered.metadata)
         except BaseException:
-            self.store.release_posting(ref)  # let the retry post it
+            # Slack may have posted it all the same (a lost answer): keep the claim's record, so the retry
+            # looks for the message before posting, but let the retry take the claim at once.
+            self.store.release_posting(ref, now)
             raise
         self.store.mark_posted(ref, self.channel, ts)
         request = claim.model_copy(update={"state": RequestState.PENDING, "channel": self.channel, "message_ts": ts})
