@@ -10,6 +10,14 @@ No AWS emulator implements S3 Batch Operations jobs, so the sandbox has its own:
   boto3 ``s3control`` client talks to it (through ``sandbox.proxy``, because boto3 always puts
   ``{AccountId}.`` in front of the endpoint host).
 
+Who created a job: every CreateJob call is a CloudTrail management event. The store records the
+caller's ``userIdentity`` on the job (over HTTP, from the SigV4 access key through ``principals``), hands
+every CreateJob record to ``on_management_event`` (the account's event history, trail or not) and, where
+a trail records management events (``trail_enabled``), puts it on the bus as EventBridge delivers it:
+``detail-type "AWS API Call via CloudTrail"``, before the job's JobCreated event. Calls that fail are
+recorded too, with ``errorCode`` and ``errorMessage`` and no ``responseElements``, as CloudTrail logs them.
+DescribeJob, like the real one, does not say who created the job.
+
 Requests and responses are read and written from botocore's own s3control model, so the XML shapes
 are the ones the real client sends and parses.
 """
@@ -77,6 +85,13 @@ JOB_ID = re.compile(r"[A-Za-z0-9_-]{5,36}")
 ROLE_ARN = re.compile(r"^arn:[^:]+:iam::\d{12}:role/.+$")
 S3_ARN = re.compile(r"^arn:[^:]+:s3:.*$")
 CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+CREDENTIAL_KEY = re.compile(r"Credential=([A-Za-z0-9]+)/")
+API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+MANAGEMENT_EVENT_VERSION = "1.09"
+IDENTITY_TYPES = frozenset({"IAMUser", "AssumedRole", "FederatedUser", "Root", "AWSService", "AWSAccount"})
+_CALLER_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):(?P<service>iam|sts)::(?P<account>\d{12}):(?P<resource>root|[a-z-]+/.+)$"
+)
 MAX_PRIORITY = 2_147_483_647
 MAX_JOB_TAGS = 50
 
@@ -116,6 +131,108 @@ def _partition(region: str) -> str:
 
 def job_arn(region: str, account_id: str, job_id: str) -> str:
     return f"arn:{_partition(region)}:s3:{region}:{account_id}:job/{job_id}"
+
+
+def _stable_id(prefix: str, seed: str, length: int = 17) -> str:
+    """An IAM-style unique ID (``AIDA…``, ``AROA…``, ``AKIA…``) that is the same for the same seed."""
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, seed).hex.upper()
+    return prefix + digest[:length]
+
+
+def identity_from_arn(
+    arn: str,
+    *,
+    access_key_id: str | None = None,
+    region: str = DEFAULT_REGION,
+    session_created: datetime | None = None,
+) -> dict[str, Any]:
+    """A plausible CloudTrail ``userIdentity`` for a caller's ARN.
+
+    ``…:iam::ACCT:user/NAME`` is an IAMUser, ``…:sts::ACCT:assumed-role/ROLE/SESSION`` an AssumedRole
+    (its ``sessionContext.sessionIssuer`` is the role; an IAM Identity Center role ``AWSReservedSSO_…``
+    lives under the path ``aws-reserved/sso.amazonaws.com/``), ``…:sts::ACCT:federated-user/NAME`` a
+    FederatedUser and ``…:iam::ACCT:root`` the account's Root. A role ARN is not a caller: it raises
+    ValueError, as does anything else.
+    """
+    match = _CALLER_ARN.match(arn)
+    if match is None:
+        raise ValueError(f"not a caller ARN: {arn!r}")
+    partition, service, account, resource = match["partition"], match["service"], match["account"], match["resource"]
+    kind, _, rest = resource.partition("/")
+    created = _iso_z(session_created or _utcnow())
+    if service == "iam" and resource == "root":
+        identity: dict[str, Any] = {"type": "Root", "principalId": account, "arn": arn, "accountId": account}
+        key_prefix = "AKIA"
+    elif service == "iam" and kind == "user":
+        identity = {
+            "type": "IAMUser",
+            "principalId": _stable_id("AIDA", arn),
+            "arn": arn,
+            "accountId": account,
+            "userName": rest.rsplit("/", 1)[-1],
+        }
+        key_prefix = "AKIA"
+    elif service == "sts" and kind == "assumed-role" and rest.count("/") == 1:
+        role_name, session_name = rest.split("/")
+        path = ""
+        if role_name.startswith("AWSReservedSSO_"):
+            path = "aws-reserved/sso.amazonaws.com/" + ("" if region == "us-east-1" else f"{region}/")
+        role_arn = f"arn:{partition}:iam::{account}:role/{path}{role_name}"
+        role_id = _stable_id("AROA", role_arn)
+        identity = {
+            "type": "AssumedRole",
+            "principalId": f"{role_id}:{session_name}",
+            "arn": arn,
+            "accountId": account,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": role_id,
+                    "arn": role_arn,
+                    "accountId": account,
+                    "userName": role_name,
+                },
+                "attributes": {"creationDate": created, "mfaAuthenticated": "false"},
+            },
+        }
+        key_prefix = "ASIA"
+    elif service == "sts" and kind == "federated-user" and rest and "/" not in rest:
+        issuer_arn = f"arn:{partition}:iam::{account}:user/sandbox"
+        identity = {
+            "type": "FederatedUser",
+            "principalId": f"{account}:{rest}",
+            "arn": arn,
+            "accountId": account,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "IAMUser",
+                    "principalId": _stable_id("AIDA", issuer_arn),
+                    "arn": issuer_arn,
+                    "accountId": account,
+                    "userName": "sandbox",
+                },
+                "attributes": {"creationDate": created, "mfaAuthenticated": "false"},
+            },
+        }
+        key_prefix = "ASIA"
+    else:
+        raise ValueError(f"not a caller ARN (a user, an assumed-role session, a federated user or root): {arn!r}")
+    identity["accessKeyId"] = access_key_id if access_key_id is not None else _stable_id(key_prefix, arn, 16)
+    return identity
+
+
+def _identity(value: Mapping[str, Any] | str, *, access_key_id: str | None, region: str) -> dict[str, Any]:
+    """A ``userIdentity`` from a dict (checked and copied) or a caller ARN."""
+    if isinstance(value, str):
+        return identity_from_arn(value, access_key_id=access_key_id, region=region)
+    if not isinstance(value, Mapping) or value.get("type") not in IDENTITY_TYPES:
+        raise ValueError(f"a userIdentity needs a type, one of {', '.join(sorted(IDENTITY_TYPES))}: {value!r}")
+    if not isinstance(value.get("accountId"), str) or not ACCOUNT_ID.fullmatch(value["accountId"]):
+        raise ValueError(f"a userIdentity needs a 12-digit accountId: {value!r}")
+    identity = copy.deepcopy(dict(value))
+    if access_key_id is not None:
+        identity.setdefault("accessKeyId", access_key_id)
+    return identity
 
 
 def example_create_job_params(**overrides: Any) -> dict[str, Any]:
@@ -306,6 +423,7 @@ class _Job:
     suspended_cause: str | None = None
     termination_date: datetime | None = None
     failure_reasons: list[dict[str, str]] = field(default_factory=list)
+    created_by: dict[str, Any] = field(default_factory=dict)
     counted: bool = False
     processed: int = 0
     active_seconds: float = 0.0
@@ -408,6 +526,16 @@ class JobStore:
     - ``delay["DescribeJob"] = 5.0``: the HTTP server waits that long before answering;
     - ``throttle_next(operation, n)``: the next n calls answer TooManyRequestsException;
     - ``fail_next(operation, n)``: the next n calls answer InternalServiceException (HTTP 500).
+
+    The drop and duplicate hooks count the CreateJob API-call events as well (they go out first).
+
+    Callers: ``principals`` maps an access key ID to a CloudTrail ``userIdentity`` dict (or a caller ARN,
+    see ``identity_from_arn``); over HTTP the caller is the one whose key signed the request. Unknown
+    keys, and ``create_job`` without ``principal``, are ``default_principal`` (default: the IAM user
+    ``arn:aws:iam::<account>:user/sandbox`` of the account in the request). A caller from another account
+    than the request's is AccessDenied. ``trail_enabled``: a trail records management events, so the
+    CreateJob call reaches EventBridge; ``on_management_event(record)`` receives every CreateJob
+    CloudTrail record either way (the event history). ``management_events`` keeps them all.
     """
 
     def __init__(
@@ -417,10 +545,20 @@ class JobStore:
         default_object_count: int = DEFAULT_OBJECT_COUNT,
         active_steps: int = 3,
         clock: Callable[[], datetime] = _utcnow,
+        trail_enabled: bool = True,
+        on_management_event: Callable[[dict[str, Any]], None] | None = None,
+        principals: Mapping[str, Mapping[str, Any] | str] | None = None,
+        default_principal: Mapping[str, Any] | str | None = None,
     ) -> None:
         if active_steps < 1:
             raise ValueError("active_steps must be at least 1")
         self.region = region
+        self.trail_enabled = trail_enabled
+        self.on_management_event = on_management_event
+        self.management_events: list[dict[str, Any]] = []
+        self.default_principal = (
+            None if default_principal is None else _identity(default_principal, access_key_id=None, region=region)
+        )
         self.default_object_count = default_object_count
         self.active_steps = active_steps
         self.clock = clock
@@ -443,6 +581,41 @@ class JobStore:
         self._pending = 0
         self._idle = threading.Condition(self._lock)
         self._worker: threading.Thread | None = None
+        self._principals: dict[str, dict[str, Any]] = {}
+        for key, identity in (principals or {}).items():
+            self.add_principal(key, identity)
+
+    # -- callers ---------------------------------------------------------------------------------
+
+    def add_principal(self, access_key_id: str, identity: Mapping[str, Any] | str) -> None:
+        """Requests signed with ``access_key_id`` come from ``identity`` (a userIdentity dict or a caller ARN)."""
+        if not access_key_id:
+            raise ValueError("access_key_id must not be empty")
+        resolved = _identity(identity, access_key_id=access_key_id, region=self.region)
+        with self._lock:
+            self._principals[access_key_id] = resolved
+
+    def principal_for(self, access_key_id: str | None, account_id: str) -> dict[str, Any]:
+        """The userIdentity of a request signed with ``access_key_id`` (None: unsigned or unreadable)."""
+        with self._lock:
+            known = self._principals.get(access_key_id or "")
+            if known is not None:
+                return copy.deepcopy(known)
+        identity = self._default_identity(account_id)
+        if access_key_id:
+            identity["accessKeyId"] = access_key_id
+        return identity
+
+    def job_creator(self, job_id: str) -> dict[str, Any]:
+        """Sandbox-only: the userIdentity that created the job (the API has no way to ask)."""
+        with self._lock:
+            return copy.deepcopy(self._get(None, job_id).created_by)
+
+    def _default_identity(self, account_id: str) -> dict[str, Any]:
+        if self.default_principal is not None:
+            return copy.deepcopy(self.default_principal)
+        region = self.region
+        return identity_from_arn(f"arn:{_partition(region)}:iam::{account_id}:user/sandbox", region=region)
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -464,45 +637,140 @@ class JobStore:
         region: str | None = None,
         object_count: int | None = None,
         failed_tasks: int = 0,
+        principal: Mapping[str, Any] | str | None = None,
+        source_ip_address: str | None = None,
+        user_agent: str | None = None,
+        request_id: str | None = None,
         **kwargs: Any,
     ) -> str:
         """CreateJob: validate, then store a job in status New and emit JobCreated. Returns the JobId.
 
         ``params`` (or keyword arguments) are boto3's CreateJob parameters without AccountId.
-        ``object_count`` and ``failed_tasks`` are sandbox-only: how many objects the manifest lists
-        and how many of their tasks fail.
+        ``principal`` is the caller: a CloudTrail userIdentity dict or a caller ARN (default:
+        ``default_principal``). ``object_count`` and ``failed_tasks`` are sandbox-only: how many objects
+        the manifest lists and how many of their tasks fail. ``source_ip_address``, ``user_agent`` and
+        ``request_id`` go into the CloudTrail record (the HTTP front passes the request's).
+
+        The call is recorded as a CloudTrail management event whether it succeeds or not (see the class).
         """
         request = {**(params or {}), **kwargs}
         _validate_account(account_id)
-        _validate_create(request)
         if object_count is not None and object_count < 0:
             raise ValueError("object_count must be >= 0")
+        call_region = region or self.region
+        identity = (
+            self._default_identity(account_id)
+            if principal is None
+            else _identity(principal, access_key_id=None, region=call_region)
+        )
+        call = _ApiCall(identity, source_ip_address, user_agent, request_id or uuid.uuid4().hex[:16].upper())
         with self._lock:
-            token_key = (account_id, request["ClientRequestToken"])
-            existing = self._tokens.get(token_key)
-            if existing is not None:
-                if _without_token(self._jobs[existing].params) != _without_token(request):
-                    raise S3ControlError(
-                        "IdempotencyException",
-                        "ClientRequestToken was already used with different request parameters",
-                    )
-                return existing
-            count = object_count if object_count is not None else self._count_for(request)
-            self._seq += 1
-            job = _Job(
-                job_id=str(uuid.uuid4()),
-                account_id=account_id,
-                region=region or self.region,
-                params=copy.deepcopy(request),
-                object_count=count,
-                failed_tasks=min(max(failed_tasks, 0), count),
-                creation_time=self.clock(),
-                seq=self._seq,
-            )
-            self._jobs[job.job_id] = job
-            self._tokens[token_key] = job.job_id
-            self._emit(job, "JobCreated")
+            try:
+                if identity.get("accountId") != account_id:
+                    raise S3ControlError("AccessDenied", "Access Denied", 403)
+                _validate_create(request)
+                job, created = self._create_locked(account_id, call_region, request, object_count, failed_tasks)
+            except S3ControlError as error:
+                self._record_create_call(account_id, call_region, request, call, None, error)
+                raise
+            job.created_by = job.created_by or copy.deepcopy(identity)
+            self._record_create_call(account_id, call_region, request, call, job.job_id, None)
+            if created:
+                self._emit(job, "JobCreated")
             return job.job_id
+
+    def _create_locked(
+        self,
+        account_id: str,
+        region: str,
+        request: dict[str, Any],
+        object_count: int | None,
+        failed_tasks: int,
+    ) -> tuple[_Job, bool]:
+        """The job for a valid request: the one its ClientRequestToken already made, or a new one."""
+        token_key = (account_id, request["ClientRequestToken"])
+        existing = self._tokens.get(token_key)
+        if existing is not None:
+            if _without_token(self._jobs[existing].params) != _without_token(request):
+                raise S3ControlError(
+                    "IdempotencyException",
+                    "ClientRequestToken was already used with different request parameters",
+                )
+            return self._jobs[existing], False
+        count = object_count if object_count is not None else self._count_for(request)
+        self._seq += 1
+        job = _Job(
+            job_id=str(uuid.uuid4()),
+            account_id=account_id,
+            region=region,
+            params=copy.deepcopy(request),
+            object_count=count,
+            failed_tasks=min(max(failed_tasks, 0), count),
+            creation_time=self.clock(),
+            seq=self._seq,
+        )
+        self._jobs[job.job_id] = job
+        self._tokens[token_key] = job.job_id
+        return job, True
+
+    def _record_create_call(
+        self,
+        account_id: str,
+        region: str,
+        request: Mapping[str, Any],
+        call: _ApiCall,
+        job_id: str | None,
+        error: S3ControlError | None,
+    ) -> None:
+        """The CloudTrail record of one CreateJob call: to the event history, and to the bus with a trail."""
+        now = self.clock()
+        record: dict[str, Any] = {
+            "eventVersion": MANAGEMENT_EVENT_VERSION,
+            "userIdentity": copy.deepcopy(call.identity),
+            "eventTime": _iso_z(now),
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "CreateJob",
+            "awsRegion": region,
+            "sourceIPAddress": call.source_ip_address or "198.51.100.1",
+            "userAgent": call.user_agent or "sandbox",
+        }
+        if error is not None:
+            record["errorCode"] = error.code
+            record["errorMessage"] = error.message
+        record.update(
+            {
+                "requestParameters": _create_request_parameters(account_id, request),
+                "responseElements": None if job_id is None else {"jobId": job_id},
+                "requestID": call.request_id,
+                "eventID": str(uuid.uuid4()),
+                "readOnly": False,
+                "eventType": "AwsApiCall",
+                "managementEvent": True,
+                "recipientAccountId": account_id,
+                "eventCategory": "Management",
+            }
+        )
+        self.management_events.append(record)
+        hook = self.on_management_event
+        if hook is not None:
+            try:
+                hook(copy.deepcopy(record))
+            except Exception:
+                logger.exception("management event hook failed")
+        if not self.trail_enabled:
+            return
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": API_CALL_DETAIL_TYPE,
+            "source": "aws.s3",
+            "account": account_id,
+            "time": record["eventTime"],
+            "region": region,
+            "resources": [],
+            "detail": record,
+        }
+        self._publish(event, job_id=job_id, what="CreateJob")
 
     def describe_job(self, account_id: str, job_id: str) -> dict[str, Any]:
         """DescribeJob's ``Job`` (boto3 shape)."""
@@ -842,10 +1110,14 @@ class JobStore:
                 "eventCategory": "Management",
             },
         }
+        self._publish(event, job_id=job.job_id, what=job.status)
+
+    def _publish(self, event: dict[str, Any], *, job_id: str | None, what: str) -> None:
+        """Queue one event for the delivery thread, unless a fault hook drops or doubles it."""
         self.emitted.append(event)
         if self._drop > 0:
             self._drop -= 1
-            logger.info("event dropped", extra={"job_id": job.job_id, "status": job.status})
+            logger.info("event dropped", extra={"job_id": job_id, "event": what})
             return
         copies = 1
         if self._duplicate > 0:
@@ -879,6 +1151,49 @@ class JobStore:
                     self.delivered.append(event)
                     self._pending -= 1
                     self._idle.notify_all()
+
+
+@dataclass(frozen=True)
+class _ApiCall:
+    """Who made an API call and from where, as CloudTrail records it."""
+
+    identity: dict[str, Any]
+    source_ip_address: str | None
+    user_agent: str | None
+    request_id: str
+
+
+def _create_request_parameters(account_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a CreateJob request CloudTrail shows, under the API's own member names: what kind of
+    job over which objects, without the operation's arguments or the tags.
+
+    Built from whatever was sent, because failed calls are recorded too.
+    """
+    shown: dict[str, Any] = {"accountId": account_id}
+    operation = request.get("Operation")
+    if isinstance(operation, Mapping):
+        kinds = [name for name, value in operation.items() if value is not None]
+        if kinds:
+            shown["Operation"] = {kinds[0]: {}}
+    for name in ("ConfirmationRequired", "Priority", "RoleArn", "ClientRequestToken"):
+        if isinstance(request.get(name), (bool, int, str)):
+            shown[name] = request[name]
+    manifest = request.get("Manifest")
+    if isinstance(manifest, Mapping):
+        location = _mapping(manifest.get("Location"))
+        spec = _mapping(manifest.get("Spec"))
+        shown["Manifest"] = {
+            "Spec": {"Format": spec.get("Format")},
+            "Location": {"ObjectArn": location.get("ObjectArn"), "ETag": location.get("ETag")},
+        }
+    generator = _mapping(_mapping(request.get("ManifestGenerator")).get("S3JobManifestGenerator"))
+    if generator:
+        shown["ManifestGenerator"] = {"S3JobManifestGenerator": {"SourceBucket": generator.get("SourceBucket")}}
+    return shown
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _check_operation(operation: str) -> None:
@@ -1103,7 +1418,7 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
                 raise fault
             account_id = self.headers.get("x-amz-account-id", "")
             region = self._region()
-            result = self._dispatch(operation, account_id, region, job_id, query, body)
+            result = self._dispatch(operation, account_id, region, job_id, query, body, request_id)
         except S3ControlError as error:
             self._send(error.status, error_xml(error, request_id), request_id)
             return
@@ -1118,6 +1433,11 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
         match = CREDENTIAL_REGION.search(self.headers.get("Authorization", ""))
         return match.group(1) if match else self.store.region
 
+    def _access_key_id(self) -> str | None:
+        """The access key ID that signed the request (SigV4 ``Credential=KEY/date/region/service/…``)."""
+        match = CREDENTIAL_KEY.search(self.headers.get("Authorization", ""))
+        return match.group(1) if match else None
+
     def _dispatch(
         self,
         operation: str,
@@ -1126,12 +1446,22 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
         job_id: str | None,
         query: dict[str, list[str]],
         body: bytes,
+        request_id: str,
     ) -> dict[str, Any]:
         store = self.store
         if operation == "CreateJob":
             _validate_account(account_id)
             params = parse_create_job_body(body)
-            return {"JobId": store.create_job(account_id, params, region=region)}
+            job_id = store.create_job(
+                account_id,
+                params,
+                region=region,
+                principal=store.principal_for(self._access_key_id(), account_id),
+                source_ip_address=self.client_address[0],
+                user_agent=self.headers.get("User-Agent"),
+                request_id=request_id,
+            )
+            return {"JobId": job_id}
         if operation == "ListJobs":
             max_results = _first(query, "maxResults")
             if max_results is not None and not max_results.isdigit():
@@ -1181,6 +1511,7 @@ def _first(query: dict[str, list[str]], name: str) -> str | None:
 
 
 __all__ = [
+    "API_CALL_DETAIL_TYPE",
     "OPERATIONS",
     "STATUSES",
     "TERMINAL_STATUSES",
@@ -1188,5 +1519,6 @@ __all__ = [
     "S3ControlEmulator",
     "S3ControlError",
     "example_create_job_params",
+    "identity_from_arn",
     "job_arn",
 ]

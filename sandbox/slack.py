@@ -6,11 +6,18 @@ and the token as `Authorization: Bearer` or a `token` field, and answers with Sl
 HTTP 200 and `{"ok": true, ...}` or `{"ok": false, "error": ...}`, HTTP 429 when rate-limited.
 
 Methods: chat.postMessage, chat.update, chat.postEphemeral, views.open, usergroups.users.list,
-users.info and auth.test. Errors follow Slack's documented codes, e.g. `not_authed`, `invalid_auth`,
-`channel_not_found`, `no_text`, `msg_too_long`, `invalid_blocks` (with Slack-style
+users.info, users.lookupByEmail, conversations.history and auth.test. Errors follow Slack's documented
+codes, e.g. `not_authed`, `invalid_auth`, `missing_scope` (with `needed` and `provided`),
+`channel_not_found`, `not_in_channel`, `no_text`, `msg_too_long`, `invalid_blocks` (with Slack-style
 `response_metadata.messages` naming the JSON pointer), `invalid_blocks_format` (blocks that are not a
 JSON array), `message_not_found`, `cant_update_message`, `invalid_trigger_id`, `expired_trigger_id`,
-`exchanged_trigger_id`, `invalid_arguments`, `no_such_subteam`, `user_not_found`.
+`exchanged_trigger_id`, `invalid_arguments`, `no_such_subteam`, `user_not_found`, `users_not_found`,
+`invalid_cursor`, `invalid_ts_oldest`, `invalid_ts_latest`.
+
+The bot token carries OAuth scopes (by default the app manifest's bot scopes) and each method needs its
+scope, as Slack enforces: chat:write for chat.*, usergroups:read, users:read, users:read.email for
+users.lookupByEmail (and for `profile.email` in users.info), and channels:history / groups:history /
+im:history for conversations.history in a public channel, a private channel or a DM.
 
 State is a small workspace model (channels → messages with edits and thread replies, users, user
 groups, ephemerals, views) that tests read through `.calls`, `messages()`, `message()`, `thread()`,
@@ -19,6 +26,8 @@ groups, ephemerals, views) that tests read through `.calls`, `messages()`, `mess
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import email.policy
 import json
@@ -34,10 +43,13 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from infra.slack_manifest import BOT_SCOPES
 from sandbox._http import LoopbackService
 
 __all__ = [
     "DEFAULT_BOT_TOKEN",
+    "HISTORY_MAX_LIMIT",
+    "METHOD_SCOPES",
     "Ephemeral",
     "Message",
     "OpenedView",
@@ -51,6 +63,8 @@ __all__ = [
 DEFAULT_BOT_TOKEN = "xoxb-0000000000-0000000000000-standinstandinstandin00"
 
 MAX_MESSAGE_BLOCKS = 50
+HISTORY_DEFAULT_LIMIT = 100
+HISTORY_MAX_LIMIT = 999
 MAX_VIEW_BLOCKS = 100
 MAX_TEXT = 40_000
 TRIGGER_TTL_SECONDS = 3.0
@@ -331,21 +345,23 @@ class SlackUser:
     is_bot: bool = False
     deleted: bool = False
     tz: str = "Europe/London"
+    email: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, value: SlackUser | Mapping[str, Any]) -> SlackUser:
         if isinstance(value, SlackUser):
             return value
-        known = {"id", "name", "real_name", "display_name", "is_bot", "deleted", "tz"}
+        known = {"id", "name", "real_name", "display_name", "is_bot", "deleted", "tz", "email"}
         return cls(
             **{key: value[key] for key in known if key in value},
             extra={key: item for key, item in value.items() if key not in known},
         )
 
-    def to_api(self, team_id: str) -> dict[str, Any]:
+    def to_api(self, team_id: str, *, with_email: bool = False) -> dict[str, Any]:
+        """The user object; `profile.email` only when asked (Slack shows it to users:read.email tokens)."""
         real_name = self.real_name or self.name
-        return {
+        body = {
             "id": self.id,
             "team_id": team_id,
             "name": self.name,
@@ -365,6 +381,9 @@ class SlackUser:
             },
             **self.extra,
         }
+        if with_email and self.email:
+            body["profile"]["email"] = self.email
+        return body
 
 
 @dataclass
@@ -372,6 +391,14 @@ class _Channel:
     id: str
     name: str
     members: set[str] | None = None
+    is_private: bool = False
+
+    @property
+    def history_scope(self) -> str:
+        """The scope conversations.history needs here: DMs, private channels and public ones differ."""
+        if self.id.startswith("D"):
+            return "im:history"
+        return "groups:history" if self.is_private else "channels:history"
 
 
 @dataclass
@@ -388,6 +415,12 @@ class Message:
     thread_ts: str | None = None
     edits: list[dict[str, Any]] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    app_id: str | None = None
+    reply_users: list[str] = field(default_factory=list)
+
+    @property
+    def is_reply(self) -> bool:
+        return bool(self.thread_ts) and self.thread_ts != self.ts
 
     @property
     def edited(self) -> bool:
@@ -407,6 +440,8 @@ class Message:
         body: dict[str, Any] = {"type": "message", "user": self.user, "ts": self.ts, "text": self.text, "team": team_id}
         if self.bot_id:
             body["bot_id"] = self.bot_id
+        if self.app_id:
+            body["app_id"] = self.app_id
         if self.blocks is not None:
             body["blocks"] = copy.deepcopy(self.blocks)
         if self.metadata:
@@ -414,7 +449,12 @@ class Message:
         if self.thread_ts:
             body["thread_ts"] = self.thread_ts
         if self.replies:
-            body.update(reply_count=len(self.replies), latest_reply=self.replies[-1])
+            body.update(
+                reply_count=len(self.replies),
+                reply_users_count=len(self.reply_users),
+                reply_users=list(self.reply_users),
+                latest_reply=self.replies[-1],
+            )
         return body
 
 
@@ -494,10 +534,25 @@ class _Trigger:
 
 
 class _ApiError(Exception):
-    def __init__(self, error: str, messages: list[str] | None = None) -> None:
+    def __init__(self, error: str, messages: list[str] | None = None, **fields: Any) -> None:
         super().__init__(error)
         self.error = error
         self.messages = messages or []
+        self.fields = fields
+
+
+# The scope each method needs (None: none beyond a valid token). conversations.history depends on the
+# kind of conversation and is checked in the method.
+METHOD_SCOPES: dict[str, str | None] = {
+    "auth.test": None,
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "views.open": None,
+    "usergroups.users.list": "usergroups:read",
+    "users.info": "users:read",
+    "users.lookupByEmail": "users:read.email",
+}
 
 
 # =============================================================================== the stand-in
@@ -506,10 +561,12 @@ class _ApiError(Exception):
 class SlackStandIn(LoopbackService):
     """A Slack workspace and Web API on a loopback port.
 
-    `users`: SlackUser or dicts with id, name, real_name, display_name (is_bot, deleted, tz optional).
-    `groups`: user-group id → member user ids. `channels`: ids, or dicts with id, name and optional
-    members (when given, ephemerals to non-members fail with `user_not_in_channel`). `clock` is the
-    wall clock used for ts values and trigger expiry; pass your own to move time in tests.
+    `users`: SlackUser or dicts with id, name, real_name, display_name (is_bot, deleted, tz, email optional).
+    `groups`: user-group id → member user ids. `channels`: ids, or dicts with id, name, optional
+    members (when given, ephemerals to non-members fail with `user_not_in_channel`, and the bot must be
+    one of them to read the history) and optional is_private. `scopes`: the bot token's OAuth scopes
+    (default: the manifest's `BOT_SCOPES`). `clock` is the wall clock used for ts values and trigger
+    expiry; pass your own to move time in tests.
     """
 
     thread_name = "slack-standin"
@@ -527,11 +584,13 @@ class SlackStandIn(LoopbackService):
         bot_id: str = "B0STANDINBOT",
         app_id: str = "A0STANDINAPP",
         trigger_ttl_seconds: float = TRIGGER_TTL_SECONDS,
+        scopes: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.bot_token = bot_token
+        self.scopes: frozenset[str] = frozenset(BOT_SCOPES if scopes is None else scopes)
         self.team_id = team_id
         self.team_name = team_name
         self.bot_user_id = bot_user_id
@@ -558,7 +617,12 @@ class SlackStandIn(LoopbackService):
             if isinstance(channel, str):
                 self.add_channel(channel)
             else:
-                self.add_channel(channel["id"], name=channel.get("name"), members=channel.get("members"))
+                self.add_channel(
+                    channel["id"],
+                    name=channel.get("name"),
+                    members=channel.get("members"),
+                    is_private=bool(channel.get("is_private", False)),
+                )
         super().__init__(host, port, _make_handler(self))
 
     @property
@@ -578,10 +642,17 @@ class SlackStandIn(LoopbackService):
         with self._lock:
             self._groups[group_id] = list(members)
 
-    def add_channel(self, channel_id: str, *, name: str | None = None, members: Iterable[str] | None = None) -> None:
+    def add_channel(
+        self,
+        channel_id: str,
+        *,
+        name: str | None = None,
+        members: Iterable[str] | None = None,
+        is_private: bool = False,
+    ) -> None:
         with self._lock:
             self._channels[channel_id] = _Channel(
-                channel_id, name or channel_id.lower(), set(members) if members is not None else None
+                channel_id, name or channel_id.lower(), set(members) if members is not None else None, is_private
             )
 
     def add_message(
@@ -592,13 +663,19 @@ class SlackStandIn(LoopbackService):
         user: str,
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        bot_id: str | None = None,
+        app_id: str | None = None,
     ) -> Message:
-        """Seed a message written by someone else (a person): the bot cannot chat.update it."""
+        """Seed a message written by someone else (a person, or another app when `bot_id`/`app_id` are
+        given): the bot cannot chat.update it."""
         with self._lock:
             found = self._channel(channel)
             if found is None:
                 raise KeyError(f"unknown channel {channel!r}")
-            return self._store_message(found.id, text, blocks, None, user, None, thread_ts)
+            stored = self._store_message(found.id, text, blocks, copy.deepcopy(metadata), user, bot_id, thread_ts)
+            stored.app_id = app_id
+            return stored
 
     def issue_trigger_id(self, user: str | None = None) -> str:
         """A trigger_id as Slack puts in an interaction payload: usable once, for `trigger_ttl_seconds`."""
@@ -772,9 +849,12 @@ class SlackStandIn(LoopbackService):
             implementation = self._methods().get(method)
             if implementation is None:
                 raise _ApiError("unknown_method")
+            needed = METHOD_SCOPES.get(method)
+            if needed is not None:
+                self._require_scope(needed)
             return {"ok": True, **implementation(params)}
         except _ApiError as problem:
-            body: dict[str, Any] = {"ok": False, "error": problem.error}
+            body: dict[str, Any] = {"ok": False, "error": problem.error, **problem.fields}
             if problem.messages:
                 body["response_metadata"] = {"messages": problem.messages}
             return body
@@ -788,6 +868,8 @@ class SlackStandIn(LoopbackService):
             "views.open": self._views_open,
             "usergroups.users.list": self._usergroup_users,
             "users.info": self._users_info,
+            "users.lookupByEmail": self._users_lookup_by_email,
+            "conversations.history": self._conversations_history,
         }
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -807,6 +889,7 @@ class SlackStandIn(LoopbackService):
         metadata = _metadata(params.get("metadata"), allow_empty=False)
         thread_ts = params.get("thread_ts") or None
         stored = self._store_message(channel.id, text, blocks, metadata, self.bot_user_id, self.bot_id, thread_ts)
+        stored.app_id = self.app_id
         return {"channel": channel.id, "ts": stored.ts, "message": stored.to_api(self.team_id)}
 
     def _update(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -901,9 +984,72 @@ class SlackStandIn(LoopbackService):
         user = self._users.get(str(params.get("user") or ""))
         if user is None:
             raise _ApiError("user_not_found")
-        return {"user": user.to_api(self.team_id)}
+        return {"user": user.to_api(self.team_id, with_email="users:read.email" in self.scopes)}
+
+    def _users_lookup_by_email(self, params: dict[str, Any]) -> dict[str, Any]:
+        email = str(params.get("email") or "").strip()
+        if not email:
+            raise _ApiError("invalid_arguments", ["[ERROR] missing required field: email"])
+        wanted = email.casefold()
+        found = next((u for u in self._users.values() if u.email and u.email.casefold() == wanted), None)
+        if found is None:
+            raise _ApiError("users_not_found")
+        return {"user": found.to_api(self.team_id, with_email=True)}
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages and thread parents, newest first, a page at a time (Slack's cursor paging)."""
+        channel = self._channels.get(str(params.get("channel") or ""))
+        if channel is None:  # only a conversation ID works here, not a name or a user ID
+            raise _ApiError("channel_not_found")
+        self._require_scope(channel.history_scope)
+        if channel.members is not None and self.bot_user_id not in channel.members:
+            raise _ApiError("not_in_channel")
+        oldest = _ts_bound(params.get("oldest"), "invalid_ts_oldest")
+        latest = _ts_bound(params.get("latest"), "invalid_ts_latest")
+        inclusive = _flag(params.get("inclusive"))
+        with_metadata = _flag(params.get("include_all_metadata"))
+        limit = _history_limit(params.get("limit"))
+        start = _read_cursor(params.get("cursor"))
+
+        def wanted(micros: int) -> bool:
+            if oldest is not None and not (micros > oldest or (inclusive and micros == oldest)):
+                return False
+            if latest is not None and not (micros < latest or (inclusive and micros == latest)):
+                return False
+            return start is None or micros <= start
+
+        found = sorted(
+            (
+                (_ts_micros(m.ts), m)
+                for m in self._messages.values()
+                if m.channel == channel.id and not m.is_reply and wanted(_ts_micros(m.ts))
+            ),
+            key=lambda pair: pair[0],
+            reverse=True,
+        )
+        page = found[:limit]
+        messages = []
+        for _, stored in page:
+            item = stored.to_api(self.team_id)
+            if not with_metadata:
+                item.pop("metadata", None)
+            messages.append(item)
+        body: dict[str, Any] = {
+            "messages": messages,
+            "has_more": len(found) > limit,
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+        }
+        if len(found) > limit:
+            body["response_metadata"] = {"next_cursor": _make_cursor(found[limit][0])}
+        return body
 
     # ------------------------------------------------------------------ helpers (hold the lock)
+
+    def _require_scope(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise _ApiError("missing_scope", needed=scope, provided=",".join(sorted(self.scopes)))
 
     def _channel(self, reference: str) -> _Channel | None:
         if reference in self._channels:
@@ -962,6 +1108,8 @@ class SlackStandIn(LoopbackService):
             if parent is not None:
                 parent.thread_ts = parent.ts
                 parent.replies.append(ts)
+                if user not in parent.reply_users:
+                    parent.reply_users.append(user)
         return stored
 
     def _next_ts(self) -> str:
@@ -1000,6 +1148,59 @@ def _metadata(value: Any, *, allow_empty: bool) -> dict[str, Any] | None:
     if not isinstance(value.get("event_type"), str) or not isinstance(value.get("event_payload"), Mapping):
         raise _ApiError("invalid_metadata_schema")
     return copy.deepcopy(dict(value))
+
+
+_TS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_CURSOR_PREFIX = "next_ts:"
+
+
+def _ts_micros(ts: str) -> int:
+    """A Slack ts ("1700000000.000100") as whole microseconds, so that comparisons are exact."""
+    seconds, _, fraction = ts.partition(".")
+    return int(seconds) * 1_000_000 + int((fraction + "000000")[:6])
+
+
+def _ts_bound(value: Any, error: str) -> int | None:
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if not _TS.fullmatch(text):
+        raise _ApiError(error)
+    return _ts_micros(text)
+
+
+def _flag(value: Any) -> bool:
+    """Slack's booleans: true, 1 (and their JSON forms); anything else is false."""
+    return value is True or str(value).strip().lower() in ("1", "true")
+
+
+def _history_limit(value: Any) -> int:
+    if value is None or value == "":
+        return HISTORY_DEFAULT_LIMIT
+    try:
+        limit = int(str(value).strip())
+    except ValueError as error:
+        raise _ApiError("invalid_arguments", ["[ERROR] limit must be an integer [json-pointer:/limit]"]) from error
+    if limit <= 0:
+        return HISTORY_DEFAULT_LIMIT
+    return min(limit, HISTORY_MAX_LIMIT)
+
+
+def _make_cursor(micros: int) -> str:
+    return base64.b64encode(f"{_CURSOR_PREFIX}{micros}".encode()).decode()
+
+
+def _read_cursor(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        decoded = base64.b64decode(str(value), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise _ApiError("invalid_cursor") from error
+    digits = decoded.removeprefix(_CURSOR_PREFIX)
+    if digits == decoded or not re.fullmatch(r"[0-9]+", digits):
+        raise _ApiError("invalid_cursor")
+    return int(digits)
 
 
 def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
