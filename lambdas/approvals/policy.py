@@ -22,21 +22,26 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from approvals.domain.identity import IdentityResolver, sso_email
 from approvals.domain.policy import JobFacts, PolicyMatch, evaluate
+from approvals.models.events import CreateJobCall
 from approvals.models.job import Job, JobRef
 from approvals.models.policy import (
     EXAMPLE_POLICY_FILE,
     Policy,
     PolicyError,
     Rule,
+    identity_label,
     load_policy_file,
     policy_json_schema,
 )
+from approvals.models.records import PrincipalType
 
 INVALID = 2
 OTHER_RULE = 1
@@ -59,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         facts = _facts(args)
         result = evaluate(policy, facts)
         print(explain(result, policy))
+        if args.requester:
+            print(requester_line(policy, args.requester))
         if args.expect is not None and args.expect != result.rule.name:
             print(f"expected rule {args.expect!r}, but {result.label} applies", file=sys.stderr)
             return OTHER_RULE
@@ -74,10 +81,41 @@ def check(file: str) -> str:
     policy = _policy(file)
     counts = {action: sum(rule.action == action for rule in policy.rules) for action in ("deny", "approve")}
     extras = "".join(f", {n} {action}" for action, n in counts.items() if n)
+    mapped = len(policy.identities.map)
     return (
         f"{file}: valid, {len(policy.rules)} rule{'s' if len(policy.rules) != 1 else ''}{extras}; "
-        f"default {policy.default.name!r}: {_requires_in_short(policy.default)}"
+        f"default {policy.default.name!r}: {_requires_in_short(policy.default)}; "
+        f"identities: {mapped} mapping{'s' if mapped != 1 else ''}, "
+        f"email lookup {'on' if policy.identities.email_lookup else 'off'}"
     )
+
+
+def requester_line(policy: Policy, principal_arn: str) -> str:
+    """Who the requester is in Slack, as the policy's identities say (the email lookup is not made here)."""
+    issuer = None
+    parts = principal_arn.split(":", 5)
+    kind: PrincipalType = "Unknown"
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/") and parts[5].count("/") >= 2:
+        kind = "AssumedRole"
+        # The session ARN drops the role's path: a mapping of a role with a path needs a glob (role/*name).
+        issuer = f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
+    call = CreateJobCall(
+        job_id="explain",
+        account_id="000000000000",
+        region="us-east-1",
+        event_time=datetime.now(UTC),
+        principal_arn=principal_arn,
+        principal_type=kind,
+        session_issuer_arn=issuer,
+    )
+    entry = IdentityResolver(policy.identities, lambda _email: None).mapping_for(call)
+    if entry is not None:
+        index = policy.identities.map.index(entry)
+        return f"Requester: {principal_arn} is Slack user {entry.slack_user} ({identity_label(index)})"
+    email = sso_email(principal_arn) if policy.identities.email_lookup else None
+    if email is not None:
+        return f"Requester: {principal_arn} is the Slack user with email {email} (looked up when deployed)"
+    return f"Requester: {principal_arn} maps to no Slack user (shown by ARN; nobody counts as the requester)"
 
 
 def explain(result: PolicyMatch, policy: Policy) -> str:

@@ -723,7 +723,10 @@ def test_check_prints_one_line_for_a_valid_policy(capsys: pytest.CaptureFixture[
 
     # then
     assert code == 0
-    assert out == f"{EXAMPLE}: valid, 5 rules, 1 deny, 1 approve; default 'default': 1 approval\n"
+    assert out == (
+        f"{EXAMPLE}: valid, 5 rules, 1 deny, 1 approve; default 'default': 1 approval; "
+        "identities: 2 mappings, email lookup on\n"
+    )
     assert err == ""
 
 
@@ -899,3 +902,106 @@ def test_the_schema_command_prints_the_models_schema(capsys: pytest.CaptureFixtu
     assert code == 0
     assert json.loads(out) == policy_json_schema()
     assert Policy.model_json_schema()["required"] == ["version", "rules"]
+
+
+# -- identities: who is who in Slack ---------------------------------------------------------------
+
+USER_ARN = "arn:aws:iam::111122223333:user/deploy-bot"
+
+
+def with_identities(identities: Any) -> dict[str, Any]:
+    return {**policy_of(), "identities": identities}
+
+
+def test_identities_default_to_email_lookup_and_no_mappings() -> None:
+    policy = load_policy(policy_of())
+    assert policy.identities.email_lookup is True
+    assert policy.identities.map == []
+
+
+def test_identities_load_in_order() -> None:
+    # given
+    entries = [{"principal": USER_ARN, "slack_user": "U0BOT"}, {"principal": "arn:aws:sts::*:*/x", "slack_user": "W0X"}]
+
+    # when
+    policy = load_policy(with_identities({"email_lookup": False, "map": entries}))
+
+    # then
+    assert policy.identities.email_lookup is False
+    assert [(e.principal, e.slack_user) for e in policy.identities.map] == [
+        (USER_ARN, "U0BOT"),
+        ("arn:aws:sts::*:*/x", "W0X"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("identities", "expected"),
+    [
+        ({"email_lookup": "yes"}, "identities.email_lookup: must be true or false, not 'yes'"),
+        ({"emails": True}, "identities.emails: unknown field; the fields here are email_lookup, map"),
+        ({"map": {"principal": USER_ARN}}, "identities.map: must be a list"),
+        (
+            {"map": [{"principal": USER_ARN, "slack_user": "U0A"}, {"principal": "deploy-bot", "slack_user": "U0B"}]},
+            "identities.map[1]: principal: 'deploy-bot' is not an IAM principal ARN or a glob of one",
+        ),
+        (
+            {"map": [{"principal": USER_ARN, "slack_user": "alice"}]},
+            "identities.map[0]: slack_user: 'alice' is not a Slack user ID",
+        ),
+        ({"map": [{"principal": USER_ARN}]}, "identities.map[0]: slack_user: required"),
+        (
+            {"map": [{"principal": USER_ARN, "slack_user": "U0A", "user": "U0A"}]},
+            "identities.map[0]: user: unknown field; the fields here are principal, slack_user",
+        ),
+        (
+            {"map": [{"principal": "arn:aws:iam::*:user/*", "slack_user": "U0A"}, {"principal": USER_ARN,
+             "slack_user": "U0B"}, {"principal": "arn:aws:iam::*:user/*", "slack_user": "U0C"}]},
+            "identities.map[2]: principal: 'arn:aws:iam::*:user/*' is already mapped by identities.map[0], which is "
+            "tried first, so this entry is never used",
+        ),
+        ("all", "identities: must be a mapping of keys to values"),
+    ],
+)  # fmt: skip
+def test_each_identities_error_names_the_entry_and_the_field(identities: Any, expected: str) -> None:
+    problems = problems_of(with_identities(identities))
+    assert len(problems) == 1
+    assert problems[0].startswith(expected), problems[0]
+
+
+def test_the_example_maps_its_principals_and_survives_the_bundle() -> None:
+    policy = load_policy_file(EXAMPLE)
+    assert [entry.slack_user for entry in policy.identities.map] == ["U0PLATFORM1", "U0DANA0001"]
+    assert load_policy(dump_policy(policy)).identities == policy.identities
+
+
+@pytest.mark.parametrize(
+    ("requester", "expected"),
+    [
+        (
+            "arn:aws:sts::111122223333:assumed-role/data-loader/i-0abc",
+            "Requester: arn:aws:sts::111122223333:assumed-role/data-loader/i-0abc is Slack user U0DANA0001 "
+            "(identities.map[1])",
+        ),
+        (
+            "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/gina@example.com",
+            "Requester: arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/gina@example.com "
+            "is the Slack user with email gina@example.com (looked up when deployed)",
+        ),
+        (
+            "arn:aws:iam::111122223333:user/someone",
+            "Requester: arn:aws:iam::111122223333:user/someone maps to no Slack user (shown by ARN; nobody counts as "
+            "the requester)",
+        ),
+    ],
+)
+def test_explain_says_who_the_requester_is_in_slack(
+    requester: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # when
+    code, out, _ = run(
+        ["explain", "--policy", str(EXAMPLE), str(EVENTS / "describe_job_copy.json"), "--requester", requester], capsys
+    )
+
+    # then
+    assert code == 0
+    assert out.splitlines()[-1] == expected

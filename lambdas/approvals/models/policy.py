@@ -77,6 +77,7 @@ SLACK_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,31}$")
 BUCKET_GLOB = re.compile(r"^[a-z0-9.\-*?\[\]!]{1,255}$")
 REQUESTER_GLOB = re.compile(r"^arn:[^\s]{1,2044}$")
 MAX_QUORUM = 10
+MAX_IDENTITIES = 1000  # entries of identities.map: each is tried for every job's requester
 # A job left Suspended for 30 days fails, so waiting longer for its requester means nothing.
 MAX_REQUESTER_WAIT_MINUTES = 30 * 24 * 60
 
@@ -281,10 +282,64 @@ class Rule(_Block):
         return self
 
 
+# -- who is who: IAM principals to Slack users ----------------------------------------------------
+
+
+class IdentityMapping(_Block):
+    """One IAM principal (or a glob of them) that is this Slack user."""
+
+    principal: RequesterGlob = Field(
+        description="The ARN that created the job (an assumed role's session ARN, or for an assumed role also "
+        "the role's ARN), or an fnmatch glob of one (* also matches '/')."
+    )
+    slack_user: SlackUserId = Field(description="The Slack user ID that principal is (U… or W…).")
+
+
+class Identities(_Block):
+    """How the principal that created a job is matched to a Slack user (the requester, who may not approve).
+
+    ``map`` is tried first, in order, and the first entry that matches wins; then, with ``email_lookup``, an
+    IAM Identity Center session whose name is an email is looked up in Slack (users.lookupByEmail). A
+    principal that neither names is shown by its ARN, and no Slack user is treated as it.
+    """
+
+    email_lookup: bool = Field(
+        default=True,
+        description="Look up IAM Identity Center sessions (assumed-role/AWSReservedSSO_…/<email>) by email in "
+        "Slack (needs the users:read.email scope).",
+    )
+    map: list[IdentityMapping] = Field(
+        default=[], max_length=MAX_IDENTITIES, description="Tried in order before the email lookup; first match wins."
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Identities:
+        problems = []
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(self.map):
+            if entry.principal in seen:
+                problems.append(
+                    f"{identity_label(index)}: principal: {entry.principal!r} is already mapped by "
+                    f"{identity_label(seen[entry.principal])}, which is tried first, so this entry is never used"
+                )
+            seen.setdefault(entry.principal, index)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def identity_label(index: int) -> str:
+    """``identities.map[2]``: the entry's position in the list, from 0 (as yq and jq count)."""
+    return f"identities.map[{index}]"
+
+
 class Policy(_Block):
     version: Literal[1] = Field(description="The policy file format; 1.")
     rules: list[Rule] = Field(
         min_length=1, description="Tried in order, the first match wins; the last, with an empty match, is the default."
+    )
+    identities: Identities = Field(
+        default_factory=Identities, description="Who created a job, in Slack: explicit mappings, then email lookup."
     )
 
     @model_validator(mode="after")
@@ -419,6 +474,11 @@ def _problems(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
             name = raw.get("name") if isinstance(raw, Mapping) else None
             prefix = rule_label(name, loc[1] + 1) + ": "
             loc = loc[2:]
+        elif len(loc) >= 3 and loc[:2] == ["identities", "map"] and isinstance(loc[2], int):
+            prefix = identity_label(loc[2]) + ": "
+            loc = loc[3:]
+        elif loc == ["identities"] and error["type"] == "value_error":
+            loc = []  # the mapping's own check: its lines name the entries already
         field = _field_path(loc)
         message = _message(error, error["loc"])
         if not field:  # a whole-model check: its lines name the rule and field already
