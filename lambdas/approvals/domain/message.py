@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import timedelta
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -35,10 +36,11 @@ from approvals.domain.operations import (
     format_utc,
     report_location,
 )
-from approvals.domain.reasons import MAX_NAME, MAX_REASON
+from approvals.domain.reasons import WHY_RESERVE, policy_of
 from approvals.domain.risk import risk_warnings
 from approvals.models.job import Job, JobRef
-from approvals.models.records import Actor, ApprovalRequest, RequestState
+from approvals.models.policy import Rule
+from approvals.models.records import Actor, ApprovalRequest, Requester, RequestState
 from approvals.models.slack import (
     APPROVE_ACTION_ID,
     CANCEL_ACTION_ID,
@@ -82,10 +84,11 @@ DESCRIPTION_BUDGET = 800
 REASON_BUDGET = 800
 WARNING_BUDGET = 400
 FALLBACK_BUDGET = 1000
+ARN_BUDGET = 600  # a principal ARN, as code (IAM allows 2048)
+MAX_MENTIONS = 20  # approvers or votes named on one line; the rest are counted ("and 3 more")
 # The modal's input is short enough that "Cancelled by NAME (ID) via Slack: REASON" keeps the whole
-# reason within S3's 256 characters even for the longest display name reasons.py keeps.
-LONGEST_SLACK_ID = 16
-REASON_MAX_LENGTH = MAX_REASON - len("Cancelled by  () via Slack: ") - MAX_NAME - LONGEST_SLACK_ID
+# reason within S3's 256 characters even for the longest display name and Slack ID reasons.py keeps.
+REASON_MAX_LENGTH = WHY_RESERVE
 SUSPENDED_JOB_LIFETIME = timedelta(days=30)
 
 HEADER_AWAITING = "S3 Batch Operations job awaiting approval"
@@ -95,6 +98,8 @@ WARNING_SIGN = "⚠️"
 INFO_SIGN = "\u2139\ufe0f"
 BACKTICK_LOOKALIKE = "\u02cb"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+POLICY_ORIGIN = "system:policy"
 PENDING_STATES = frozenset({RequestState.POSTING, RequestState.PENDING})
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -228,6 +233,29 @@ def mention(actor: Actor | None) -> str:
     if SLACK_USER_ID.match(actor.user_id):
         return f"<@{actor.user_id}>" + (f" ({name})" if name and name != actor.user_id else "")
     return name or safe(actor.user_id, 80)
+
+
+def user_mention(user_id: str) -> str:
+    """``<@U123>`` for a real Slack user ID; anything else is shown as inert code."""
+    return f"<@{user_id}>" if SLACK_USER_ID.match(user_id) else code(user_id, 60)
+
+
+def group_mention(group_id: str) -> str:
+    """``<!subteam^S123>`` for a real Slack user group ID; anything else is shown as inert code."""
+    return f"<!subteam^{group_id}>" if SLACK_GROUP_ID.match(group_id) else code(group_id, 60)
+
+
+def _listed(items: Sequence[str], limit: int = MAX_MENTIONS) -> str:
+    """``a, b, c`` with at most ``limit`` items; the rest counted: ``a, b and 3 more``."""
+    shown = list(items[:limit])
+    if len(items) > limit:
+        return ", ".join(shown) + f" and {len(items) - limit} more"
+    return ", ".join(shown)
+
+
+def _people(actors: Sequence[Actor]) -> str:
+    """Several people, each as ``mention()`` shows one."""
+    return _listed([mention(actor) for actor in actors])
 
 
 # -- block helpers --------------------------------------------------------------------------------
@@ -383,23 +411,74 @@ def _decision(request: ApprovalRequest | None, job: Job) -> tuple[str, str]:
     return INFO_SIGN, f"No longer awaiting confirmation: the job is {job.status}"
 
 
+def _by_policy(request: ApprovalRequest | None) -> bool:
+    """A decision the policy took (deny or approve by a rule), with no person behind it."""
+    return (
+        request is not None
+        and request.decision_origin == POLICY_ORIGIN
+        and request.state in (RequestState.APPROVED, RequestState.CANCELLED)
+    )
+
+
+def _policy_rule_name(request: ApprovalRequest) -> str | None:
+    if request.rule is not None:
+        return request.rule.name
+    found = policy_of(request.status_update_reason)
+    return found[1] if found else None
+
+
+def deciders(request: ApprovalRequest) -> tuple[Actor, ...]:
+    """Who decided: every counted approval (oldest first) of an approved quorum, else the one decider."""
+    people = tuple(request.approvals) if request.state == RequestState.APPROVED else ()
+    decider = request.decider
+    if decider is not None and all(actor.user_id != decider.user_id for actor in people):
+        people += (decider,)
+    return people
+
+
+def _policy_decision_line(request: ApprovalRequest) -> str:
+    name = _policy_rule_name(request)
+    rule = f"policy rule {code(name, 60)}" if name else "policy"
+    if request.state == RequestState.APPROVED:
+        return f"✅ Approved by {rule}"
+    why = request.decision_reason or (request.rule.reason if request.rule else None)
+    return f"🛑 Cancelled by {rule}" + (f": {safe(why, REASON_BUDGET)}" if why else "")
+
+
 def _decision_line(request: ApprovalRequest | None, job: Job) -> str:
+    if request is not None and _by_policy(request):
+        return _policy_decision_line(request)
     emoji, words = _decision(request, job)
     return f"{emoji} {safe(words, 300)}"
+
+
+def _without_requester_warning(request: ApprovalRequest) -> str:
+    rule = request.rule
+    if rule is None:
+        return f"{WARNING_SIGN} Approved without knowing who created the job: the requester wait ran out"
+    minutes = rule.requester_wait.timeout_minutes
+    return (
+        f"{WARNING_SIGN} Approved without knowing who created the job: the requester wait of {minutes} min ran out "
+        f"and rule {code(rule.name, 60)} allows it"
+    )
 
 
 def _outcome(request: ApprovalRequest | None, job: Job) -> str:
     rows = [f"*Decision:* {_decision_line(request, job)}"]
     if request is not None:
-        if request.decider is not None:
-            rows.append(f"*By:* {mention(request.decider)}")
+        policy = _by_policy(request)
+        people = deciders(request)
+        if people and not policy:
+            rows.append(f"*By:* {_people(people)}")
         when = request.decided_at or (request.deciding_since if request.state == RequestState.DECIDING else None)
         if when is not None:
             rows.append(f"*When:* {format_utc(when)}")
-        if request.decision_reason:
+        if request.decision_reason and not (policy and request.state == RequestState.CANCELLED):
             rows.append(f"*Reason:*\n{quote(request.decision_reason)}")
         if request.s3_status:
             rows.append(f"*S3 status:* {safe(request.s3_status, 40)}")
+        if request.approved_without_requester and request.state == RequestState.APPROVED:
+            rows.append(_without_requester_warning(request))
     return "\n".join(rows)
 
 
@@ -425,9 +504,129 @@ def _fallback(ref: JobRef, job: Job, request: ApprovalRequest | None, pending: b
         head = f"S3 Batch Operations job {ref.job_id} awaiting approval"
     else:
         head = f"S3 Batch Operations job {ref.job_id}: {_decision(request, job)[1]}"
-        if request is not None and request.decider is not None and request.state != RequestState.CLOSED:
-            head += f" by {request.decider.name}"
+        if request is not None and _by_policy(request):
+            name = _policy_rule_name(request)
+            head += f" by policy rule {name}" if name else " by policy"
+        elif request is not None and request.state != RequestState.CLOSED and deciders(request):
+            head += " by " + ", ".join(actor.name for actor in deciders(request))
     return safe(f"{head}. {what}", FALLBACK_BUDGET)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def approvers_phrase(rule: Rule, exclude: Sequence[str] = ()) -> str:
+    """Who may approve under ``rule``: user and group mentions, or "the deployment's approvers".
+
+    ``exclude`` leaves out named users (those who already voted, a requester who may not approve);
+    groups are always named, as anyone in them may still approve. Empty when nobody named is left.
+    """
+    if rule.approvers is None:
+        return "the deployment's approvers"
+    users = [user_mention(user) for user in rule.approvers.users if user not in exclude]
+    groups = [group_mention(group) for group in rule.approvers.groups]
+    return _listed(users + groups)
+
+
+def _requester_line(requester: Requester) -> str:
+    arn = code(requester.principal_arn, ARN_BUDGET) or "`unknown principal`"
+    if requester.slack_user_id and SLACK_USER_ID.match(requester.slack_user_id):
+        return f"*Requested by:* {user_mention(requester.slack_user_id)} · {arn}"
+    return f"*Requested by:* {arn} (no Slack user mapped)"
+
+
+def requester_wait_ends(request: ApprovalRequest) -> datetime | None:
+    """When approval stops waiting to learn the requester: requested_at plus the rule's requester wait."""
+    if request.rule is None:
+        return None
+    return request.requested_at + timedelta(minutes=request.rule.requester_wait.timeout_minutes)
+
+
+def _holds_for_requester(request: ApprovalRequest) -> bool:
+    """Whether approval waits for the requester: unknown, under a rule that needs a person to approve and
+    forbids self-approval (with self-approval allowed there is no four-eyes check to wait for)."""
+    rule = request.rule
+    return (
+        request.requester is None
+        and rule is not None
+        and rule.action == "require_approval"
+        and not rule.allow_self_approval
+    )
+
+
+def _hold_line(request: ApprovalRequest) -> str:
+    assert request.rule is not None
+    wait = request.rule.requester_wait
+    ends = requester_wait_ends(request)
+    if wait.then == "allow" and wait.timeout_minutes == 0:
+        return f"{INFO_SIGN} Approval does not wait to learn who created this job: any approver may approve."
+    then = (
+        "then any approver may approve" if wait.then == "allow" else "then it keeps waiting; Cancel works at any time"
+    )
+    return f"⏳ Approval waits until we know who created this job, until {format_utc(ends)}: {then}."
+
+
+def _requester_section(request: ApprovalRequest | None, pending: bool) -> dict[str, Any] | None:
+    """Who created the job (mention and principal ARN), or that CloudTrail is being asked, and the hold."""
+    if request is None:
+        return None
+    if request.requester is not None:
+        return _section(_requester_line(request.requester), "requester")
+    if not pending:
+        return _section("*Requested by:* not known (CloudTrail had not said who created this job)", "requester")
+    rows = ["*Requested by:* 🔎 Looking up who created this job in CloudTrail…"]
+    if _holds_for_requester(request):
+        rows.append(_hold_line(request))
+    return _section("\n".join(rows), "requester")
+
+
+def _rule_line(rule: Rule) -> str:
+    name = code(rule.name, 60)
+    if rule.action == "deny":
+        line = f"Policy rule {name}: cancels jobs like this one"
+    elif rule.action == "approve":
+        line = f"Policy rule {name}: approves jobs like this one without a person"
+    else:
+        line = f"Policy rule {name}: needs {_plural(rule.quorum, 'approval')} from {approvers_phrase(rule)}"
+        if rule.allow_self_approval:
+            line += " · the requester may approve"
+    if rule.reason:
+        line += f"\nRule's reason: {safe(rule.reason, 400)}"
+    return line
+
+
+def _voted(approvals: Sequence[Actor]) -> str:
+    """``<@A> ✅, <@B> ✅``: the mention alone (Slack shows the name), or the escaped name without an ID."""
+    return _listed(
+        [(user_mention(a.user_id) if SLACK_USER_ID.match(a.user_id) else mention(a)) + " ✅" for a in approvals]
+    )
+
+
+def _progress_line(request: ApprovalRequest, rule: Rule) -> str:
+    """``1 of 2 approvals: <@A> ✅ · waiting for 1 more from <@B>, <!subteam^S1>``."""
+    have, need = len(request.approvals), rule.quorum
+    if have == 0:
+        return f"0 of {need} approvals yet"
+    line = f"{have} of {need} approvals: {_voted(request.approvals)}"
+    if have < need:
+        exclude = [actor.user_id for actor in request.approvals]
+        if request.requester and request.requester.slack_user_id and not rule.allow_self_approval:
+            exclude.append(request.requester.slack_user_id)
+        who = approvers_phrase(rule, exclude)
+        line += f" · waiting for {need - have} more" + (f" from {who}" if who else "")
+    return line
+
+
+def _policy_section(request: ApprovalRequest | None, pending: bool) -> dict[str, Any] | None:
+    """The rule that applies and what it requires; while pending, the quorum's progress."""
+    if request is None or request.rule is None:
+        return None
+    rule = request.rule
+    rows = [_rule_line(rule)]
+    if pending and rule.action == "require_approval" and rule.quorum > 1:
+        rows.append(_progress_line(request, rule))
+    return _section("\n".join(rows), "policy")
 
 
 def render_request(job: Job, ref: JobRef, request: ApprovalRequest | None, large_job_threshold: int) -> SlackMessage:
@@ -443,6 +642,7 @@ def render_request(job: Job, ref: JobRef, request: ApprovalRequest | None, large
             f"*Job* {code(ref.job_id)} · <{ref.console_url}|Open in the S3 console>\n*Description:* {description}",
             "summary",
         ),
+        *filter(None, [_requester_section(request, pending), _policy_section(request, pending)]),
         _fields(
             [
                 ("Operation", safe(title, 200)),
@@ -596,7 +796,11 @@ def not_an_approver_text(job_id: str) -> str:
 def already_decided_text(request: ApprovalRequest) -> str:
     """Who decided what and when, or that a decision is being applied. Nothing was changed."""
     job = _job(request.job.job_id)
-    who = mention(request.decider)
+    if _by_policy(request):
+        name = _policy_rule_name(request)
+        who = f"policy rule {code(name, 60)}" if name else "policy"
+    else:
+        who = _people(deciders(request)) or mention(None)
     when = f" on {format_utc(request.decided_at)}" if request.decided_at else ""
     if request.state == RequestState.APPROVED:
         return f"Job {job} was already approved by {who}{when}. Nothing was changed."
@@ -690,6 +894,47 @@ def modal_failed_text(job_id: str) -> str:
     return (
         f"The cancel form for job {_job(job_id)} could not be opened in time. Nothing was changed: click Cancel again."
     )
+
+
+def notice_requester_cannot_approve(job_id: str) -> str:
+    """To the person who created the job, on Approve: four eyes."""
+    return (
+        f"You created job {_job(job_id)}, so you cannot approve it: someone else must. "
+        "Nothing was changed. You can still cancel it."
+    )
+
+
+def notice_already_approved(job_id: str, have: int, need: int) -> str:
+    """To someone who clicks Approve again: their vote is counted once."""
+    if have >= need:
+        state = f"{have} of {need} approvals, so the job is being approved"
+    else:
+        state = f"{have} of {need} approvals so far, waiting for {need - have} more"
+    return f"You already approved job {_job(job_id)} ({state}). Nothing was changed."
+
+
+def notice_waiting_for_requester(
+    job_id: str, until: datetime | None, then: Literal["allow", "hold"] | None = None
+) -> str:
+    """On Approve while CloudTrail has not said who created the job; ``then`` is the rule's ``allow`` or
+    ``hold`` (what happens when the wait ends at ``until``)."""
+    text = (
+        f"Job {_job(job_id)} cannot be approved yet: we are still learning who created it from CloudTrail, "
+        "and the creator may not approve their own job."
+    )
+    if until is not None:
+        after = {
+            "allow": "then any approver may approve",
+            "hold": "then it keeps waiting until we know",
+        }.get(then or "")
+        text += f" The wait ends {format_utc(until)}" + (f": {after}." if after else ".")
+    return text + " Nothing was changed. Cancel works at any time."
+
+
+def notice_vote_recorded(job_id: str, have: int, need: int) -> str:
+    """To an approver whose vote counted."""
+    then = "so the job is being approved" if have >= need else f"waiting for {need - have} more"
+    return f"Your approval of job {_job(job_id)} is recorded: {have} of {need} approvals, {then}."
 
 
 # -- limits ---------------------------------------------------------------------------------------
