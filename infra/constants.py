@@ -15,6 +15,19 @@ JOB_EVENT_PATTERN: Final[dict[str, Any]] = {
     },
 }
 
+# The CreateJob management event: the only record of who created a job (the job events carry S3 itself as
+# the identity, and DescribeJob has no creator). EventBridge receives it only where a CloudTrail trail with
+# logging on records management events in this region (an organisation trail counts). The CDK rule uses
+# this object; a local event router that routes CreateJob calls should take the same one.
+CREATE_JOB_CALL_PATTERN: Final[dict[str, Any]] = {
+    "source": ["aws.s3"],
+    "detail-type": ["AWS API Call via CloudTrail"],
+    "detail": {
+        "eventSource": ["s3.amazonaws.com"],
+        "eventName": ["CreateJob"],
+    },
+}
+
 # Lambda entry points (module.function inside the bundle; the bundle root is lambdas/).
 NOTIFIER_HANDLER: Final = "approvals.handlers.notifier.handler"
 CALLBACK_HANDLER: Final = "approvals.handlers.callback.handler"
@@ -52,6 +65,11 @@ ENV_LARGE_JOB_THRESHOLD: Final = "LARGE_JOB_THRESHOLD"
 ENV_AUDIT_TABLE_NAME: Final = "AUDIT_TABLE_NAME"
 ENV_SLACK_TEAM_ID: Final = "SLACK_TEAM_ID"
 ENV_DECISION_LEASE_SECONDS: Final = "DECISION_LEASE_SECONDS"
+# The notifier's fallback for a requester the CreateJob event did not bring: CloudTrail's event history
+# (LookupEvents), or nothing.
+ENV_REQUESTER_LOOKUP: Final = "REQUESTER_LOOKUP"
+REQUESTER_LOOKUP_CLOUDTRAIL: Final = "cloudtrail"
+REQUESTER_LOOKUP_OFF: Final = "off"
 
 # Timing of the decision path. A claim is held for the lease; the decider must finish within it, and
 # the queue must not redeliver a message before the lease of the claim it took has run out, or a
@@ -155,3 +173,6 @@ OUTPUT_AUDIT_LOG_GROUP_NAME: Final = "AuditLogGroupName"
 OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
 OUTPUT_AUDIT_TABLE_NAME: Final = "AuditTableName"
 OUTPUT_NOTIFIER_FAILURES_URL: Final = "NotifierFailuresQueueUrl"
+# One of the two: the trail the stack created (createTrail), or what the CreateJob rule needs instead.
+OUTPUT_REQUESTER_TRAIL_ARN: Final = "RequesterTrailArn"
+OUTPUT_REQUESTER_TRAIL_NEEDED: Final = "RequesterTrailNeeded"

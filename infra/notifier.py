@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra import nag, permissions
 from infra.constants import (
+    CREATE_JOB_CALL_PATTERN,
     JOB_EVENT_PATTERN,
     NOTIFIER_ASYNC_RETRY_ATTEMPTS,
     NOTIFIER_HANDLER,
@@ -24,6 +25,9 @@ from infra.queues import dead_letter_queue
 from infra.storage import Storage
 
 RECONCILE_EVERY = Duration.minutes(15)
+# EventBridge's delivery of AWS events (job events, CreateJob calls) to the notifier.
+EVENT_RETRY_ATTEMPTS = 8
+EVENT_MAX_AGE = Duration.hours(2)
 
 
 def event_pattern(pattern: Mapping[str, object]) -> events.EventPattern:
@@ -38,7 +42,8 @@ def event_pattern(pattern: Mapping[str, object]) -> events.EventPattern:
 class Notifier(Construct):
     """Posts an approval request to Slack when a job waits for confirmation.
 
-    Two triggers reach the same function: S3 Batch Operations job events (delivered best effort), and a
+    Three triggers reach the same function: S3 Batch Operations job events (delivered best effort), the
+    CreateJob calls that say who created a job (only where a trail records management events), and a
     schedule every 15 minutes that reconciles with ListJobs so a lost event delays a request instead of
     losing it. The handler tells them apart by the event's detail-type.
 
@@ -97,14 +102,17 @@ class Notifier(Construct):
             "JobEventsRule",
             description="S3 Batch Operations job created or status changed (CloudTrail service events)",
             event_pattern=event_pattern(JOB_EVENT_PATTERN),
-            targets=[
-                targets.LambdaFunction(
-                    self.function,
-                    retry_attempts=8,
-                    max_event_age=Duration.hours(2),
-                    dead_letter_queue=self.dead_letter_queue,
-                )
-            ],
+            targets=[self._event_target()],
+        )
+
+        # Who created a job: the CreateJob call, delivered only where a trail records management events.
+        # Same target settings as the job events: the notifier tells the two apart by detail-type.
+        self.create_job_calls_rule = events.Rule(
+            self,
+            "CreateJobCallsRule",
+            description="S3 Batch Operations CreateJob calls (CloudTrail management events): who created a job",
+            event_pattern=event_pattern(CREATE_JOB_CALL_PATTERN),
+            targets=[self._event_target()],
         )
 
         self.reconcile_rule = events.Rule(
@@ -121,4 +129,14 @@ class Notifier(Construct):
                     dead_letter_queue=self.dead_letter_queue,
                 )
             ],
+        )
+
+    def _event_target(self) -> targets.LambdaFunction:
+        """How an AWS event reaches the notifier: EventBridge retries handing it over for two hours, then
+        parks it in the event dead-letter queue."""
+        return targets.LambdaFunction(
+            self.function,
+            retry_attempts=EVENT_RETRY_ATTEMPTS,
+            max_event_age=EVENT_MAX_AGE,
+            dead_letter_queue=self.dead_letter_queue,
         )

@@ -17,6 +17,14 @@ LIST_JOBS_ACKNOWLEDGMENT = nag.acknowledgment(
     "s3:ListJobs supports no resource-level permission, so it needs Resource '*' (as does X-Ray).",
 )
 
+# The notifier's role has both Resource "*" actions when the history lookup is on; CDK keeps one reason per
+# finding and construct, so this one names both (and X-Ray).
+LIST_JOBS_AND_LOOKUP_EVENTS_ACKNOWLEDGMENT = nag.acknowledgment(
+    "IAM5[Resource::*]",
+    "s3:ListJobs and cloudtrail:LookupEvents support no resource-level permission (the Service Authorization "
+    "Reference lists no resource type for either), so they need Resource '*' (as does X-Ray).",
+)
+
 
 def job_arn_pattern(scope: Construct) -> str:
     """``arn:<partition>:s3:<region>:<account>:job/*`` for the stack's own account and region."""
@@ -42,3 +50,12 @@ def update_job_status(scope: Construct, job_tag: tuple[str, str] | None) -> iam.
 
 def list_jobs() -> iam.PolicyStatement:
     return iam.PolicyStatement(actions=["s3:ListJobs"], resources=["*"])
+
+
+def lookup_events() -> iam.PolicyStatement:
+    """Read CloudTrail's event history (the CreateJob call of a job whose event has not arrived).
+
+    LookupEvents takes no resource: it reads the account's management events in the caller's region, so the
+    statement names Resource "*"; it grants reading the history only, never changing a trail.
+    """
+    return iam.PolicyStatement(actions=["cloudtrail:LookupEvents"], resources=["*"])

@@ -21,6 +21,8 @@ from infra.constants import (
     DECIDER_TIMEOUT_SECONDS,
     DECISIONS_QUEUE_VISIBILITY_SECONDS,
     DEFAULT_DECISION_LEASE_SECONDS,
+    REQUESTER_LOOKUP_CLOUDTRAIL,
+    REQUESTER_LOOKUP_OFF,
     check_decision_timing,
 )
 from infra.policy import DEFAULT_POLICY_FILE, Policy, PolicyFileError, dump_policy, read_policy
@@ -89,6 +91,8 @@ EXAMPLES: dict[str, str] = {
     "stackName": "S3BatchApprovals",
     "decisionLeaseSeconds": str(DEFAULT_DECISION_LEASE_SECONDS),
     "policyFile": "policy.yaml",
+    "requesterLookup": "true",
+    "createTrail": "false",
 }
 
 
@@ -139,6 +143,12 @@ class InfraSettings(BaseModel):
     decision_lease_seconds: int = Field(default=DEFAULT_DECISION_LEASE_SECONDS, ge=10, alias="decisionLeaseSeconds")
     # The approval policy (YAML), relative to the repo root; validated when read, bundled as JSON.
     policy_file: str = Field(default=DEFAULT_POLICY_FILE, min_length=1, alias="policyFile")
+    # Who created a job: the notifier may look the CreateJob call up in CloudTrail's event history when its
+    # event has not arrived (no trail needed; cloudtrail:LookupEvents is granted only when on).
+    requester_lookup: bool = Field(default=True, alias="requesterLookup")
+    # Create a single-region trail of write management events, so that EventBridge receives CreateJob calls.
+    # Off by default: most organisations already have an (organisation) trail, which serves as well.
+    create_trail: bool = Field(default=False, alias="createTrail")
 
     @field_validator("slack_channel_id")
     @classmethod
@@ -243,6 +253,11 @@ class InfraSettings(BaseModel):
     def pip_platform_arch(self) -> str:
         """The manylinux machine name pip wants for this architecture."""
         return "aarch64" if self.lambda_architecture == "arm64" else "x86_64"
+
+    @property
+    def requester_lookup_mode(self) -> str:
+        """What the notifier's REQUESTER_LOOKUP says: look requesters up in CloudTrail's history, or not."""
+        return REQUESTER_LOOKUP_CLOUDTRAIL if self.requester_lookup else REQUESTER_LOOKUP_OFF
 
     @property
     def job_tag(self) -> tuple[str, str] | None:

@@ -20,7 +20,17 @@ import yaml
 from infra.constants import OUTPUT_SLACK_INTERACTIVITY_URL
 
 APP_NAME = "S3 Batch Approvals"
-BOT_SCOPES = ["chat:write", "usergroups:read", "users:read"]
+# Each bot scope, and the Web API calls that need it (the history scopes let a retried notifier find the
+# request it already posted, by its message metadata, instead of posting a second one).
+BOT_SCOPE_USES: dict[str, str] = {
+    "chat:write": "chat.postMessage, chat.update, chat.postEphemeral: post and update requests, tell people why",
+    "usergroups:read": "usergroups.users.list: who belongs to the approver groups",
+    "users:read": "users.info: approvers' display names",
+    "channels:history": "conversations.history in a public channel: find a request already posted",
+    "groups:history": "conversations.history in a private channel: find a request already posted",
+    "users:read.email": "users.lookupByEmail: the Slack user of a requester whose SSO session is named by email",
+}
+BOT_SCOPES = list(BOT_SCOPE_USES)
 PLACEHOLDER_URL = "https://REPLACE-ME.execute-api.REGION.amazonaws.com/prod/slack/interactions"
 
 

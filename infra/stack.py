@@ -16,6 +16,7 @@ from infra.constants import (
     ENV_DECISION_STUCK_AFTER_SECONDS,
     ENV_IDEMPOTENCY_TABLE_NAME,
     ENV_LARGE_JOB_THRESHOLD,
+    ENV_REQUESTER_LOOKUP,
     ENV_REQUESTS_TABLE_NAME,
     ENV_SLACK_CHANNEL_ID,
     ENV_SLACK_SECRET_NAME,
@@ -28,6 +29,8 @@ from infra.constants import (
     OUTPUT_EVENT_DLQ_URL,
     OUTPUT_IDEMPOTENCY_TABLE_NAME,
     OUTPUT_NOTIFIER_FAILURES_URL,
+    OUTPUT_REQUESTER_TRAIL_ARN,
+    OUTPUT_REQUESTER_TRAIL_NEEDED,
     OUTPUT_REQUESTS_TABLE_NAME,
     OUTPUT_SLACK_INTERACTIVITY_URL,
     SERVICE_NAME,
@@ -35,9 +38,17 @@ from infra.constants import (
 )
 from infra.lambda_defaults import LambdaDefaults
 from infra.notifier import Notifier
+from infra.requesters import RequesterCapture
 from infra.settings import InfraSettings
 from infra.slack_api import SlackApi
 from infra.storage import Storage
+
+# Said by a stack output when the stack creates no trail.
+TRAIL_NEEDED = (
+    "CreateJob events reach EventBridge only where a CloudTrail trail records write management events in this "
+    "region (an organisation trail counts). Without one, the requester comes from CloudTrail's event history "
+    "(requesterLookup), minutes later."
+)
 
 
 class ApprovalsStack(Stack):
@@ -75,8 +86,10 @@ class ApprovalsStack(Stack):
                 **environment,
                 ENV_DECISION_LEASE_SECONDS: str(settings.decision_lease_seconds),
                 ENV_DECISION_STUCK_AFTER_SECONDS: str(decision_stuck_after(settings.decision_lease_seconds)),
+                ENV_REQUESTER_LOOKUP: settings.requester_lookup_mode,
             },
         )
+        self.requesters = RequesterCapture(self, "Requesters", settings=settings, notifier=self.notifier)
         self.slack_api = SlackApi(
             self,
             "SlackApi",
@@ -113,6 +126,7 @@ class ApprovalsStack(Stack):
                 api=self.slack_api.api,
                 rules={
                     "Job events": self.notifier.job_events_rule,
+                    "CreateJob calls": self.notifier.create_job_calls_rule,
                     "Reconcile schedule": self.notifier.reconcile_rule,
                 },
             ),
@@ -140,6 +154,16 @@ class ApprovalsStack(Stack):
             OUTPUT_AUDIT_LOG_GROUP_NAME: (self.audit.log_group.log_group_name, "The audit trail"),
             OUTPUT_ALARM_TOPIC_ARN: (self.monitoring.topic.topic_arn, "Subscribe to receive alarms"),
         }
+        if self.requesters.trail is not None:
+            outputs[OUTPUT_REQUESTER_TRAIL_ARN] = (
+                self.requesters.trail.trail_arn,
+                "The trail that puts CreateJob calls on EventBridge (who created a job)",
+            )
+        else:
+            outputs[OUTPUT_REQUESTER_TRAIL_NEEDED] = (
+                TRAIL_NEEDED,
+                "The CreateJob rule receives events only from a trail; createTrail=true makes one",
+            )
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)
 

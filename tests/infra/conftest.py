@@ -34,6 +34,8 @@ CUSTOM_SETTINGS: dict[str, Any] = {
     "apiThrottleBurstLimit": "7",
     "largeJobThreshold": "5000",
     "stackName": "ApprovalsCustom",
+    "createTrail": "true",
+    "requesterLookup": "true",
 }
 
 

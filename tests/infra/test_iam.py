@@ -13,6 +13,8 @@ from tests.infra.conftest import Synth, as_list
 # Actions AWS authorizes only on Resource "*".
 RESOURCE_STAR_ACTIONS = {
     "s3:ListJobs",
+    # The notifier's CloudTrail history lookup (requesterLookup).
+    "cloudtrail:LookupEvents",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     # Granted by the DynamoDB stream event source of the audit writer.

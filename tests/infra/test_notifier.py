@@ -73,7 +73,7 @@ def test_the_event_dead_letter_queue_is_encrypted_tls_only_and_keeps_events_14_d
     allowed = [s for s in statements if s["Effect"] == "Allow"]
     assert {s["Principal"]["Service"] for s in allowed} == {"events.amazonaws.com"}
     assert {s["Action"] for s in allowed} == {"sqs:SendMessage"}
-    rules = [notifier.job_events_rule, notifier.reconcile_rule]
+    rules = [notifier.job_events_rule, notifier.create_job_calls_rule, notifier.reconcile_rule]
     assert [s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in allowed] == [
         {"Fn::GetAtt": [default_synth.logical_id(rule), "Arn"]} for rule in rules
     ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from infra.settings import ROOT
-from infra.slack_manifest import PLACEHOLDER_URL, main
+from infra.slack_manifest import BOT_SCOPE_USES, BOT_SCOPES, PLACEHOLDER_URL, main
 
 URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/slack/interactions"
 
@@ -37,7 +38,14 @@ def test_the_manifest_points_slack_at_the_deployed_interactivity_url(tmp_path: P
         "socket_mode_enabled": False,
         "token_rotation_enabled": False,
     }
-    assert manifest["oauth_config"]["scopes"]["bot"] == ["chat:write", "usergroups:read", "users:read"]
+    assert manifest["oauth_config"]["scopes"]["bot"] == [
+        "chat:write",
+        "usergroups:read",
+        "users:read",
+        "channels:history",
+        "groups:history",
+        "users:read.email",
+    ]
     assert manifest["display_information"]["name"]
     assert manifest["features"]["bot_user"]["display_name"]
 
@@ -109,3 +117,16 @@ def test_it_runs_as_a_module_the_way_the_makefile_calls_it(tmp_path: Path) -> No
     # then
     assert result.returncode == 0, result.stderr
     assert "REPLACE-ME" in out.read_text()
+
+
+def test_every_bot_scope_names_the_web_api_call_that_needs_it() -> None:
+    # then
+    assert list(BOT_SCOPE_USES) == BOT_SCOPES
+    for scope, use in BOT_SCOPE_USES.items():
+        method = use.split(":")[0].split(",")[0].split(" ")[0]
+        assert re.fullmatch(r"[a-z]+\.[a-zA-Z.]+", method), (scope, use)
+    assert BOT_SCOPE_USES["users:read.email"].startswith("users.lookupByEmail")
+    assert {scope for scope, use in BOT_SCOPE_USES.items() if use.startswith("conversations.history")} == {
+        "channels:history",
+        "groups:history",
+    }
