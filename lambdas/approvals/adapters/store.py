@@ -14,10 +14,11 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from approvals.domain.ports import Claim, ClaimLost
+from approvals.domain.ports import Claim, ClaimLost, VoteOutcome
 from approvals.models.job import JobRef
-from approvals.models.records import Actor, ApprovalRequest, AuditRecord, DecisionKind, RequestState
-from approvals.models.slack import DecisionCommand
+from approvals.models.policy import Rule
+from approvals.models.records import Actor, ApprovalRequest, AuditRecord, DecisionKind, Requester, RequestState
+from approvals.models.slack import DecisionCommand, SystemOrigin
 
 REQUEST_SK = "REQUEST"
 AUDIT_PREFIX = "AUDIT#"
@@ -26,6 +27,9 @@ DECIDING_INDEX = "DecidingIndex"  # sparse: only requests whose claim is held ca
 DECIDING = "1"
 _ser = TypeSerializer()
 _de = TypeDeserializer()
+
+
+RELEASED = datetime(1970, 1, 1, tzinfo=UTC)  # a posting claim given up: older than any lease
 
 
 def _iso(moment: datetime) -> str:
@@ -138,18 +142,131 @@ class DynamoRequestStore:
             ),
         )
 
-    def release_posting(self, ref: JobRef) -> None:
+    def release_posting(self, ref: JobRef, claimed_at: datetime) -> None:
+        """Give up the posting claim made at ``claimed_at`` so that the next delivery may take it at once.
+
+        The record stays (state posting, no message): the next delivery then knows a post may have gone
+        through and looks for it before posting. A claim taken over meanwhile is left alone.
+        """
         try:
-            self._db.delete_item(
+            self._db.update_item(
                 TableName=self._table,
                 Key=self._key(ref),
-                ConditionExpression="#s = :posting",
+                UpdateExpression="SET claimed_at = :released",
+                ConditionExpression="#s = :posting AND claimed_at = :mine",
                 ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues=_values(posting=RequestState.POSTING.value),
+                ExpressionAttributeValues=_values(
+                    posting=RequestState.POSTING.value, mine=_iso(claimed_at), released=_iso(RELEASED)
+                ),
             )
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
+
+    def adopt_posted(self, ref: JobRef, channel: str, message_ts: str, claimed_at: datetime | None) -> bool:
+        """Record a message an earlier delivery posted, if the claim is still the one that was seen expired."""
+        condition = "#s = :posting AND " + ("claimed_at = :seen" if claimed_at else "attribute_not_exists(claimed_at)")
+        values: dict[str, Any] = {"pending": RequestState.PENDING.value, "posting": RequestState.POSTING.value}
+        values |= {"channel": channel, "ts": message_ts}
+        if claimed_at:
+            values["seen"] = _iso(claimed_at)
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression="SET #s = :pending, channel = :channel, message_ts = :ts REMOVE claimed_at",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=_values(**values),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def add_vote(
+        self, ref: JobRef, voter: Actor, decision_id: str, now: datetime
+    ) -> tuple[VoteOutcome, ApprovalRequest | None]:
+        """One approval vote per person per job, while the request is pending (one conditional write).
+
+        ``again`` when this very click was counted before (a redelivery), ``already`` when the person
+        voted with another click, ``closed`` when the request is no longer pending (or there is none).
+        """
+        vote = {"user_id": voter.user_id, "name": voter.name, "team_id": voter.team_id, "at": _iso(now)}
+        vote["decision_id"] = decision_id
+        for attempt in range(2):
+            try:
+                response = self._db.update_item(
+                    TableName=self._table,
+                    Key=self._key(ref),
+                    UpdateExpression="SET votes.#u = :vote",
+                    ConditionExpression="#s = :pending AND attribute_not_exists(votes.#u)",
+                    ExpressionAttributeNames={"#s": "state", "#u": voter.user_id},
+                    ExpressionAttributeValues=_values(pending=RequestState.PENDING.value, vote=vote),
+                    ReturnValues="ALL_NEW",
+                )
+                return "recorded", self._request(response["Attributes"])
+            except ClientError as exc:
+                if _conditional_failed(exc):
+                    break
+                if attempt or exc.response.get("Error", {}).get("Code") != "ValidationException":
+                    raise
+                self._start_votes(ref)  # a record written before votes existed: give it an empty map first
+        current = self.get(ref)
+        if current is None or current.state != RequestState.PENDING:
+            mine = self._votes_of(ref).get(voter.user_id)
+            if current is not None and mine is not None and mine.get("decision_id") == decision_id:
+                return "again", current
+            return "closed", current
+        mine = self._votes_of(ref).get(voter.user_id)
+        if mine is not None and mine.get("decision_id") == decision_id:
+            return "again", current
+        return "already", current
+
+    def _start_votes(self, ref: JobRef) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression="SET votes = :none",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(votes)",
+                ExpressionAttributeValues=_values(none={}),
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def _votes_of(self, ref: JobRef) -> dict[str, Any]:
+        item = self._db.get_item(TableName=self._table, Key=self._key(ref), ConsistentRead=True).get("Item") or {}
+        votes = _de.deserialize(item["votes"]) if "votes" in item else {}
+        return votes if isinstance(votes, dict) else {}
+
+    def set_requester(self, ref: JobRef, requester: Requester, rule: Rule | None) -> ApprovalRequest | None:
+        """Record who created the job (and the rule that applies now that it is known), once: the first
+        answer wins, a later one (the event after the history, or a redelivery) changes nothing."""
+        names = {"#r": "requester"}
+        update = "SET #r = :requester"
+        values: dict[str, Any] = {"requester": requester.model_dump(mode="json", exclude_none=True)}
+        if rule is not None:
+            update += ", #rule = :rule"
+            names["#rule"] = "rule"
+            values["rule"] = rule.model_dump(mode="json", exclude_none=True)
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#r)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_values(**values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return self._request(response["Attributes"])
 
     def record_job_status(self, ref: JobRef, status: str) -> bool:
         """Set the last seen job status; False when it was already that (a repeated status)."""
@@ -187,15 +304,19 @@ class DynamoRequestStore:
 
     # -- deciding -------------------------------------------------------------------------------
 
-    def claim_decision(self, command: DecisionCommand, now: datetime, lease_seconds: int) -> Claim:
+    def claim_decision(
+        self, command: DecisionCommand, now: datetime, lease_seconds: int, without_requester: bool = False
+    ) -> Claim:
         actor = command.actor
+        origin = f"system:{command.origin.source}" if isinstance(command.origin, SystemOrigin) else "slack"
         try:
             response = self._db.update_item(
                 TableName=self._table,
                 Key=self._key(command.job),
                 UpdateExpression=(
                     "SET #s = :deciding, decision = :decision, decision_id = :id, decider = :decider, "
-                    "decision_reason = :reason, deciding_since = :now, deciding = :one"
+                    "decision_reason = :reason, deciding_since = :now, deciding = :one, decision_origin = :origin, "
+                    "approved_without_requester = :unknown"
                 ),
                 # A claim held within its lease is never shared, not even with another delivery of the
                 # same click: only a claim whose holder went quiet for the lease can be taken over.
@@ -211,6 +332,8 @@ class DynamoRequestStore:
                     now=_iso(now),
                     stale=_iso(now - timedelta(seconds=lease_seconds)),
                     one=DECIDING,
+                    origin=origin,
+                    unknown=without_requester,
                 ),
                 ReturnValues="ALL_NEW",
             )
@@ -380,6 +503,9 @@ class DynamoRequestStore:
 
     def _item(self, request: ApprovalRequest) -> dict[str, Any]:
         data = {k: v for k, v in request.model_dump(mode="json").items() if v is not None}
+        data.pop("claimed_at", None)  # written by claim_posting alone, in _iso's sortable form
+        data.pop("approvals", None)  # read from the votes map, which add_vote alone writes
+        data["votes"] = {}
         data["pk"] = request.job.key
         data["sk"] = REQUEST_SK
         data["expires_at"] = int((request.requested_at + self._ttl).timestamp())
@@ -388,8 +514,19 @@ class DynamoRequestStore:
     @staticmethod
     def _request(item: dict[str, Any]) -> ApprovalRequest:
         data = {k: _de.deserialize(v) for k, v in item.items()}
-        for key in ("pk", "sk", "expires_at", "claimed_at", "deciding"):
+        for key in ("pk", "sk", "expires_at", "deciding"):
             data.pop(key, None)
+        votes = data.pop("votes", None) or {}
+        ordered = sorted(votes.values(), key=lambda vote: (str(vote.get("at")), str(vote.get("user_id"))))
+        data["approvals"] = [
+            {"user_id": vote["user_id"], "name": vote.get("name") or vote["user_id"], "team_id": vote.get("team_id")}
+            for vote in ordered
+        ]
+        rule = data.get("rule") or {}
+        if data.get("state") in (RequestState.DECIDING.value, RequestState.APPROVED.value) and rule.get("quorum"):
+            # Once claimed no vote can be added: the first ``quorum`` votes are the ones that decided (a vote
+            # that came in beside them stays in the item and in the audit, but did not count).
+            data["approvals"] = data["approvals"][: int(rule["quorum"])]
         if data.get("object_count") is not None:
             data["object_count"] = int(data["object_count"])
         return ApprovalRequest.model_validate(data)

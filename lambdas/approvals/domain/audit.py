@@ -25,7 +25,10 @@ def audit_record(
     object_count: int | None = None,
     detail: str | None = None,
     origin: str | None = None,
+    approvers: list[str] | None = None,
 ) -> AuditRecord:
+    """One record; the request's rule and requester, when it has them, are recorded on it too."""
+    requester = request.requester if request else None
     return AuditRecord(
         event_type=event_type,
         time=now,
@@ -48,4 +51,8 @@ def audit_record(
         slack_channel=request.channel if request else None,
         slack_message_ts=request.message_ts if request else None,
         request_id=correlation_id,
+        rule=request.rule.name if request and request.rule else None,
+        requester_arn=requester.principal_arn if requester else None,
+        requester_slack_id=requester.slack_user_id if requester else None,
+        approvers=approvers,
     )

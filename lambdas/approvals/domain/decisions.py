@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from approvals.domain import message
@@ -27,8 +27,16 @@ from approvals.domain.ports import (
     JobsUnavailable,
     RequestStore,
 )
-from approvals.domain.reasons import decider_of, recorded_by, requested_status, status_update_reason
+from approvals.domain.reasons import (
+    decider_of,
+    policy_of,
+    policy_reason,
+    recorded_by,
+    requested_status,
+    status_update_reason,
+)
 from approvals.models.job import Job, JobRef
+from approvals.models.policy import RequesterWait, Rule
 from approvals.models.records import Actor, ApprovalRequest, AuditEventType, AuditRecord, DecisionKind, RequestState
 from approvals.models.slack import DecisionCommand, RefusalCommand, SystemOrigin
 
@@ -49,6 +57,10 @@ class Outcome(StrEnum):
     INVALID_REQUEST = "invalid_request"
     UNVERIFIED = "unverified"
     DUPLICATE = "duplicate"
+    REQUESTER = "requester_cannot_approve"
+    WAITING_FOR_REQUESTER = "waiting_for_requester"
+    ALREADY_APPROVED = "already_approved"
+    VOTE_RECORDED = "vote_recorded"
 
 
 @dataclass
@@ -71,12 +83,38 @@ class DecisionResult:
             Outcome.NOT_FOUND,
             Outcome.INVALID_REQUEST,
             Outcome.UNVERIFIED,
+            Outcome.REQUESTER,
+            Outcome.WAITING_FOR_REQUESTER,
+            Outcome.ALREADY_APPROVED,
         }
 
 
 def origin_of(command: DecisionCommand) -> str:
     """How the audit names where a decision came from."""
     return f"system:{command.origin.source}" if isinstance(command.origin, SystemOrigin) else "slack"
+
+
+POLICY_SOURCE = "policy"
+
+
+def policy_command(request: ApprovalRequest, rule: Rule) -> DecisionCommand:
+    """The decision a rule whose action is deny or approve makes itself, for one job: one decision ID per
+    rule and job, so however often the notifier runs, one claim wins."""
+    decision: DecisionKind = "cancel" if rule.action == "deny" else "approve"
+    return DecisionCommand(
+        job=request.job,
+        decision=decision,
+        actor=Actor(user_id=f"policy:{rule.name}", name=f"policy rule {rule.name}"),
+        reason=rule.reason,
+        decision_id=f"{POLICY_SOURCE}:{rule.name}",
+        channel=request.channel,
+        message_ts=request.message_ts,
+        origin=SystemOrigin(source=POLICY_SOURCE),
+    )
+
+
+def quorum_of(request: ApprovalRequest) -> int:
+    return request.rule.quorum if request.rule is not None and request.rule.action == "require_approval" else 1
 
 
 @dataclass
@@ -101,22 +139,19 @@ class DecisionService:
                 "no approval request on record for this job",
                 message.no_request_text(ref.job_id),
             )
-        authority = approver_status(command.actor.user_id, self.approvers, self.members_of)
-        if authority is None:
-            return self._refuse(
-                command,
-                request,
-                Outcome.NOT_AN_APPROVER,
-                "approver groups could not be read",
-                message.approvers_unknown_text(ref.job_id),
-            )
-        if not authority:
-            return self._refuse(
-                command, request, Outcome.NOT_AN_APPROVER, "not an approver", message.not_an_approver_text(ref.job_id)
-            )
-
-        command = self._with_display_name(command)
-        claim = self.store.claim_decision(command, self.clock(), self.lease_seconds)
+        by_system = isinstance(command.origin, SystemOrigin)
+        if not by_system:
+            refused = self._check_person(command, request)
+            if refused is not None:
+                return refused
+            command = self._with_display_name(command)
+            if command.decision == "approve" and quorum_of(request) > 1:
+                counted = self._vote(command, request)
+                if counted is not None:
+                    return counted
+        unknown = not by_system and command.decision == "approve" and request.requester is None
+        without_requester = unknown and request.rule is not None
+        claim = self.store.claim_decision(command, self.clock(), self.lease_seconds, without_requester)
         current = claim.request
         if not claim.won:
             if current is not None and current.decision_id == command.decision_id:
@@ -136,7 +171,7 @@ class DecisionService:
         assert current is not None
         # A claim taken over from a holder that went quiet: its S3 call may have gone through.
         previous = request if request.state == RequestState.DECIDING else None
-        reason = status_update_reason(command.decision, command.actor, command.reason)
+        reason = self._reason(command, current)
 
         # Re-check right before acting: the job may have moved on outside Slack.
         try:
@@ -172,7 +207,7 @@ class DecisionService:
         """A Cancel click the callback refused without opening the form (certainly not an approver, by
         its cache): check again with the groups themselves, and refuse, or ask an approver to click again."""
         request = self.store.get(command.job)
-        authority = approver_status(command.actor.user_id, self.approvers, self.members_of)
+        authority = approver_status(command.actor.user_id, self.approvers_for(request), self.members_of)
         if authority is None:
             why, text = "approver groups could not be read", message.approvers_unknown_text(command.job.job_id)
             return self._refuse(command, request, Outcome.NOT_AN_APPROVER, why, text)
@@ -233,7 +268,7 @@ class DecisionService:
         except JobsUnavailable as exc:
             # Left as it is: the claim is ours for a lease; the next run tries again.
             return DecisionResult(Outcome.FAILED, claim.request, detail=str(exc))
-        if self._applied(job, command.decision, command.actor):
+        if self._carries(job, command, claim.request):
             return self._finish(command, job, job.status, job.status_update_reason or "")
         if job.awaiting_confirmation:
             self.store.release_decision(stuck.job, command.decision_id)
@@ -268,26 +303,135 @@ class DecisionService:
             Outcome.INVALID_REQUEST, None, detail=refusal.reason, audit=[record], notices_failed=failed
         )
 
+    # -- who may decide, and votes ----------------------------------------------------------------
+
+    def approvers_for(self, request: ApprovalRequest | None) -> Approvers:
+        """The rule's approvers where it names them, else the deployment's."""
+        named = request.rule.approvers if request is not None and request.rule is not None else None
+        if named is None:
+            return self.approvers
+        return Approvers(user_ids=frozenset(named.users), group_ids=tuple(named.groups))
+
+    def _check_person(self, command: DecisionCommand, request: ApprovalRequest) -> DecisionResult | None:
+        """A refusal when this person may not make this decision on this request now; None when they may."""
+        job_id = command.job.job_id
+        authority = approver_status(command.actor.user_id, self.approvers_for(request), self.members_of)
+        if authority is None:
+            why, text = "approver groups could not be read", message.approvers_unknown_text(job_id)
+            return self._refuse(command, request, Outcome.NOT_AN_APPROVER, why, text)
+        if not authority:
+            text = message.not_an_approver_text(job_id)
+            return self._refuse(command, request, Outcome.NOT_AN_APPROVER, "not an approver", text)
+        if command.decision != "approve" or request.state != RequestState.PENDING:
+            return None  # cancelling is always allowed; a decided request is answered by the claim
+        rule = request.rule
+        requester = request.requester
+        if requester is None:
+            if rule is None:
+                return None  # posted before requesters were looked up: nothing to wait for
+            until = self.requester_wait_ends(request, rule.requester_wait)
+            if rule.requester_wait.then == "hold" or self.clock() < until:
+                text = message.notice_waiting_for_requester(job_id, until)
+                return self._refuse(command, request, Outcome.WAITING_FOR_REQUESTER, "waiting for requester", text)
+            return None
+        if requester.slack_user_id == command.actor.user_id and not (rule is not None and rule.allow_self_approval):
+            text = message.notice_requester_cannot_approve(job_id)
+            return self._refuse(command, request, Outcome.REQUESTER, "requester cannot approve", text)
+        return None
+
+    @staticmethod
+    def requester_wait_ends(request: ApprovalRequest, wait: RequesterWait) -> datetime:
+        return request.requested_at + timedelta(minutes=wait.timeout_minutes)
+
+    def _vote(self, command: DecisionCommand, request: ApprovalRequest) -> DecisionResult | None:
+        """Count this approval towards the rule's quorum. None when the quorum is met (or the request is no
+        longer pending): the caller then claims the decision; else the vote's outcome."""
+        ref = command.job
+        need = quorum_of(request)
+        counted, current = self.store.add_vote(ref, command.actor, command.decision_id, self.clock())
+        if counted == "closed" or current is None:
+            return None  # decided (or deciding) meanwhile: the claim says by whom
+        have = len(current.approvals)
+        if counted == "already":
+            text = message.notice_already_approved(ref.job_id, min(have, need), need)
+            return self._refuse(command, current, Outcome.ALREADY_APPROVED, "already approved", text)
+        if have >= need:
+            return None
+        record = audit_record(
+            AuditEventType.VOTE_RECORDED,
+            ref,
+            now=self.clock(),
+            request=current,
+            actor=command.actor,
+            action="approve",
+            reason=f"{have} of {need} approvals",
+            status_before=current.job_status,
+            status_after=current.job_status,
+            correlation_id=command.correlation_id,
+            origin=origin_of(command),
+        )
+        self.store.put_audit(record, key=f"vote:{command.actor.user_id}")
+        try:
+            job = self.jobs.describe(ref)
+        except JobNotFound:
+            return self._close_not_found(command, current)
+        except JobsUnavailable:
+            job = None  # the vote counts; the message shows it with the next vote or event
+        if job is not None and not job.awaiting_confirmation:
+            return self._moved_on(command, current, job)
+        if job is not None:
+            self._show(current, job)
+        failed = self._notify(
+            command.channel or current.channel,
+            command.actor.user_id,
+            message.notice_vote_recorded(ref.job_id, have, need),
+        )
+        return DecisionResult(Outcome.VOTE_RECORDED, current, audit=[record], notices_failed=failed)
+
+    def _deciders(self, command: DecisionCommand, request: ApprovalRequest | None) -> tuple[Actor, ...]:
+        """Whose decision this is: the counted approvals of a quorum (frozen once claimed), else the one
+        person who clicked."""
+        if command.decision == "approve" and request is not None and quorum_of(request) > 1:
+            counted = tuple(request.approvals[: quorum_of(request)])
+            if len(counted) == quorum_of(request):
+                return counted
+        return (command.actor,)
+
+    def _reason(self, command: DecisionCommand, request: ApprovalRequest | None) -> str:
+        if isinstance(command.origin, SystemOrigin):
+            rule = command.decision_id.removeprefix(f"{POLICY_SOURCE}:")
+            return policy_reason(command.decision, rule, command.reason)
+        return status_update_reason(command.decision, self._deciders(command, request), command.reason)
+
     # -- outcomes -----------------------------------------------------------------------------
 
     @staticmethod
-    def _applied(job: Job, decision: DecisionKind, actor: Actor) -> bool:
-        """True when the job carries this person's decision, applied by this product."""
+    def _applied(job: Job, decision: DecisionKind, actors: Actor | tuple[Actor, ...]) -> bool:
+        """True when the job carries this decision by these people, applied by this product."""
         after = AFTER_APPROVE if decision == "approve" else AFTER_CANCEL
-        return job.status in after and recorded_by(job.status_update_reason, decision, actor)
+        return job.status in after and recorded_by(job.status_update_reason, decision, actors)
+
+    def _carries(self, job: Job, command: DecisionCommand, request: ApprovalRequest | None) -> bool:
+        """True when the job carries this very command's decision (a person's, a quorum's or a rule's)."""
+        if isinstance(command.origin, SystemOrigin):
+            after = AFTER_APPROVE if command.decision == "approve" else AFTER_CANCEL
+            rule = command.decision_id.removeprefix(f"{POLICY_SOURCE}:")
+            return job.status in after and policy_of(job.status_update_reason) == (command.decision, rule)
+        return self._applied(job, command.decision, self._deciders(command, request))
 
     def _not_awaiting(
         self, command: DecisionCommand, current: ApprovalRequest, job: Job, previous: ApprovalRequest | None
     ) -> DecisionResult:
         """The job is no longer Suspended: our own unrecorded call, a quiet predecessor's, or elsewhere."""
-        if self._applied(job, command.decision, command.actor):
+        if self._carries(job, command, current):
             return self._finish(command, job, job.status, job.status_update_reason or "")
         ours = decider_of(job.status_update_reason)
         if ours is not None and self._applied(job, *ours):
             # A holder before us did decide (the one we took over from, or one before it, whose record a
             # later takeover overwrote): record it as theirs, by the reason S3 carries, and tell this person.
-            decision, decider = ours
-            if previous and previous.decider and previous.decider.user_id == decider.user_id:
+            decision, people = ours
+            decider = people[-1]  # a quorum's claim is made by its last vote
+            if previous and previous.decider and previous.decider.user_id in {p.user_id for p in people}:
                 decider = previous.decider  # the name and team as recorded, not as the reason spelt them
             why = previous.decision_reason if previous and previous.decider == decider else None
             theirs = command.model_copy(update={"decision": decision, "actor": decider, "reason": why})
@@ -338,6 +482,7 @@ class DecisionService:
     ) -> AuditRecord:
         """The decision_taken record, written once per decision however often this runs."""
         assert request.decided_at is not None
+        people = message.deciders(request)
         record = audit_record(
             AuditEventType.DECISION_TAKEN,
             request.job,
@@ -350,7 +495,9 @@ class DecisionService:
             status_after=request.s3_status,
             status_update_reason=request.status_update_reason,
             correlation_id=correlation_id,
-            origin=origin,
+            origin=request.decision_origin or origin,
+            approvers=[p.user_id for p in people] if len(people) > 1 else None,
+            detail="approved without knowing the requester" if request.approved_without_requester else None,
         )
         self.store.put_audit(record, key=f"{request.decision_id}:taken")
         return record

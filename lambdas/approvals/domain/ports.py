@@ -8,10 +8,12 @@ from typing import Any, Literal, Protocol
 
 from approvals.models.events import CreateJobCall
 from approvals.models.job import Job, JobRef
-from approvals.models.records import Actor, ApprovalRequest, AuditRecord, DecisionKind, RequestState
+from approvals.models.policy import Rule
+from approvals.models.records import Actor, ApprovalRequest, AuditRecord, DecisionKind, Requester, RequestState
 from approvals.models.slack import DecisionCommand
 
 RequestedStatus = Literal["Ready", "Cancelled"]
+VoteOutcome = Literal["recorded", "again", "already", "closed"]
 
 
 class JobNotFound(Exception):
@@ -57,13 +59,23 @@ class RequestStore(Protocol):
 
     def mark_posted(self, ref: JobRef, channel: str, message_ts: str) -> None: ...
 
-    def release_posting(self, ref: JobRef) -> None: ...
+    def release_posting(self, ref: JobRef, claimed_at: datetime) -> None: ...
+
+    def adopt_posted(self, ref: JobRef, channel: str, message_ts: str, claimed_at: datetime | None) -> bool: ...
+
+    def add_vote(
+        self, ref: JobRef, voter: Actor, decision_id: str, now: datetime
+    ) -> tuple[VoteOutcome, ApprovalRequest | None]: ...
+
+    def set_requester(self, ref: JobRef, requester: Requester, rule: Rule | None) -> ApprovalRequest | None: ...
 
     def record_job_status(self, ref: JobRef, status: str) -> bool: ...
 
     def restore_job_status(self, ref: JobRef, status: str, previous: str | None) -> None: ...
 
-    def claim_decision(self, command: DecisionCommand, now: datetime, lease_seconds: int) -> Claim: ...
+    def claim_decision(
+        self, command: DecisionCommand, now: datetime, lease_seconds: int, without_requester: bool = False
+    ) -> Claim: ...
 
     def finish_decision(
         self,

@@ -76,6 +76,7 @@ class ApprovalRequest(BaseModel):
     job: JobRef
     state: RequestState
     requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    claimed_at: datetime | None = None  # while posting: when the delivery that is posting it claimed it
     channel: str | None = None
     message_ts: str | None = None
     operation: str | None = None
