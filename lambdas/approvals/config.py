@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from functools import cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -59,6 +60,10 @@ class Settings(BaseModel):
     decision_lease_seconds: int = Field(default=120, ge=10, alias="DECISION_LEASE_SECONDS")
     # The decisions queue's visibility timeout times its receive count + the lease (the stack computes it).
     decision_stuck_after_seconds: int = Field(default=360 * 5 + 120, ge=10, alias="DECISION_STUCK_AFTER_SECONDS")
+    # The policy file (YAML or JSON); unset: the one the synth bundled (approvals/policy.json), if any.
+    policy_file: str | None = Field(default=None, min_length=1, alias="POLICY_FILE")
+    # Who created a job, when its CreateJob event did not come: CloudTrail's event history, or not at all.
+    requester_lookup: Literal["cloudtrail", "off"] = Field(default="cloudtrail", alias="REQUESTER_LOOKUP")
 
     @field_validator("slack_channel_id")
     @classmethod

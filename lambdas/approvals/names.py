@@ -18,3 +18,6 @@ METRIC_DUPLICATE_DECISION = "DuplicateDecision"  # a delivery of a click whose c
 METRIC_DECISION_STUCK = "DecisionStuck"  # a claim left past its lease, finished by the reconciliation
 METRIC_AUDIT_TAMPERED = "AuditTampered"  # an audit item was overwritten or deleted
 METRIC_FOREIGN_TEAM = "ForeignTeamRefused"  # a signed request from a Slack workspace the app does not serve
+METRIC_POLICY_DECISION = "PolicyDecision"  # a job cancelled (deny) or confirmed (approve) by a policy rule
+METRIC_REQUESTER_REFUSED = "RequesterRefused"  # the job's creator tried to approve it
+METRIC_VOTE_RECORDED = "VoteRecorded"  # an approval counted towards a rule's quorum

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # imported where used, so the callback's cold start does not 
     from approvals.domain.decisions import DecisionService
     from approvals.domain.requests import RequestService
     from approvals.domain.work import QueuedWork
+    from approvals.models.policy import Policy
 
 
 def utc_now() -> datetime:
@@ -118,6 +119,26 @@ class Common:
     def approvers(self) -> Approvers:
         return Approvers(frozenset(self.settings.approver_user_ids), self.settings.approver_group_ids)
 
+    @cached_property
+    def policy(self) -> Policy | None:
+        """POLICY_FILE's policy, else the bundled one; None when there is neither (no rules: one approval
+        from the deployment's approvers). A malformed file raises PolicyError at the cold start."""
+        from approvals.models.policy import bundled_policy_path, load_policy_file
+
+        path = self.settings.policy_file or (str(bundled_policy_path()) if bundled_policy_path().exists() else None)
+        return load_policy_file(path) if path else None
+
+    @property
+    def anyone_who_may_decide(self) -> Approvers:
+        """The deployment's approvers and every rule's: whom the callback must never refuse for good."""
+        users = set(self.settings.approver_user_ids)
+        groups = list(self.settings.approver_group_ids)
+        for rule in self.policy.rules if self.policy else []:
+            if rule.approvers is not None:
+                users.update(rule.approvers.users)
+                groups += [g for g in rule.approvers.groups if g not in groups]
+        return Approvers(frozenset(users), tuple(groups))
+
 
 @cache
 def common() -> Common:
@@ -140,21 +161,36 @@ class NotifierDeps:
 def notifier() -> NotifierDeps:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from approvals.domain.identity import IdentityResolver
     from approvals.domain.requests import RequestService
+    from approvals.models.policy import Identities
 
     c = common()
+    chat = c.chat()
+    policy = c.policy
     service = RequestService(
         jobs=c.jobs,
         store=c.store,
-        chat=c.chat(),
+        chat=chat,
         channel=c.settings.slack_channel_id,
         clock=utc_now,
         large_job_threshold=c.settings.large_job_threshold,
+        policy=policy,
+        identities=IdentityResolver(policy.identities if policy else Identities(), chat.user_by_email),
+        requesters=_requesters() if c.settings.requester_lookup == "cloudtrail" else None,
     )
     idempotency = DynamoDBPersistenceLayer(
         table_name=c.settings.idempotency_table_name, boto3_client=aws.client("dynamodb")
     )
-    return NotifierDeps(common=c, requests=service, idempotency=idempotency)
+    deps = NotifierDeps(common=c, requests=service, idempotency=idempotency)
+    service.decide = lambda command: deps.decisions.apply(command)  # a rule's own decisions (deny, approve)
+    return deps
+
+
+def _requesters() -> Any:
+    from approvals.adapters.cloudtrail import CloudTrailRequesters, cloudtrail_client
+
+    return CloudTrailRequesters(cache(cloudtrail_client), utc_now)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""S3 Control: DescribeJob, UpdateJobStatus and ListJobs, with S3's errors mapped to domain ones."""
+"""S3 Control: DescribeJob, GetJobTagging, UpdateJobStatus and ListJobs, with S3's errors mapped to domain ones."""
 
 from __future__ import annotations
 
@@ -33,6 +33,19 @@ class S3ControlJobs:
         except BotoCoreError as exc:
             raise JobsUnavailable(f"S3 Control did not answer: {exc}") from exc
         return Job.model_validate(response["Job"])
+
+    def tags(self, ref: JobRef) -> dict[str, str]:
+        """The job's tags as a key → value dict (GetJobTagging; DescribeJob does not return them).
+
+        A job without tags gives ``{}``. Errors are mapped as ``describe`` maps them.
+        """
+        try:
+            response = self._client_for_region(ref.region).get_job_tagging(AccountId=ref.account_id, JobId=ref.job_id)
+        except ClientError as exc:
+            raise self._map(exc, ref) from exc
+        except BotoCoreError as exc:
+            raise JobsUnavailable(f"S3 Control did not answer: {exc}") from exc
+        return {str(tag["Key"]): str(tag.get("Value", "")) for tag in response.get("Tags") or []}
 
     def update_status(self, ref: JobRef, requested: RequestedStatus, reason: str) -> str:
         # botocore checks minimum lengths only: validate what S3 would refuse before sending.

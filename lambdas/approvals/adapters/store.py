@@ -21,6 +21,7 @@ from approvals.models.records import Actor, ApprovalRequest, AuditRecord, Decisi
 from approvals.models.slack import DecisionCommand, SystemOrigin
 
 REQUEST_SK = "REQUEST"
+REQUESTER_SK = "REQUESTER"  # who created the job, learnt before or after its request was posted
 AUDIT_PREFIX = "AUDIT#"
 UNATTRIBUTED_PREFIX = "UNATTRIBUTED#"  # partition of audit records that name no valid job, by UTC day
 DECIDING_INDEX = "DecidingIndex"  # sparse: only requests whose claim is held carry its key
@@ -241,6 +242,31 @@ class DynamoRequestStore:
         item = self._db.get_item(TableName=self._table, Key=self._key(ref), ConsistentRead=True).get("Item") or {}
         votes = _de.deserialize(item["votes"]) if "votes" in item else {}
         return votes if isinstance(votes, dict) else {}
+
+    def put_requester(self, ref: JobRef, requester: Requester, now: datetime) -> bool:
+        """Keep who created the job beside its request (which may not exist yet); the first answer wins."""
+        data = requester.model_dump(mode="json", exclude_none=True)
+        item = {k: _ser.serialize(v) for k, v in data.items()}
+        item |= {
+            "pk": _ser.serialize(ref.key),
+            "sk": _ser.serialize(REQUESTER_SK),
+            "expires_at": _ser.serialize(int((now + self._ttl).timestamp())),
+        }
+        try:
+            self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def requester_of(self, ref: JobRef) -> Requester | None:
+        key = {"pk": _ser.serialize(ref.key), "sk": _ser.serialize(REQUESTER_SK)}
+        item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        data = {k: _de.deserialize(v) for k, v in item.items() if k not in ("pk", "sk", "expires_at")}
+        return Requester.model_validate(data)
 
     def set_requester(self, ref: JobRef, requester: Requester, rule: Rule | None) -> ApprovalRequest | None:
         """Record who created the job (and the rule that applies now that it is known), once: the first

@@ -617,6 +617,8 @@ class DecisionService:
             origin=origin_of(command),
         )
         self.store.put_audit(record)
+        if isinstance(command.origin, SystemOrigin):  # nobody clicked: the message and the audit say it
+            return DecisionResult(outcome, request, detail=why, audit=[record])
         channel = command.channel or (request.channel if request else None)
         failed = self._notify(channel, command.actor.user_id, text)
         return DecisionResult(outcome, request, detail=why, audit=[record], notices_failed=failed)

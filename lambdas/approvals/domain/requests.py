@@ -13,9 +13,15 @@ from enum import StrEnum
 
 from approvals.domain import message
 from approvals.domain.audit import audit_record
-from approvals.domain.ports import Chat, Jobs, RequestStore
+from approvals.domain.decisions import DecisionResult, policy_command
+from approvals.domain.identity import IdentityResolver
+from approvals.domain.policy import JobFacts, evaluate
+from approvals.domain.ports import Chat, ChatUnavailable, Jobs, Requesters, RequestersUnavailable, RequestStore
+from approvals.models.events import CreateJobCall
 from approvals.models.job import Job, JobRef
-from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, RequestState
+from approvals.models.policy import Policy, Rule
+from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, Requester, RequestState
+from approvals.models.slack import DecisionCommand
 
 # How far before a posting claim the history is read for a message it may have posted (clock skew).
 POSTED_LOOKBACK = timedelta(minutes=2)
@@ -33,14 +39,18 @@ class EventOutcome(StrEnum):
     NOT_AWAITING = "not_awaiting"
     STATUS_UPDATED = "status_updated"
     UNCHANGED = "unchanged"
+    REQUESTER_RECORDED = "requester_recorded"  # learnt before the request exists: kept for when it is posted
+    REQUESTER_LEARNT = "requester_learnt"  # added to the request (and its message)
 
 
 @dataclass
 class EventResult:
     outcome: EventOutcome
-    job: Job
+    job: Job | None
     request: ApprovalRequest | None = None
     audit: list[AuditRecord] | None = None
+    requester_problem: str | None = None  # why the requester could not be looked up this time (retried later)
+    policy_decision: DecisionResult | None = None  # what a rule that denies or approves did
 
 
 @dataclass
@@ -52,6 +62,25 @@ class RequestService:
     clock: Callable[[], datetime]
     large_job_threshold: int
     posting_lease_seconds: int = 300
+    # The policy (None: one approval from the deployment's approvers, the requester checked when known),
+    # who created a job (the CreateJob event, else CloudTrail's history), and the decider's path for the
+    # decisions a rule makes itself (deny, approve).
+    policy: Policy | None = None
+    identities: IdentityResolver | None = None
+    requesters: Requesters | None = None
+    decide: Callable[[DecisionCommand], DecisionResult] | None = None
+
+    def on_create_job(self, call: CreateJobCall) -> EventResult:
+        """Who created a job, from its CreateJob API-call event: kept, and shown on its request if posted."""
+        ref = JobRef(account_id=call.account_id, region=call.region, job_id=call.job_id)
+        requester = self._identify(call, "event")
+        self.store.put_requester(ref, requester, self.clock())
+        request = self.store.get(ref)
+        if request is None or request.state == RequestState.POSTING:
+            # Not posted yet (the job is still being prepared), or being posted: the poster reads it.
+            return EventResult(EventOutcome.REQUESTER_RECORDED, None, request)
+        job = self.jobs.describe(ref) if request.state == RequestState.PENDING else None
+        return self._learn(ref, job, request, requester)
 
     def on_job_event(self, ref: JobRef) -> EventResult:
         """Post a request for a job awaiting confirmation, or follow a known job's status.
@@ -68,7 +97,94 @@ class RequestService:
             if not job.awaiting_confirmation:
                 return EventResult(EventOutcome.NOT_AWAITING, job, request)
             return self._post(ref, job, request)
-        return self._follow(ref, job, request)
+        result = self._follow(ref, job, request)
+        current = result.request or request
+        if current.state == RequestState.PENDING and job.awaiting_confirmation:
+            if current.requester is None:
+                requester, result.requester_problem = self._known_requester(ref, job)
+                if requester is not None:
+                    learnt = self._learn(ref, job, current, requester)
+                    result.request, result.policy_decision = learnt.request, learnt.policy_decision
+                    return result
+            result.policy_decision = self._apply_rule(current)  # a rule's decision that failed before
+        return result
+
+    # -- who created the job, and the policy ----------------------------------------------------------
+
+    def _identify(self, call: CreateJobCall, found_in: str) -> Requester:
+        """The requester, with its Slack user. Slack failing to answer raises ChatUnavailable (so the event
+        or the reconciliation is retried): an unmapped requester would let its own Slack user approve."""
+        if self.identities is None:
+            return Requester(
+                principal_arn=call.principal_arn,
+                principal_type=call.principal_type,
+                found_in=found_in,  # type: ignore[arg-type]
+            )
+        resolved = self.identities.resolution(call, found_in)  # type: ignore[arg-type]
+        if resolved.lookup_failed:
+            raise ChatUnavailable(f"the requester's Slack user could not be looked up: {resolved.lookup_failed}")
+        return resolved.requester
+
+    def _known_requester(self, ref: JobRef, job: Job) -> tuple[Requester | None, str | None]:
+        """Who created the job as far as we know: the CreateJob event's, else CloudTrail's history (best
+        effort, never failing the caller: the history lags minutes behind and allows 2 calls a second)."""
+        known = self.store.requester_of(ref)
+        if known is not None or self.requesters is None or job.creation_time is None:
+            return known, None
+        try:
+            call = self.requesters.lookup(ref, job.creation_time)
+        except RequestersUnavailable as exc:
+            return None, str(exc)
+        if call is None:
+            return None, None
+        try:
+            requester = self._identify(call, "history")
+        except ChatUnavailable as exc:
+            return None, str(exc)
+        self.store.put_requester(ref, requester, self.clock())
+        return requester, None
+
+    def rule_for(self, job: Job, ref: JobRef, requester: Requester | None) -> Rule | None:
+        """The policy's rule for the job, every default filled in; None without a policy."""
+        if self.policy is None:
+            return None
+        tags = self.jobs.tags(ref) if any(rule.match.tags for rule in self.policy.rules) else None
+        facts = JobFacts.of(job, ref, tags=tags, requester=requester.principal_arn if requester else None)
+        return evaluate(self.policy, facts).rule
+
+    def _learn(self, ref: JobRef, job: Job | None, request: ApprovalRequest, requester: Requester) -> EventResult:
+        """Put the requester on the request, with the rule that applies now that it is known; show it."""
+        open_ = request.state in (RequestState.POSTING, RequestState.PENDING)
+        rule = self.rule_for(job, ref, requester) if open_ and job is not None else None
+        updated = self.store.set_requester(ref, requester, rule) or self.store.get(ref) or request
+        if updated.requester is None:
+            return EventResult(EventOutcome.UNCHANGED, job, updated)
+        record = audit_record(
+            AuditEventType.REQUESTER_IDENTIFIED,
+            ref,
+            now=self.clock(),
+            request=updated,
+            detail=f"found in {updated.requester.found_in}"
+            + (f", Slack user by {updated.requester.mapped_by}" if updated.requester.mapped_by else ""),
+        )
+        self.store.put_audit(record, key="requester")
+        decided = None
+        if updated.state == RequestState.PENDING and job is not None:
+            self._render(ref, job, updated)
+            decided = self._apply_rule(updated)
+        return EventResult(EventOutcome.REQUESTER_LEARNT, job, updated, [record], policy_decision=decided)
+
+    def _apply_rule(self, request: ApprovalRequest) -> DecisionResult | None:
+        """A rule that denies or approves decides itself, through the decider's exactly-once path."""
+        rule = request.rule
+        if rule is None or rule.action == "require_approval" or self.decide is None:
+            return None
+        return self.decide(policy_command(request, rule))
+
+    def _render(self, ref: JobRef, job: Job, request: ApprovalRequest) -> None:
+        if request.channel and request.message_ts:
+            rendered = message.render_request(job, ref, request, self.large_job_threshold)
+            self.chat.update(request.channel, request.message_ts, rendered.text, rendered.blocks)
 
     def _adopt_posted(self, ref: JobRef, job: Job, earlier: ApprovalRequest) -> ApprovalRequest | None:
         """The request message an earlier delivery posted without recording it, now recorded; None if none.
@@ -93,6 +209,8 @@ class RequestService:
         return adopted
 
     def _post(self, ref: JobRef, job: Job, earlier: ApprovalRequest | None) -> EventResult:
+        requester, problem = self._known_requester(ref, job)
+        rule = self.rule_for(job, ref, requester)
         now = self.clock()
         claim = ApprovalRequest(
             job=ref,
@@ -102,6 +220,8 @@ class RequestService:
             operation=job.operation_name,
             object_count=job.object_count,
             job_status=job.status,
+            requester=requester,
+            rule=rule,
         )
         if not self.store.claim_posting(claim, now, self.posting_lease_seconds):
             existing = self.store.get(ref)
@@ -120,7 +240,16 @@ class RequestService:
             raise
         self.store.mark_posted(ref, self.channel, ts)
         request = claim.model_copy(update={"state": RequestState.PENDING, "channel": self.channel, "message_ts": ts})
-        return EventResult(EventOutcome.POSTED, job, request, [self._requested_record(request)])
+        result = EventResult(EventOutcome.POSTED, job, request, [self._requested_record(request)])
+        result.requester_problem = problem
+        if requester is None:
+            arrived = self.store.requester_of(ref)  # the CreateJob event came in while this was posting
+            if arrived is not None:
+                learnt = self._learn(ref, job, request, arrived)
+                result.request, result.policy_decision = learnt.request, learnt.policy_decision
+                return result
+        result.policy_decision = self._apply_rule(request)
+        return result
 
     def _requested_record(self, request: ApprovalRequest) -> AuditRecord:
         """The approval_requested record, written once per job however often this runs."""

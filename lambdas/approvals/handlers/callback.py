@@ -151,7 +151,7 @@ def _open_reason_modal(deps: wiring.CallbackDeps, action: OpenReasonModal, event
     from approvals.domain import message  # only Cancel clicks render the modal
 
     command = action.command
-    if known_refusal(command.actor.user_id, deps.common.approvers, deps.chat.cached_group_members):
+    if known_refusal(command.actor.user_id, deps.common.anyone_who_may_decide, deps.chat.cached_group_members):
         _enqueue(deps, "refuse_cancel", event)  # the decider refuses it, records it and tells the person
         return
     try:

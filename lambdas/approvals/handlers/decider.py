@@ -30,7 +30,9 @@ with coldstart.long_lived():  # modules load once per execution environment (app
         METRIC_DUPLICATE_DECISION,
         METRIC_NOTICE_FAILED,
         METRIC_REFUSED,
+        METRIC_REQUESTER_REFUSED,
         METRIC_TIME_TO_DECISION,
+        METRIC_VOTE_RECORDED,
     )
     from approvals.observability import MetricUnit, logger, metrics, tracer
 
@@ -70,8 +72,12 @@ def _observe(result: DecisionResult) -> None:
         logger.error("unverified work refused", detail=result.detail)
     elif result.outcome == Outcome.DUPLICATE:
         metrics.add_metric(name=METRIC_DUPLICATE_DECISION, unit=MetricUnit.Count, value=1)
+    elif result.outcome == Outcome.VOTE_RECORDED:
+        metrics.add_metric(name=METRIC_VOTE_RECORDED, unit=MetricUnit.Count, value=1)
     elif result.refused:
         metrics.add_metric(name=METRIC_REFUSED, unit=MetricUnit.Count, value=1)
+        if result.outcome == Outcome.REQUESTER:
+            metrics.add_metric(name=METRIC_REQUESTER_REFUSED, unit=MetricUnit.Count, value=1)
     if result.notices_failed:
         metrics.add_metric(name=METRIC_NOTICE_FAILED, unit=MetricUnit.Count, value=result.notices_failed)
     logger.info(

@@ -24,19 +24,22 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from pydantic import ValidationError
 
     from approvals import wiring
+    from approvals.domain.decisions import Outcome
     from approvals.domain.ports import JobNotFound
-    from approvals.domain.requests import EventOutcome
-    from approvals.models.events import JobEvent
+    from approvals.domain.requests import EventOutcome, EventResult
+    from approvals.models.events import CreateJobApiEvent, JobEvent
     from approvals.models.job import JobRef
     from approvals.names import (
         METRIC_APPROVAL_REQUESTED,
         METRIC_DECISION_STUCK,
         METRIC_DUPLICATE_EVENT,
         METRIC_EVENT_DROPPED,
+        METRIC_POLICY_DECISION,
     )
     from approvals.observability import MetricUnit, logger, metrics, tracer
 
 SCHEDULED = "Scheduled Event"
+API_CALL = "AWS API Call via CloudTrail"
 
 
 def _duplicate(response: Any, idempotent_data: DataRecord) -> Any:
@@ -82,14 +85,42 @@ def follow(ref: JobRef, event_status: str | None = None) -> dict[str, Any]:
         return {"outcome": "job_not_found", "job_id": ref.job_id}
     if result.outcome == EventOutcome.POSTED:
         metrics.add_metric(name=METRIC_APPROVAL_REQUESTED, unit=MetricUnit.Count, value=1)
+    status = result.job.status if result.job else None
+    _log_side_effects(result)
     logger.info(
         "job event handled",
         job_id=ref.job_id,
         outcome=result.outcome.value,
         event_status=event_status,
-        job_status=result.job.status,
+        job_status=status,
     )
-    return {"outcome": result.outcome.value, "job_id": ref.job_id, "job_status": result.job.status}
+    return {"outcome": result.outcome.value, "job_id": ref.job_id, "job_status": status}
+
+
+def created(event: dict[str, Any]) -> dict[str, Any]:
+    """A CreateJob API-call event: who created the job, kept for its request (and shown if it is posted).
+
+    Needs no deduplication: recording the requester, its audit record and the message update are each
+    idempotent. Slack or DynamoDB failing raises, so Lambda retries it like a job event.
+    """
+    call = CreateJobApiEvent.model_validate(event).call()
+    if call is None:
+        return _dropped(event, "not a successful CreateJob call of S3 Batch Operations", "detail")
+    logger.append_keys(job_id=call.job_id)
+    result = wiring.notifier().requests.on_create_job(call)
+    _log_side_effects(result)
+    logger.info("requester event handled", job_id=call.job_id, outcome=result.outcome.value)
+    return {"outcome": result.outcome.value, "job_id": call.job_id}
+
+
+def _log_side_effects(result: EventResult) -> None:
+    if result.requester_problem:
+        logger.warning("requester not looked up, retried later", problem=result.requester_problem[:500])
+    decided = result.policy_decision
+    if decided is not None:
+        if decided.outcome == Outcome.APPLIED:
+            metrics.add_metric(name=METRIC_POLICY_DECISION, unit=MetricUnit.Count, value=1)
+        logger.info("policy decision", outcome=decided.outcome.value, detail=decided.detail)
 
 
 def reconcile(account_id: str, region: str) -> dict[str, Any]:
@@ -140,6 +171,14 @@ def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
         return reconcile(where.account_id, where.region)
     if not isinstance(event, dict):  # Lambda hands over a JSON object; anything else is no S3 event
         return _dropped(event, "the event is not a JSON object", "")
+    if event.get("detail-type") == API_CALL:
+        try:
+            return created(event)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            return _dropped(event, first["msg"], ".".join(str(p) for p in first["loc"]))
+        except (ValueError, TypeError, RecursionError) as exc:
+            return _dropped(event, type(exc).__name__, "")
     try:
         job_of(event)
     except ValidationError as exc:
