@@ -75,6 +75,8 @@ class Notifier(Construct):
         )
         storage.grant_notifier(self.function)
         self.function.add_to_role_policy(permissions.describe_job(self))
+        # The notifier evaluates the approval policy, whose tags matcher reads the job's tags.
+        self.function.add_to_role_policy(permissions.get_job_tagging(self))
         self.function.add_to_role_policy(permissions.list_jobs())
         nag.acknowledge(
             self.function.role,  # type: ignore[arg-type]

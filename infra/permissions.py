@@ -37,6 +37,13 @@ def describe_job(scope: Construct) -> iam.PolicyStatement:
     return iam.PolicyStatement(actions=["s3:DescribeJob"], resources=[job_arn_pattern(scope)])
 
 
+def get_job_tagging(scope: Construct) -> iam.PolicyStatement:
+    """``s3:GetJobTagging`` on this account's job ARNs, as ``describe_job``: DescribeJob does not return a job's
+    tags, and the approval policy's ``tags`` matcher needs them. Reading only; PutJobTagging and
+    DeleteJobTagging are never granted."""
+    return iam.PolicyStatement(actions=["s3:GetJobTagging"], resources=[job_arn_pattern(scope)])
+
+
 def update_job_status(scope: Construct, job_tag: tuple[str, str] | None) -> iam.PolicyStatement:
     """``s3:UpdateJobStatus``, limited to jobs carrying ``job_tag`` (key, value) when one is set."""
     conditions = None

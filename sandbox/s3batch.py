@@ -3,7 +3,8 @@
 No AWS emulator implements S3 Batch Operations jobs, so the sandbox has its own:
 
 - ``JobStore`` holds jobs in memory and applies the documented rules (CreateJob validation and
-  idempotency, the status lifecycle, UpdateJobStatus, DescribeJob, ListJobs). Every status change
+  idempotency, the status lifecycle, UpdateJobStatus, DescribeJob, ListJobs, and the job's tag set:
+  GetJobTagging, PutJobTagging, DeleteJobTagging). Every status change
   becomes an EventBridge event in the CloudTrail service-event shape, delivered to listeners by one
   worker thread, with hooks to lose or duplicate events and to delay, throttle or break API calls.
 - ``S3ControlEmulator`` serves the store over HTTP in S3 Control's REST-XML protocol, so the real
@@ -16,7 +17,7 @@ every CreateJob record to ``on_management_event`` (the account's event history, 
 a trail records management events (``trail_enabled``), puts it on the bus as EventBridge delivers it:
 ``detail-type "AWS API Call via CloudTrail"``, before the job's JobCreated event. Calls that fail are
 recorded too, with ``errorCode`` and ``errorMessage`` and no ``responseElements``, as CloudTrail logs them.
-DescribeJob, like the real one, does not say who created the job.
+DescribeJob, like the real one, does not say who created the job, nor return its tags (GetJobTagging does).
 
 Requests and responses are read and written from botocore's own s3control model, so the XML shapes
 are the ones the real client sends and parses.
@@ -34,6 +35,7 @@ import queue
 import re
 import threading
 import time
+import unicodedata
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -78,7 +80,17 @@ TERMINAL_STATUSES = frozenset({"Complete", "Failed", "Cancelled"})
 # UpdateJobStatus(Cancelled) ends these at once; a running job goes through Cancelling first.
 CANCEL_AT_ONCE = frozenset({"New", "Preparing", "Suspended", "Ready"})
 CANCEL_VIA_CANCELLING = frozenset({"Active", "Pausing", "Paused"})
-OPERATIONS = ("CreateJob", "DescribeJob", "ListJobs", "UpdateJobStatus")
+OPERATIONS = (
+    "CreateJob",
+    "DescribeJob",
+    "ListJobs",
+    "UpdateJobStatus",
+    "GetJobTagging",
+    "PutJobTagging",
+    "DeleteJobTagging",
+)
+# Operations whose successful response has an empty body (HTTP 200, no XML).
+EMPTY_RESPONSES = frozenset({"PutJobTagging", "DeleteJobTagging"})
 
 ACCOUNT_ID = re.compile(r"[0-9]{12}")  # matched whole (fullmatch), ASCII digits only, as S3 Control does
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{5,36}")
@@ -94,6 +106,10 @@ _CALLER_ARN = re.compile(
 )
 MAX_PRIORITY = 2_147_483_647
 MAX_JOB_TAGS = 50
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+# S3Tag's Key and Value pattern, ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$: letters, separators, numbers and these.
+TAG_PUNCTUATION = frozenset("_.:/=+-@")
 
 
 class S3ControlError(Exception):
@@ -403,6 +419,20 @@ def parse_create_job_body(body: bytes) -> dict[str, Any]:
         raise _bad_request(f"The XML you provided was not well-formed: {exc}") from exc
 
 
+def parse_put_job_tagging_body(body: bytes) -> dict[str, Any]:
+    """PutJobTagging's XML body (``PutJobTaggingRequest``) as boto3-style parameters."""
+    if not body.strip():
+        raise _bad_request("Missing required parameter: Tags")
+    try:
+        root = ET.fromstring(body)  # noqa: S314 - loopback sandbox input from our own tests and product
+        if _local(root.tag) != "PutJobTaggingRequest":
+            raise ValueError(f"unexpected root element {_local(root.tag)!r}")
+        params: dict[str, Any] = decode_xml(service_model().operation_model("PutJobTagging").input_shape, root)
+        return params
+    except (ET.ParseError, ValueError) as exc:
+        raise _bad_request(f"The XML you provided was not well-formed: {exc}") from exc
+
+
 # --------------------------------------------------------------------------------------------------
 # The job store
 
@@ -424,6 +454,7 @@ class _Job:
     termination_date: datetime | None = None
     failure_reasons: list[dict[str, str]] = field(default_factory=list)
     created_by: dict[str, Any] = field(default_factory=dict)
+    tags: list[dict[str, str]] = field(default_factory=list)
     counted: bool = False
     processed: int = 0
     active_seconds: float = 0.0
@@ -536,6 +567,9 @@ class JobStore:
     than the request's is AccessDenied. ``trail_enabled``: a trail records management events, so the
     CreateJob call reaches EventBridge; ``on_management_event(record)`` receives every CreateJob
     CloudTrail record either way (the event history). ``management_events`` keeps them all.
+
+    Tags: a job keeps the ``Tags`` given to CreateJob; ``get_job_tagging``, ``put_job_tagging`` (replaces the
+    whole set) and ``delete_job_tagging`` read and change them, validated as S3Tag's constraints say.
     """
 
     def __init__(
@@ -708,6 +742,7 @@ class JobStore:
             failed_tasks=min(max(failed_tasks, 0), count),
             creation_time=self.clock(),
             seq=self._seq,
+            tags=[{"Key": tag["Key"], "Value": tag["Value"]} for tag in request.get("Tags") or []],
         )
         self._jobs[job.job_id] = job
         self._tokens[token_key] = job.job_id
@@ -863,6 +898,39 @@ class JobStore:
             if job.status_update_reason is not None:
                 response["StatusUpdateReason"] = job.status_update_reason
             return response
+
+    # -- tags ------------------------------------------------------------------------------------
+
+    def get_job_tagging(self, account_id: str, job_id: str) -> dict[str, Any]:
+        """GetJobTagging: the job's tag set (the CreateJob ``Tags``, or what PutJobTagging set last), in order."""
+        _validate_job(account_id, job_id)
+        with self._lock:
+            return {"Tags": copy.deepcopy(self._get(account_id, job_id).tags)}
+
+    def put_job_tagging(self, account_id: str, job_id: str, tags: Any) -> dict[str, Any]:
+        """PutJobTagging: replace the job's whole tag set; an empty list removes every tag.
+
+        More than 50 tags is TooManyTagsException; a tag S3Tag's constraints refuse (key 1-128 and value
+        at most 256 characters of letters, separators, numbers and ``_.:/=+-@``, no ``aws:`` key, no
+        repeated key) is BadRequestException. Nothing changes when the call fails.
+        """
+        _validate_job(account_id, job_id)
+        if not isinstance(tags, list):
+            raise _bad_request("Missing required parameter: Tags")
+        if len(tags) > MAX_JOB_TAGS:
+            raise S3ControlError("TooManyTagsException", f"A job can have at most {MAX_JOB_TAGS} tags")
+        _validate_tags(tags)
+        with self._lock:
+            job = self._get(account_id, job_id)
+            job.tags = [{"Key": tag["Key"], "Value": tag["Value"]} for tag in tags]
+            return {}
+
+    def delete_job_tagging(self, account_id: str, job_id: str) -> dict[str, Any]:
+        """DeleteJobTagging: remove the job's whole tag set (a job without tags is fine)."""
+        _validate_job(account_id, job_id)
+        with self._lock:
+            self._get(account_id, job_id).tags = []
+            return {}
 
     def advance(self, job_id: str) -> str:
         """Move one job one step along its lifecycle; returns its status afterwards.
@@ -1206,6 +1274,36 @@ def _validate_account(account_id: str | None, *, code: str = "BadRequestExceptio
         raise S3ControlError(code, "AccountId (header x-amz-account-id) must be 12 digits")
 
 
+def _validate_job(account_id: str | None, job_id: str | None) -> None:
+    _validate_account(account_id)
+    if not JOB_ID.fullmatch(job_id or ""):
+        raise _bad_request("JobId must be 5 to 36 characters of A-Z, a-z, 0-9, - and _")
+
+
+def _tag_text_ok(text: str) -> bool:
+    """S3Tag's pattern: every character a letter, a separator, a number or one of ``_.:/=+-@``."""
+    return all(char in TAG_PUNCTUATION or unicodedata.category(char)[0] in "LZN" for char in text)
+
+
+def _validate_tags(tags: Iterable[Any]) -> None:
+    """A tag set as S3 Control takes it: S3Tag's lengths and pattern, no ``aws:`` keys, keys unique."""
+    seen: set[str] = set()
+    for tag in tags:
+        key = tag.get("Key") if isinstance(tag, Mapping) else None
+        value = tag.get("Value") if isinstance(tag, Mapping) else None
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise _bad_request("Every tag needs a Key and a Value")
+        if not 1 <= len(key) <= MAX_TAG_KEY or len(value) > MAX_TAG_VALUE:
+            raise _bad_request(f"Tag keys must be 1 to {MAX_TAG_KEY} characters and values at most {MAX_TAG_VALUE}")
+        if not _tag_text_ok(key) or not _tag_text_ok(value):
+            raise _bad_request("Tag keys and values may hold letters, numbers, spaces and _ . : / = + - @ only")
+        if key.lower().startswith("aws:"):
+            raise _bad_request("Tag keys starting with aws: are reserved for AWS")
+        if key in seen:
+            raise _bad_request(f"Tag keys must be unique; {key!r} is repeated")
+        seen.add(key)
+
+
 def _without_token(params: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in params.items() if key != "ClientRequestToken"}
 
@@ -1254,9 +1352,7 @@ def _validate_create(params: Mapping[str, Any]) -> None:
     tags = params.get("Tags") or []
     if len(tags) > MAX_JOB_TAGS:
         raise _bad_request(f"A job can have at most {MAX_JOB_TAGS} tags")
-    for tag in tags:
-        if not 1 <= len(tag.get("Key") or "") <= 128 or len(tag.get("Value") or "") > 256:
-            raise _bad_request("Tag keys must be 1 to 128 characters and values at most 256")
+    _validate_tags(tags)
 
 
 def _validate_report(report: Mapping[str, Any]) -> None:
@@ -1290,6 +1386,7 @@ def _read_token(token: str, account_id: str, region: str, fingerprint: str) -> i
 
 _JOB_PATH = re.compile(r"^/v20180820/jobs/(?P<id>[^/]+)$")
 _STATUS_PATH = re.compile(r"^/v20180820/jobs/(?P<id>[^/]+)/status$")
+_TAGGING_PATH = re.compile(r"^/v20180820/jobs/(?P<id>[^/]+)/tagging$")
 
 
 class S3ControlEmulator:
@@ -1427,7 +1524,7 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
             failure = S3ControlError("InternalServiceException", "The sandbox failed; see its log", 500)
             self._send(500, error_xml(failure, request_id), request_id)
             return
-        self._send(200, response_xml(operation, result), request_id)
+        self._send(200, b"" if operation in EMPTY_RESPONSES else response_xml(operation, result), request_id)
 
     def _region(self) -> str:
         match = CREDENTIAL_REGION.search(self.headers.get("Authorization", ""))
@@ -1479,6 +1576,12 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
             raise _bad_request("JobId must be 5 to 36 characters of A-Z, a-z, 0-9, - and _")
         if operation == "DescribeJob":
             return {"Job": store.describe_job(account_id, job_id)}
+        if operation == "GetJobTagging":
+            return store.get_job_tagging(account_id, job_id)
+        if operation == "PutJobTagging":
+            return store.put_job_tagging(account_id, job_id, parse_put_job_tagging_body(body).get("Tags"))
+        if operation == "DeleteJobTagging":
+            return store.delete_job_tagging(account_id, job_id)
         requested = _first(query, "requestedJobStatus")
         if requested is None:
             raise _bad_request("Missing required parameter: requestedJobStatus")
@@ -1502,6 +1605,8 @@ def _route(method: str, path: str) -> tuple[str | None, str | None]:
         return "DescribeJob", match["id"]
     if method == "POST" and (match := _STATUS_PATH.match(path)):
         return "UpdateJobStatus", match["id"]
+    if match := _TAGGING_PATH.match(path):
+        return {"GET": "GetJobTagging", "PUT": "PutJobTagging", "DELETE": "DeleteJobTagging"}.get(method), match["id"]
     return None, None
 
 

@@ -74,6 +74,7 @@ class FakeJobs:
 
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
+        self.job_tags: dict[str, dict[str, str]] = {}  # job ID -> its tags (GetJobTagging)
         self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
         self.failures: dict[str, list[Exception]] = {}
         self._lock = threading.Lock()
@@ -131,6 +132,18 @@ class FakeJobs:
     def list_awaiting(self, account_id: str, region: str) -> list[str]:
         self.calls.append(("list_awaiting", account_id, (region,)))
         return [j.job_id for j in self.jobs.values() if j.status == "Suspended"]
+
+    def set_tags(self, job_id: str, tags: dict[str, str]) -> None:
+        """The job's tags, as PutJobTagging would set them (the whole set is replaced)."""
+        self.job_tags[job_id] = dict(tags)
+
+    def tags(self, ref: JobRef) -> dict[str, str]:
+        with self._lock:
+            self.calls.append(("tags", ref.job_id, ()))
+            self._maybe_fail("tags")
+            if ref.job_id not in self.jobs:
+                raise JobNotFound(ref.job_id)
+            return dict(self.job_tags.get(ref.job_id, {}))
 
 
 class FakeChat:
