@@ -1,7 +1,8 @@
 """The whole product on one machine: the real handlers between local stand-ins, over real HTTP.
 
-    S3 Batch Operations emulator ──events──▶ EventRouter (the stack's JOB_EVENT_PATTERN)
-        ──▶ Lambda's asynchronous invocation (retries, on-failure destination) ──▶ notifier
+    S3 Batch Operations emulator ──events──▶ EventRouter (the stack's JOB_EVENT_PATTERN and
+        CREATE_JOB_CALL_PATTERN) ──▶ Lambda's asynchronous invocation (retries, on-failure destination)
+        ──▶ notifier;  emulator ──each CreateJob──▶ CloudTrail stand-in (event history, with its lag)
     notifier ──boto3 (via the loopback proxy)──▶ emulator;  ──slack_sdk──▶ Slack stand-in
     person's click ──signed HTTP──▶ API Gateway front ──▶ callback ──SQS (moto)──▶ queue pump ──▶ decider
     decider ──▶ emulator (UpdateJobStatus), DynamoDB (moto), Slack stand-in
@@ -28,6 +29,7 @@ from slack_sdk.signature import SignatureVerifier
 from infra import constants as c
 from sandbox.apigw import ApiGatewayFront, LambdaContext
 from sandbox.aws_local import LocalAws
+from sandbox.cloudtrail import CloudTrailHistory, CloudTrailStandIn
 from sandbox.lambda_async import AsyncInvoker, InvokerStopped
 from sandbox.proxy import LoopbackProxy, s3control_client_env
 from sandbox.router import EventRouter
@@ -40,6 +42,7 @@ CHANNEL = "C0APPROVALS"
 BOT_TOKEN = "xoxb-sandbox-bot-token"
 SIGNING_SECRET = "sandbox-signing-secret-0123456789abcdef"
 APPROVER_GROUP = "S0APPROVERS"
+POLICY_FILE = os.path.join(os.path.dirname(__file__), "policy.yaml")
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,21 @@ class Person:
     name: str  # the Slack username, as interaction payloads carry it
     real_name: str
     display_name: str  # what colleagues see, and what the StatusUpdateReason records
+    email: str | None = None
 
 
-ALICE = Person("U0ALICE01", "alice", "Alice Approver", "Alice A.")
-GINA = Person("U0GINA001", "gina", "Gina Group-Approver", "Gina G.")
-MALLORY = Person("U0MALLORY", "mallory", "Mallory Onlooker", "Mallory M.")
+ALICE = Person("U0ALICE01", "alice", "Alice Approver", "Alice A.", "alice@example.com")
+GINA = Person("U0GINA001", "gina", "Gina Group-Approver", "Gina G.", "gina@example.com")
+MALLORY = Person("U0MALLORY", "mallory", "Mallory Onlooker", "Mallory M.", "mallory@example.com")
 PEOPLE = (ALICE, GINA, MALLORY)
+
+# Who creates jobs in the sandbox (the IAM principals CloudTrail records), and who they are in Slack:
+# Alice through IAM Identity Center (her session is her email: users.lookupByEmail finds her), Gina through
+# a role the sandbox policy maps to her, and a pipeline role that is nobody in Slack.
+ALICE_SSO = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/AWSReservedSSO_DataEngineer_0123456789abcdef/alice@example.com"
+GINA_ADMIN = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/gina-admin/gina"
+PIPELINE = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/batch-pipeline/nightly-run"
+PRINCIPALS = {"alice": ALICE_SSO, "gina": GINA_ADMIN, "pipeline": PIPELINE}
 
 
 @dataclass
@@ -163,16 +175,33 @@ class LocalDeployment:
     quiet: bool = True
     bot_token: str = BOT_TOKEN
     signing_secret: str = SIGNING_SECRET
+    policy_file: str | None = POLICY_FILE
+    # Whether a CloudTrail trail records management events (then EventBridge gets CreateJob calls), and
+    # how long CloudTrail's event history takes to show a call (seconds; minutes in AWS).
+    trail: bool = True
+    history_delay: float = 0.0
 
     def start(self) -> LocalDeployment:
         self.aws = LocalAws().start().provision(self.bot_token, self.signing_secret)
-        self.jobs = JobStore(region=REGION, active_steps=3)
+        self.cloudtrail = CloudTrailStandIn(
+            CloudTrailHistory(account_id=ACCOUNT_ID, region=REGION, visibility_delay=self.history_delay)
+        ).start()
+        self.jobs = JobStore(
+            region=REGION, active_steps=3, trail_enabled=self.trail, on_management_event=self.cloudtrail.record
+        )
         self.s3 = S3ControlEmulator(self.jobs, auto_advance=self.auto_advance, interval=self.advance_interval).start()
         self.proxy = LoopbackProxy(self.s3.url).start()
         self.slack = SlackStandIn(
             self.bot_token,
             users=[
-                {"id": p.id, "name": p.name, "real_name": p.real_name, "display_name": p.display_name} for p in PEOPLE
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "real_name": p.real_name,
+                    "display_name": p.display_name,
+                    "email": p.email,
+                }
+                for p in PEOPLE
             ],
             groups=self.approver_groups,
             channels=[{"id": CHANNEL, "name": "s3-approvals"}],
@@ -203,6 +232,7 @@ class LocalDeployment:
         ).start()
         self.router = EventRouter()
         self.router.add_rule("job-events", c.JOB_EVENT_PATTERN, self._deliver)
+        self.router.add_rule("create-job-calls", c.CREATE_JOB_CALL_PATTERN, self._deliver)
         self.jobs.subscribe(self.router.put_events)
         sqs = self.aws.client("sqs")
         arn = sqs.get_queue_attributes(QueueUrl=self.aws.queue_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -215,7 +245,7 @@ class LocalDeployment:
         return self
 
     def stop(self) -> None:
-        for part in ("pump", "notifier", "api", "slack", "proxy", "s3"):
+        for part in ("pump", "notifier", "api", "slack", "proxy", "s3", "cloudtrail"):
             if hasattr(self, part):
                 getattr(self, part).stop()
         if hasattr(self, "jobs"):
@@ -244,8 +274,12 @@ class LocalDeployment:
             "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_ENDPOINT_URL_CLOUDTRAIL": self.cloudtrail.url,
+            c.ENV_REQUESTER_LOOKUP: c.REQUESTER_LOOKUP_CLOUDTRAIL,
             **c.PYDANTIC_WITHOUT_PLUGINS,
         }
+        if self.policy_file:
+            env["POLICY_FILE"] = self.policy_file
         if self.quiet:
             env["POWERTOOLS_LOG_LEVEL"] = "CRITICAL"
             env["POWERTOOLS_METRICS_DISABLED"] = "true"
@@ -289,22 +323,37 @@ class LocalDeployment:
         object_count: int = 48_000,
         confirmation: bool = True,
         operation: dict[str, Any] | None = None,
+        principal: str = PIPELINE,
+        manifest_bucket: str = "example-manifests",
+        tags: dict[str, str] | None = None,
     ) -> str:
-        """CreateJob through the real boto3 s3control client, over HTTP to the emulator."""
+        """CreateJob through the real boto3 s3control client, over HTTP to the emulator, signed with the
+        credentials of ``principal`` (an IAM ARN, or a name in ``PRINCIPALS``), as CloudTrail records it."""
         params = example_create_job_params(ConfirmationRequired=confirmation, Description=description)
         if operation is not None:
             params["Operation"] = operation
-        manifest = f"arn:aws:s3:::example-manifests/{uuid.uuid4().hex[:8]}.csv"
+        if tags:
+            params["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        manifest = f"arn:aws:s3:::{manifest_bucket}/{uuid.uuid4().hex[:8]}.csv"
         params["Manifest"]["Location"]["ObjectArn"] = manifest
         self.jobs.set_manifest_object_count(manifest, object_count)
-        return str(self.s3control().create_job(AccountId=ACCOUNT_ID, **params)["JobId"])
+        client = self.s3control(PRINCIPALS.get(principal, principal))
+        return str(client.create_job(AccountId=ACCOUNT_ID, **params)["JobId"])
 
-    def s3control(self) -> Any:
-        """A boto3 s3control client as a person at a terminal would have, pointed at the emulator."""
+    def s3control(self, principal: str | None = None) -> Any:
+        """A boto3 s3control client as a person at a terminal would have, pointed at the emulator; with
+        ``principal``, its requests are signed with an access key the emulator knows as that principal."""
         import boto3
         from botocore.config import Config
 
-        return boto3.session.Session(region_name=REGION).client(
+        session = boto3.session.Session(region_name=REGION)
+        if principal is not None:
+            key = "ASIA" + uuid.uuid5(uuid.NAMESPACE_URL, principal).hex[:16].upper()
+            self.jobs.add_principal(key, principal)
+            session = boto3.session.Session(
+                region_name=REGION, aws_access_key_id=key, aws_secret_access_key="sandbox-secret"
+            )
+        return session.client(
             "s3control", endpoint_url="http://s3-control.test", config=Config(proxies={"http": self.proxy.url})
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -31,6 +32,18 @@ _de = TypeDeserializer()
 
 
 RELEASED = datetime(1970, 1, 1, tzinfo=UTC)  # a posting claim given up: older than any lease
+
+
+def _numbers(value: Any) -> Any:
+    """DynamoDB's numbers (Decimal) as the ints and floats they were written as, all the way down: the
+    policy's models are strict and take no Decimal."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [_numbers(v) for v in value]
+    return value
 
 
 def _iso(moment: datetime) -> str:
@@ -539,7 +552,7 @@ class DynamoRequestStore:
 
     @staticmethod
     def _request(item: dict[str, Any]) -> ApprovalRequest:
-        data = {k: _de.deserialize(v) for k, v in item.items()}
+        data = {k: _numbers(_de.deserialize(v)) for k, v in item.items()}
         for key in ("pk", "sk", "expires_at", "deciding"):
             data.pop(key, None)
         votes = data.pop("votes", None) or {}
