@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -57,6 +58,12 @@ def test_an_event_the_notifier_keeps_failing_on_goes_to_its_on_failure_destinati
     assert d.event_dlq == []  # EventBridge handed every event over: its retries and DLQ are not involved
 
 
+def _job_of(event: dict[str, Any]) -> str:
+    """The job a job event or a CreateJob API-call event names."""
+    detail = event["detail"]
+    return str((detail.get("serviceEventDetails") or detail.get("responseElements") or {})["jobId"])
+
+
 def test_events_lambda_does_not_accept_go_to_the_rules_dead_letter_queue(d: LocalDeployment) -> None:
     # given
     d.notifier.stop()
@@ -64,7 +71,11 @@ def test_events_lambda_does_not_accept_go_to_the_rules_dead_letter_queue(d: Loca
     # when
     d.advance_until(job_id, "Suspended")
     # then
-    assert {event["detail"]["serviceEventDetails"]["jobId"] for event in d.event_dlq} == {job_id}
+    assert {_job_of(event) for event in d.event_dlq} == {job_id}
+    assert {event["detail-type"] for event in d.event_dlq} == {
+        "AWS API Call via CloudTrail",
+        "AWS Service Event via CloudTrail",
+    }
     assert d.notifier_failures == []
     assert len(d.notifier) == 0
 
