@@ -9,7 +9,7 @@ import time
 import warnings
 from typing import Any, TextIO
 
-from sandbox.local import ALICE, CHANNEL, MALLORY, LocalDeployment
+from sandbox.local import ALICE, CHANNEL, GINA, MALLORY, PRINCIPALS, LocalDeployment
 from sandbox.slack import block_kit_builder_url
 
 
@@ -63,12 +63,16 @@ def follow(d: LocalDeployment, job_id: str, statuses: list[str]) -> None:
 def run() -> None:
     started = time.monotonic()
     with LocalDeployment() as d:
-        step(1, "A job that needs confirmation is created")
+        step(1, "Alice creates a job that needs confirmation")
         say(f"   stand-ins: S3 Control {d.s3.url} · Slack {d.slack.url} · API Gateway {d.callback_url}")
-        say(f"              DynamoDB, Secrets Manager and SQS on moto {d.aws.url}")
-        job = d.create_job(description="Re-tag last month's raw events as cold", object_count=48_000)
+        say(f"              DynamoDB, Secrets Manager and SQS on moto {d.aws.url} · CloudTrail {d.cloudtrail.url}")
+        say(f"   policy: {d.policy_file}")
+        job = d.create_job(
+            description="Re-tag last month's raw events as cold", object_count=48_000, principal="alice"
+        )
         d.settle()
-        say(f"   CreateJob (boto3 → emulator): {job}  status New  (JobCreated event)")
+        say(f"   CreateJob as {PRINCIPALS['alice']}")
+        say(f"   → {job}  status New  (JobCreated event; the CreateJob API-call event says who created it)")
         follow(d, job, ["Preparing", "Suspended"])
         described = d.s3control().describe_job(AccountId="123456789012", JobId=job)["Job"]
         check(described["Status"] == "Suspended", f"job should wait in Suspended, is {described['Status']}")
@@ -79,13 +83,28 @@ def run() -> None:
         say(f"   Block Kit Builder: {block_kit_builder_url(message.blocks or [])[:120]}…")
         check(len(message.buttons()) == 2, "the request should carry Approve and Cancel buttons")
 
-        step(3, "Alice approves (signed click → API Gateway → callback → queue → decider)")
+        record = d.request_record(job)
+        check(
+            record.requester is not None and record.requester.slack_user_id == ALICE.id,
+            "the request should know that Alice created the job",
+        )
+        say(f"   requester: {record.requester.principal_arn} → Slack {record.requester.slack_user_id} (by email)")
+
+        step(3, "Alice may not approve her own job; Gina approves it")
         click = d.click(job, "approve_job", ALICE)
         say(f"   callback answered HTTP {click.status} in {click.seconds * 1000:.0f} ms (Slack allows 3 s)")
         check(click.status == 200, f"the approve click got HTTP {click.status}: {click.body}")
         d.settle()
+        notes = d.slack.ephemerals(ALICE.id)
+        check(bool(notes) and d.jobs.job_status(job) == "Suspended", "Alice's own approval should be refused")
+        say(f"   Alice clicks Approve → ephemeral to Alice: {notes[-1].text}")
+        click = d.click(job, "approve_job", GINA)
+        check(click.status == 200, f"Gina's approve click got HTTP {click.status}: {click.body}")
+        d.settle()
         status = d.jobs.job_status(job)
-        say(f"   UpdateJobStatus → {status}")
+        reason = d.jobs.describe_job("123456789012", job).get("StatusUpdateReason")
+        say(f"   Gina clicks Approve (signed click → API Gateway → callback → queue → decider)")
+        say(f"   UpdateJobStatus → {status} · “{reason}”")
         check(status == "Ready", f"the approved job should be Ready, is {status}")
         follow(d, job, ["Active", "Complete"])
         say(indent(d.slack.render_message(CHANNEL, message.ts)))
@@ -130,7 +149,41 @@ def run() -> None:
         )
         say(indent(d.slack.render_message(CHANNEL, d.request_message(job2).ts)))
 
-        step(5, "A third job: a decision written straight onto the queue is refused")
+        step(5, "A large job needs two approvers: the message shows the progress")
+        big = d.create_job(description="Restore the 2019 archive", object_count=1_200_000)
+        d.settle()
+        follow(d, big, ["Preparing", "Suspended"])
+        d.click(big, "approve_job", ALICE)
+        d.settle()
+        progress = d.slack.render_message(CHANNEL, d.request_message(big).ts)
+        check("1 of 2" in progress and d.jobs.job_status(big) == "Suspended", "one vote of two should not decide")
+        say("   Alice approves → vote recorded, the message updated:")
+        lines = progress.splitlines()
+        first = next(i for i, line in enumerate(lines) if "Policy rule" in line)
+        last = next(i for i, line in enumerate(lines) if "1 of 2" in line)
+        say(indent("\n".join(lines[first : last + 2])))
+        d.click(big, "approve_job", GINA)
+        d.settle()
+        reason = d.jobs.describe_job("123456789012", big).get("StatusUpdateReason") or ""
+        check(d.jobs.job_status(big) == "Ready", "the second approval should confirm the job")
+        check(ALICE.id in reason and GINA.id in reason, "the reason should name both approvers")
+        say(f"   Gina approves → UpdateJobStatus Ready · “{reason}”")
+
+        step(6, "A forbidden job is cancelled by the policy")
+        forbidden = d.create_job(
+            description="Scrub PII with a Lambda function",
+            operation={"LambdaInvoke": {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:scrub"}},
+            manifest_bucket="acme-prod-events",
+        )
+        d.settle()
+        follow(d, forbidden, ["Preparing", "Suspended"])
+        d.settle()
+        denied = d.jobs.describe_job("123456789012", forbidden)
+        check(denied["Status"] in ("Cancelling", "Cancelled"), f"the forbidden job should be cancelled: {denied}")
+        say(f"   rule no-lambda-on-production → {denied['Status']} · “{denied.get('StatusUpdateReason')}”")
+        check(not d.request_message(forbidden).buttons(), "a job the policy cancelled should show no buttons")
+
+        step(7, "A third job: a decision written straight onto the queue is refused")
         job3 = d.create_job(description="Delete the staging tags", object_count=900)
         d.settle()
         follow(d, job3, ["Preparing", "Suspended"])
@@ -149,11 +202,11 @@ def run() -> None:
         say("   sqs send-message with an approval “by Alice” (no Slack signature) → decider refuses it:")
         say(f"   decision_refused · reason {refusal.reason} · {refusal.detail}; the job stays Suspended")
 
-        step(6, "The audit trail (durable records in DynamoDB)")
-        for job_id in (job, job2, job3):
+        step(8, "The audit trail (durable records in DynamoDB)")
+        for job_id in (job, job2, big, forbidden, job3):
             say(f"   job {job_id}")
             for record in d.audit(job_id):
-                who = f"{record.actor_name} ({record.actor_id})" if record.actor_id else "—"
+                who = f"{record.actor_name} ({record.actor_id})" if record.actor_id else (record.origin or "—")
                 say(
                     f"     {record.time:%H:%M:%S} {record.event_type.value:<20} {who:<24} "
                     f"{record.status_before or '':>9} → {record.status_after or '':<9} {record.reason or ''}"
