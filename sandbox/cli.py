@@ -3,6 +3,8 @@
     python -m sandbox demo                      the scripted story (what `make demo` runs)
     python -m sandbox serve                     start the stand-ins and keep them running (`make sandbox`)
     python -m sandbox create-job [--objects N] [--description TEXT] [--no-confirmation]
+                                 [--as alice|gina|pipeline|ARN] [--bucket NAME] [--operation tagging|lambda]
+    python -m sandbox explain JOB               which policy rule the job meets, and why (sandbox/policy.yaml)
     python -m sandbox jobs                      jobs and their statuses
     python -m sandbox messages                  the Slack channel, rendered
     python -m sandbox click JOB approve|cancel --as alice|gina|mallory
@@ -11,6 +13,8 @@
 
 `serve` writes .sandbox/state.json with the address of its control port; the other commands use it.
 People: alice (approver by user ID), gina (approver through the user group), mallory (not an approver).
+Jobs are created as an IAM principal (--as; default pipeline, a role nobody in Slack is): alice's IAM Identity
+Center session maps to her by email, gina's admin role by the policy's identities; a creator may not approve.
 """
 
 from __future__ import annotations
@@ -70,12 +74,18 @@ class _Control(BaseHTTPRequestHandler):
 
         d = self.deployment
         if path == "/jobs/create":
+            operation = OPERATIONS[str(body.get("operation") or "tagging")]
             job = d.create_job(
                 description=body.get("description") or "Sandbox job",
                 object_count=int(body["objects"] if body.get("objects") is not None else 1200),
                 confirmation=bool(body.get("confirmation", True)),
+                principal=str(body.get("as") or "pipeline"),
+                manifest_bucket=str(body.get("bucket") or "example-manifests"),
+                operation=operation,
             )
             return {"job_id": job}
+        if path == "/explain":
+            return {"text": _explain(d, str(body["job_id"]))}
         if path == "/jobs":
             return [{"job_id": j, "status": d.jobs.job_status(j)} for j in d.jobs.job_ids()]
         if path == "/messages":
@@ -112,6 +122,33 @@ class _Control(BaseHTTPRequestHandler):
         if path == "/audit":
             return [r.to_log() for r in d.audit(body["job_id"])]
         raise LookupError(f"unknown command {path}")
+
+
+# --operation: what the sandbox's jobs can do (None: the default tagging job).
+OPERATIONS: dict[str, dict[str, Any] | None] = {
+    "tagging": None,
+    "lambda": {"LambdaInvoke": {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:sandbox-scrub"}},
+}
+
+
+def _explain(d: Any, job_id: str) -> str:
+    """The policy's explanation for a sandbox job, as `python -m approvals.policy explain` prints it."""
+    from approvals.domain.policy import JobFacts, evaluate
+    from approvals.models.job import Job, JobRef
+    from approvals.models.policy import load_policy_file
+    from approvals.policy import explain
+    from sandbox.local import ACCOUNT_ID, REGION
+
+    if not d.policy_file:
+        raise LookupError("the sandbox runs without a policy")
+    policy = load_policy_file(d.policy_file)
+    ref = JobRef(account_id=ACCOUNT_ID, region=REGION, job_id=job_id)
+    job = Job.model_validate(d.jobs.describe_job(ACCOUNT_ID, job_id))
+    tags = {t["Key"]: t["Value"] for t in d.jobs.get_job_tagging(ACCOUNT_ID, job_id)["Tags"]}
+    record = d.request_record(job_id)
+    requester = record.requester.principal_arn if record is not None and record.requester else None
+    text = explain(evaluate(policy, JobFacts.of(job, ref, tags=tags, requester=requester)), policy)
+    return f"policy {d.policy_file}\nrequester {requester or 'not known yet'}\n{text}"
 
 
 def _running() -> bool:
@@ -200,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--objects", type=int, default=1200)
     create.add_argument("--description", default="Sandbox job")
     create.add_argument("--no-confirmation", action="store_true")
+    create.add_argument("--as", dest="principal", default="pipeline", help="alice, gina, pipeline or an IAM ARN")
+    create.add_argument("--bucket", default="example-manifests", help="the manifest's bucket")
+    create.add_argument("--operation", choices=sorted(OPERATIONS), default="tagging")
+    explain_cmd = sub.add_parser("explain")
+    explain_cmd.add_argument("job_id")
     sub.add_parser("jobs")
     sub.add_parser("messages")
     click = sub.add_parser("click")
@@ -222,9 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "create-job":
         result = _call(
             "/jobs/create",
-            {"objects": args.objects, "description": args.description, "confirmation": not args.no_confirmation},
+            {
+                "objects": args.objects,
+                "description": args.description,
+                "confirmation": not args.no_confirmation,
+                "as": args.principal,
+                "bucket": args.bucket,
+                "operation": args.operation,
+            },
         )
         print(result["job_id"])
+    elif args.command == "explain":
+        print(_call("/explain", {"job_id": args.job_id})["text"])
     elif args.command == "jobs":
         for job in _call("/jobs"):
             print(f"{job['job_id']}  {job['status']}")

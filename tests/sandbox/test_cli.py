@@ -1,0 +1,84 @@
+"""The sandbox's command line against a running sandbox: jobs created as a principal, the policy explained."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sandbox import cli
+from sandbox.local import ALICE_SSO, PIPELINE, LocalDeployment
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[tuple[LocalDeployment, str]]:
+    """A sandbox and its control port, as `python -m sandbox serve` runs them."""
+    with LocalDeployment() as deployment:
+        cli._Control.deployment = deployment
+        server = ThreadingHTTPServer(("127.0.0.1", 0), cli._Control)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield deployment, f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            cli._Control.deployment = None
+
+
+@pytest.fixture
+def d(sandbox: tuple[LocalDeployment, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalDeployment:
+    deployment, control = sandbox
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"control": control}))
+    monkeypatch.setattr(cli, "STATE", state)
+    return deployment
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """What the command printed (without the handlers' EMF metric lines, which share the process's stdout)."""
+    assert cli.main(list(argv)) == 0
+    return "\n".join(line for line in capsys.readouterr().out.splitlines() if not line.startswith('{"_aws"'))
+
+
+def test_create_job_as_a_principal_records_it_as_the_jobs_creator(
+    d: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # when
+    job_id = _run(capsys, "create-job", "--as", "alice", "--objects", "500").strip()
+    # then
+    assert d.jobs.job_creator(job_id)["arn"] == ALICE_SSO
+
+
+def test_create_job_takes_an_iam_arn_and_defaults_to_the_pipeline_role(
+    d: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn = "arn:aws:sts::123456789012:assumed-role/analytics/run-7"
+    named = _run(capsys, "create-job", "--as", arn).strip()
+    default = _run(capsys, "create-job").strip()
+    assert d.jobs.job_creator(named)["arn"] == arn
+    assert d.jobs.job_creator(default)["arn"] == PIPELINE
+
+
+def test_explain_names_the_rule_a_forbidden_job_meets_and_why(
+    d: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given
+    job_id = _run(capsys, "create-job", "--operation", "lambda", "--bucket", "acme-prod-events").strip()
+    # when
+    text = _run(capsys, "explain", job_id)
+    # then
+    assert "Rule: rule 'no-lambda-on-production' (#1) of 4" in text
+    assert "acme-prod-events" in text
+
+
+def test_explain_says_when_the_requester_is_not_known_yet(
+    d: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = _run(capsys, "create-job", "--as", "gina").strip()  # no request posted yet: it is New
+    text = _run(capsys, "explain", job_id)
+    assert "requester not known yet" in text
+    assert "Rule: rule 'default'" in text
