@@ -352,10 +352,12 @@ class DecisionService:
         if counted == "closed" or current is None:
             return None  # decided (or deciding) meanwhile: the claim says by whom
         have = len(current.approvals)
-        if counted == "already":
+        if counted == "already" and have < need:
             text = message.notice_already_approved(ref.job_id, min(have, need), need)
             return self._refuse(command, current, Outcome.ALREADY_APPROVED, "already approved", text)
         if have >= need:
+            # Met: this vote claims the decision. So does a voter's second click on a met quorum whose
+            # deciding delivery never claimed it (dead-lettered): the votes stay durable either way.
             return None
         record = audit_record(
             AuditEventType.VOTE_RECORDED,
