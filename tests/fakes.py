@@ -19,7 +19,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from approvals.domain.ports import ChatUnavailable, JobNotFound, JobStatusConflict, RequestStore
 from approvals.models.job import TERMINAL_STATUSES, Job, JobRef
-from approvals.models.records import ApprovalRequest, RequestState
+from approvals.models.policy import Rule
+from approvals.models.records import ApprovalRequest, Requester, RequestState
 from approvals.models.slack import Intent, SignedSlackRequest
 
 
@@ -54,16 +55,27 @@ def make_job(
 
 
 def post_request(
-    store: RequestStore, ref: JobRef, now: datetime, channel: str = "C0APPROVALS", ts: str = "1700000000.000100"
+    store: RequestStore,
+    ref: JobRef,
+    now: datetime,
+    channel: str = "C0APPROVALS",
+    ts: str = "1700000000.000100",
+    *,
+    rule: Rule | None = None,
+    requester: Requester | None = None,
+    requested_at: datetime | None = None,
 ) -> None:
-    """A pending approval request for ``ref``, as the notifier leaves it once its message is posted."""
+    """A pending approval request for ``ref``, as the notifier leaves it once its message is posted (with
+    the policy's ``rule`` and the job's ``requester`` when given; requested 5 minutes before ``now``)."""
     request = ApprovalRequest(
         job=ref,
         state=RequestState.POSTING,
-        requested_at=now - timedelta(minutes=5),
+        requested_at=requested_at or now - timedelta(minutes=5),
         operation="S3PutObjectTagging",
         object_count=1200,
         job_status="Suspended",
+        rule=rule,
+        requester=requester,
     )
     assert store.claim_posting(request, now, 300)
     store.mark_posted(ref, channel, ts)
