@@ -61,7 +61,11 @@ class Notifier(Construct):
         defaults: LambdaDefaults,
         storage: Storage,
         environment: Mapping[str, str],
+        deciding_rules: tuple[str, ...] = (),
+        job_tag: tuple[str, str] | None = None,
     ) -> None:
+        """``deciding_rules``: the policy's rules whose action is deny or approve (none: the notifier never
+        changes a job); ``job_tag``: the jobTagCondition its UpdateJobStatus is limited to, as the decider's."""
         super().__init__(scope, construct_id)
 
         self.function: lambda_.Function = defaults.function(
@@ -78,6 +82,10 @@ class Notifier(Construct):
         # The notifier evaluates the approval policy, whose tags matcher reads the job's tags.
         self.function.add_to_role_policy(permissions.get_job_tagging(self))
         self.function.add_to_role_policy(permissions.list_jobs())
+        if deciding_rules:
+            # A policy rule that denies or approves makes its decision here, through the decider's own
+            # exactly-once path (models/slack.py SystemOrigin): only then may the notifier change a job.
+            self.function.add_to_role_policy(permissions.update_job_status(self, job_tag))
         nag.acknowledge(
             self.function.role,  # type: ignore[arg-type]
             permissions.JOB_ARN_ACKNOWLEDGMENT,

@@ -88,6 +88,8 @@ class ApprovalsStack(Stack):
                 ENV_DECISION_STUCK_AFTER_SECONDS: str(decision_stuck_after(settings.decision_lease_seconds)),
                 ENV_REQUESTER_LOOKUP: settings.requester_lookup_mode,
             },
+            deciding_rules=tuple(rule.name for rule in settings.policy.rules if rule.action != "require_approval"),
+            job_tag=settings.job_tag,
         )
         self.requesters = RequesterCapture(self, "Requesters", settings=settings, notifier=self.notifier)
         self.slack_api = SlackApi(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.constants import REQUESTS_DECIDING_INDEX
-from tests.infra.conftest import Synth, as_list
+from tests.infra.conftest import Synth, as_list, synthesize
 
 # Actions AWS authorizes only on Resource "*".
 RESOURCE_STAR_ACTIONS = {
@@ -63,41 +64,73 @@ def test_list_streams_is_granted_only_to_the_audit_writer(default_synth: Synth) 
 def test_job_actions_are_scoped_to_this_accounts_job_arns(default_synth: Synth) -> None:
     # given
     job_statements = [
-        s for s in _statements(default_synth) if {"s3:DescribeJob", "s3:UpdateJobStatus"} & set(as_list(s["Action"]))
+        s
+        for s in _statements(default_synth)
+        if {"s3:DescribeJob", "s3:UpdateJobStatus", "s3:GetJobTagging"} & set(as_list(s["Action"]))
     ]
 
-    # then
-    assert len(job_statements) == 2, "one for the notifier, one for the decider"
+    # then: the notifier's and the decider's (the notifier's may be one statement or two once minimised)
+    assert job_statements
     for statement in job_statements:
         assert statement["Resource"] == JOB_ARN
         assert statement["Effect"] == "Allow"
 
 
-def test_only_the_decider_may_update_job_status(default_synth: Synth) -> None:
-    # given
-    stack = default_synth.stack
-    functions = {
-        "notifier": stack.notifier.function,
-        "callback": stack.slack_api.callback,
-        "decider": stack.slack_api.decider,
-        "audit writer": stack.audit.writer,
-    }
+FUNCTIONS = ("notifier", "callback", "decider", "audit writer")
 
-    # when
-    allowed = {name for name, fn in functions.items() if "s3:UpdateJobStatus" in default_synth.actions_of(fn)}
 
+def _may_update(synth: Synth) -> set[str]:
+    stack = synth.stack
+    functions = dict(
+        zip(
+            FUNCTIONS,
+            (stack.notifier.function, stack.slack_api.callback, stack.slack_api.decider, stack.audit.writer),
+            strict=True,
+        )
+    )
+    return {name for name, fn in functions.items() if "s3:UpdateJobStatus" in synth.actions_of(fn)}
+
+
+def test_only_the_decider_may_update_job_status_when_no_rule_decides_itself(tmp_path: Path) -> None:
+    # given: a policy whose every rule needs a person
+    synth = synthesize({"policyFile": _policy(tmp_path, "require_approval")}, tmp_path / "cdk")
     # then
-    assert allowed == {"decider"}
+    assert _may_update(synth) == {"decider"}
     [statement] = [
-        s for s in default_synth.role_statements(stack.slack_api.decider) if "s3:UpdateJobStatus" in s["Action"]
+        s for s in synth.role_statements(synth.stack.slack_api.decider) if "s3:UpdateJobStatus" in s["Action"]
     ]
     assert "Condition" not in statement
+
+
+def test_a_policy_rule_that_denies_or_approves_lets_the_notifier_update_job_status_too(default_synth: Synth) -> None:
+    # given: the example policy denies LambdaInvoke on production buckets
+    assert any(rule.action != "require_approval" for rule in default_synth.stack.settings.policy.rules)
+    # then: the notifier carries that decision out itself, on job ARNs only
+    assert _may_update(default_synth) == {"decider", "notifier"}
+    statements = default_synth.role_statements(default_synth.stack.notifier.function)
+    [update] = [s for s in statements if "s3:UpdateJobStatus" in as_list(s["Action"])]
+    assert update["Resource"] == JOB_ARN
+
+
+def _policy(tmp_path: Path, action: str) -> str:
+    path = tmp_path / f"policy-{action}.yaml"
+    match = "" if action == "require_approval" else "    match: {operations: [LambdaInvoke]}\n    reason: no.\n"
+    path.write_text(
+        f"version: 1\nrules:\n  - name: first\n{match}    action: {action}\n  - name: default\n"
+        if match
+        else "version: 1\nrules:\n  - name: default\n"
+    )
+    return str(path)
 
 
 def test_the_job_tag_setting_limits_update_job_status_to_tagged_jobs(custom_synth: Synth) -> None:
     # given
     decider = custom_synth.stack.slack_api.decider
+    notifier = custom_synth.stack.notifier.function
     [update] = [s for s in custom_synth.role_statements(decider) if s["Action"] == "s3:UpdateJobStatus"]
+    for statement in custom_synth.role_statements(notifier):
+        if "s3:UpdateJobStatus" in as_list(statement["Action"]):
+            assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/approval-team": "storage"}}
     [describe] = [s for s in custom_synth.role_statements(decider) if s["Action"] == "s3:DescribeJob"]
 
     # then
