@@ -316,3 +316,35 @@ def test_an_approve_rule_confirms_the_job_without_a_person(world: World) -> None
     result = world.service.apply(policy_command(request, approve))
     assert result.outcome == Outcome.APPLIED
     assert world.updates() == [("Ready", "Approved by policy test-rule")]
+
+
+def test_a_vote_beside_the_quorum_that_wins_the_claim_decides_in_the_counted_voters_names(world: World) -> None:
+    # given: Bob has voted; Carol's vote meets the quorum, but before Carol's delivery claims, Alice's vote
+    # (a third, in another decider run at the same moment) is recorded and her delivery claims first
+    pipeline = Requester(principal_arn="arn:aws:sts::123456789012:assumed-role/ci/run-1", found_in="event")
+    world.post(rule(quorum=2), pipeline)
+    world.service.apply(world.click(BOB))
+    claim = world.store.claim_decision
+    results: dict[str, Outcome] = {}
+
+    def alice_first(command: DecisionCommand, *args: Any, **kwargs: Any) -> Any:
+        if command.actor == CAROL:
+            world.store.claim_decision = claim  # type: ignore[method-assign]
+            world.now += timedelta(seconds=1)
+            results["alice"] = world.service.apply(world.click(ALICE)).outcome
+        return claim(command, *args, **kwargs)
+
+    world.store.claim_decision = alice_first  # type: ignore[method-assign]
+    world.now += timedelta(seconds=1)
+    # when
+    results["carol"] = world.service.apply(world.click(CAROL)).outcome
+    # then: one call, naming the two counted votes; the decider on record is the last of them; Carol's vote
+    # was part of the decision, so she is not refused
+    assert results == {"alice": Outcome.APPLIED, "carol": Outcome.RESUMED}
+    assert world.updates() == [("Ready", "Approved by bob (UBOB00001), carol (UCAROL001) via Slack")]
+    [taken] = [r for r in world.audit() if r.event_type == AuditEventType.DECISION_TAKEN]
+    assert (taken.actor_id, taken.approvers) == (CAROL.user_id, [BOB.user_id, CAROL.user_id])
+    assert not [r for r in world.audit() if r.event_type == AuditEventType.DECISION_REFUSED]
+    stored = world.store.get(world.ref)
+    assert stored is not None
+    assert [a.user_id for a in stored.approvals] == [BOB.user_id, CAROL.user_id]

@@ -154,7 +154,7 @@ class DecisionService:
         claim = self.store.claim_decision(command, self.clock(), self.lease_seconds, without_requester)
         current = claim.request
         if not claim.won:
-            if current is not None and current.decision_id == command.decision_id:
+            if current is not None and (current.decision_id == command.decision_id or self._counted(command, current)):
                 if current.state == RequestState.DECIDING:
                     # The same click, held by another delivery within its lease. Come back later: by then
                     # the holder has finished (and this resumes) or died (and this takes over).
@@ -201,7 +201,7 @@ class DecisionService:
             return self._close_not_found(command, current)
         except JobsUnavailable as exc:
             return self._fail(command, current, str(exc))
-        return self._finish(command, job, s3_status, reason)
+        return self._finish(command, job, s3_status, reason, current)
 
     def refuse_cancel(self, command: DecisionCommand) -> DecisionResult:
         """A Cancel click the callback refused without opening the form (certainly not an approver, by
@@ -269,7 +269,7 @@ class DecisionService:
             # Left as it is: the claim is ours for a lease; the next run tries again.
             return DecisionResult(Outcome.FAILED, claim.request, detail=str(exc))
         if self._carries(job, command, claim.request):
-            return self._finish(command, job, job.status, job.status_update_reason or "")
+            return self._finish(command, job, job.status, job.status_update_reason or "", claim.request)
         if job.awaiting_confirmation:
             self.store.release_decision(stuck.job, command.decision_id)
             reopened = self.store.get(stuck.job) or claim.request
@@ -399,6 +399,13 @@ class DecisionService:
                 return counted
         return (command.actor,)
 
+    def _counted(self, command: DecisionCommand, request: ApprovalRequest) -> bool:
+        """True when this approval is one of the counted votes of the quorum another delivery claimed: it is
+        part of that decision, not refused by it."""
+        if command.decision != "approve" or request.decision != "approve" or quorum_of(request) < 2:
+            return False
+        return any(actor.user_id == command.actor.user_id for actor in self._deciders(command, request))
+
     def _reason(self, command: DecisionCommand, request: ApprovalRequest | None) -> str:
         if isinstance(command.origin, SystemOrigin):
             rule = command.decision_id.removeprefix(f"{POLICY_SOURCE}:")
@@ -426,7 +433,7 @@ class DecisionService:
     ) -> DecisionResult:
         """The job is no longer Suspended: our own unrecorded call, a quiet predecessor's, or elsewhere."""
         if self._carries(job, command, current):
-            return self._finish(command, job, job.status, job.status_update_reason or "")
+            return self._finish(command, job, job.status, job.status_update_reason or "", current)
         ours = decider_of(job.status_update_reason)
         if ours is not None and self._applied(job, *ours):
             # A holder before us did decide (the one we took over from, or one before it, whose record a
@@ -451,8 +458,18 @@ class DecisionService:
             return refused
         return self._moved_on(command, current, job)
 
-    def _finish(self, command: DecisionCommand, job: Job, s3_status: str, reason: str) -> DecisionResult:
+    def _finish(
+        self,
+        command: DecisionCommand,
+        job: Job,
+        s3_status: str,
+        reason: str,
+        claimed: ApprovalRequest | None = None,
+    ) -> DecisionResult:
+        """Record the applied decision. For a quorum the decider on record is its last counted vote, whoever's
+        delivery claimed it (a vote beside the quorum may win the claim; it is not one of the approvers)."""
         state = RequestState.APPROVED if command.decision == "approve" else RequestState.CANCELLED
+        decider = self._deciders(command, claimed)[-1] if claimed is not None else command.actor
         try:
             request = self.store.finish_decision(
                 command.job,
@@ -461,7 +478,7 @@ class DecisionService:
                 s3_status,
                 reason,
                 self.clock(),
-                decider=command.actor,
+                decider=decider,
                 decision=command.decision,
             )
         except ClaimLost:
