@@ -176,3 +176,7 @@ OUTPUT_NOTIFIER_FAILURES_URL: Final = "NotifierFailuresQueueUrl"
 # One of the two: the trail the stack created (createTrail), or what the CreateJob rule needs instead.
 OUTPUT_REQUESTER_TRAIL_ARN: Final = "RequesterTrailArn"
 OUTPUT_REQUESTER_TRAIL_NEEDED: Final = "RequesterTrailNeeded"
+
+# How many decider invocations the decisions queue's event source runs at once (its maximum concurrency,
+# which reserves nothing from the account); the sandbox's queue pump runs as many.
+DECIDER_MAX_CONCURRENCY: Final = 5

@@ -18,6 +18,7 @@ from infra import nag, permissions
 from infra.constants import (
     CALLBACK_HANDLER,
     DECIDER_HANDLER,
+    DECIDER_MAX_CONCURRENCY,
     DECIDER_TIMEOUT_SECONDS,
     DECISIONS_QUEUE_MAX_RECEIVES,
     DECISIONS_QUEUE_VISIBILITY_SECONDS,
@@ -79,9 +80,6 @@ API_ACKNOWLEDGMENTS = (
         "role API Gateway needs to write access logs.",
     ),
 )
-
-
-DECIDER_MAX_CONCURRENCY = 5
 
 
 class SlackApi(Construct):

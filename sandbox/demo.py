@@ -67,9 +67,7 @@ def run() -> None:
         say(f"   stand-ins: S3 Control {d.s3.url} · Slack {d.slack.url} · API Gateway {d.callback_url}")
         say(f"              DynamoDB, Secrets Manager and SQS on moto {d.aws.url} · CloudTrail {d.cloudtrail.url}")
         say(f"   policy: {d.policy_file}")
-        job = d.create_job(
-            description="Re-tag last month's raw events as cold", object_count=48_000, principal="alice"
-        )
+        job = d.create_job(description="Re-tag last month's raw events as cold", object_count=48_000, principal="alice")
         d.settle()
         say(f"   CreateJob as {PRINCIPALS['alice']}")
         say(f"   → {job}  status New  (JobCreated event; the CreateJob API-call event says who created it)")
@@ -103,7 +101,7 @@ def run() -> None:
         d.settle()
         status = d.jobs.job_status(job)
         reason = d.jobs.describe_job("123456789012", job).get("StatusUpdateReason")
-        say(f"   Gina clicks Approve (signed click → API Gateway → callback → queue → decider)")
+        say("   Gina clicks Approve (signed click → API Gateway → callback → queue → decider)")
         say(f"   UpdateJobStatus → {status} · “{reason}”")
         check(status == "Ready", f"the approved job should be Ready, is {status}")
         follow(d, job, ["Active", "Complete"])

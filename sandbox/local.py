@@ -81,7 +81,11 @@ class Click:
 
 
 class QueuePump:
-    """Lambda's SQS event source, locally: receive, invoke the decider, delete what succeeded."""
+    """Lambda's SQS event source, locally: receive, invoke the decider, delete what succeeded.
+
+    Like Lambda's, it runs several invocations at once (``concurrency``, the event source's maximum
+    concurrency): a standard queue hands messages to concurrent pollers in no promised order.
+    """
 
     def __init__(
         self,
@@ -91,25 +95,33 @@ class QueuePump:
         handler: Callable[[dict[str, Any], Any], Any],
         *,
         timeout_seconds: float,
+        concurrency: int = 1,
     ):
         self._sqs, self._url, self._arn, self._handler = sqs, queue_url, queue_arn, handler
         self._timeout = timeout_seconds
         self._stop = threading.Event()
-        self._busy = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="sqs-pump", daemon=True)
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._threads = [
+            threading.Thread(target=self._run, name=f"sqs-pump-{n}", daemon=True) for n in range(concurrency)
+        ]
         self.failures: list[str] = []
 
     def start(self) -> QueuePump:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._busy:
+            with self._lock:
+                self._in_flight += 1  # counted before the receive, so idle() never sees a message in between
+            try:
                 got = self._sqs.receive_message(
                     QueueUrl=self._url,
                     MaxNumberOfMessages=1,
@@ -119,6 +131,9 @@ class QueuePump:
                 ).get("Messages", [])
                 for message in got:
                     self._invoke(message)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
             if not got:
                 self._stop.wait(0.05)
 
@@ -148,16 +163,20 @@ class QueuePump:
 
     def idle(self) -> bool:
         """No message waiting or in flight, and no invocation running."""
-        if not self._busy.acquire(timeout=10):
-            return False
-        try:
-            attrs = self._sqs.get_queue_attributes(
-                QueueUrl=self._url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-        finally:
-            self._busy.release()
-        return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+        with self._lock:
+            if self._in_flight:
+                return False
+        attrs = self._sqs.get_queue_attributes(
+            QueueUrl=self._url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        with self._lock:
+            running = self._in_flight
+        return (
+            not running
+            and attrs["ApproximateNumberOfMessages"] == "0"
+            and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+        )
 
 
 @dataclass
@@ -172,6 +191,9 @@ class LocalDeployment:
     notifier_retry_delays: tuple[float, ...] = (0.2, 0.4)
     # Lambda runs queued asynchronous events side by side, in no promised order; so does the sandbox.
     notifier_concurrency: int = 4
+    # The decisions queue's event source runs up to 5 decider invocations at once (the stack's maximum
+    # concurrency); so does the sandbox, so that concurrent votes and clicks really race.
+    decider_concurrency: int = c.DECIDER_MAX_CONCURRENCY
     quiet: bool = True
     bot_token: str = BOT_TOKEN
     signing_secret: str = SIGNING_SECRET
@@ -239,7 +261,12 @@ class LocalDeployment:
             "QueueArn"
         ]
         self.pump = QueuePump(
-            sqs, self.aws.queue_url, arn, decider.handler, timeout_seconds=self.aws.timing.function_timeout
+            sqs,
+            self.aws.queue_url,
+            arn,
+            decider.handler,
+            timeout_seconds=self.aws.timing.function_timeout,
+            concurrency=self.decider_concurrency,
         ).start()
         self.callback_url = self.api.url_for("/" + c.SLACK_INTERACTIONS_PATH)
         return self

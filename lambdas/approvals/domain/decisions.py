@@ -146,15 +146,18 @@ class DecisionService:
                 return refused
             command = self._with_display_name(command)
             if command.decision == "approve" and quorum_of(request) > 1:
-                counted = self._vote(command, request)
+                counted, this_vote = self._vote(command, request)
                 if counted is not None:
                     return counted
+        else:
+            this_vote = False
         unknown = not by_system and command.decision == "approve" and request.requester is None
         without_requester = unknown and request.rule is not None
         claim = self.store.claim_decision(command, self.clock(), self.lease_seconds, without_requester)
         current = claim.request
         if not claim.won:
-            if current is not None and (current.decision_id == command.decision_id or self._counted(command, current)):
+            ours = current is not None and current.decision_id == command.decision_id
+            if current is not None and (ours or (this_vote and self._counted(command, current))):
                 if current.state == RequestState.DECIDING:
                     # The same click, held by another delivery within its lease. Come back later: by then
                     # the holder has finished (and this resumes) or died (and this takes over).
@@ -343,22 +346,24 @@ class DecisionService:
     def requester_wait_ends(request: ApprovalRequest, wait: RequesterWait) -> datetime:
         return request.requested_at + timedelta(minutes=wait.timeout_minutes)
 
-    def _vote(self, command: DecisionCommand, request: ApprovalRequest) -> DecisionResult | None:
-        """Count this approval towards the rule's quorum. None when the quorum is met (or the request is no
-        longer pending): the caller then claims the decision; else the vote's outcome."""
+    def _vote(self, command: DecisionCommand, request: ApprovalRequest) -> tuple[DecisionResult | None, bool]:
+        """Count this approval towards the rule's quorum. (None, …) when the quorum is met (or the request is
+        no longer pending): the caller then claims the decision; else (the vote's outcome, …). The flag is
+        True when this very click's vote is on record (recorded now, or by an earlier delivery of it)."""
         ref = command.job
         need = quorum_of(request)
         counted, current = self.store.add_vote(ref, command.actor, command.decision_id, self.clock())
+        this_vote = counted in ("recorded", "again")
         if counted == "closed" or current is None:
-            return None  # decided (or deciding) meanwhile: the claim says by whom
+            return None, this_vote  # decided (or deciding) meanwhile: the claim says by whom
         have = len(current.approvals)
         if counted == "already" and have < need:
             text = message.notice_already_approved(ref.job_id, min(have, need), need)
-            return self._refuse(command, current, Outcome.ALREADY_APPROVED, "already approved", text)
+            return self._refuse(command, current, Outcome.ALREADY_APPROVED, "already approved", text), False
         if have >= need:
             # Met: this vote claims the decision. So does a voter's second click on a met quorum whose
             # deciding delivery never claimed it (dead-lettered): the votes stay durable either way.
-            return None
+            return None, this_vote
         record = audit_record(
             AuditEventType.VOTE_RECORDED,
             ref,
@@ -376,11 +381,11 @@ class DecisionService:
         try:
             job = self.jobs.describe(ref)
         except JobNotFound:
-            return self._close_not_found(command, current)
+            return self._close_not_found(command, current), this_vote
         except JobsUnavailable:
             job = None  # the vote counts; the message shows it with the next vote or event
         if job is not None and not job.awaiting_confirmation:
-            return self._moved_on(command, current, job)
+            return self._moved_on(command, current, job), this_vote
         if job is not None:
             self._show(current, job)
         failed = self._notify(
@@ -388,7 +393,7 @@ class DecisionService:
             command.actor.user_id,
             message.notice_vote_recorded(ref.job_id, have, need),
         )
-        return DecisionResult(Outcome.VOTE_RECORDED, current, audit=[record], notices_failed=failed)
+        return DecisionResult(Outcome.VOTE_RECORDED, current, audit=[record], notices_failed=failed), this_vote
 
     def _deciders(self, command: DecisionCommand, request: ApprovalRequest | None) -> tuple[Actor, ...]:
         """Whose decision this is: the counted approvals of a quorum (frozen once claimed), else the one
