@@ -140,6 +140,7 @@ class DecisionService:
                 message.no_request_text(ref.job_id),
             )
         by_system = isinstance(command.origin, SystemOrigin)
+        this_vote = False  # this click's vote counted towards a quorum
         if not by_system:
             refused = self._check_person(command, request)
             if refused is not None:
@@ -149,8 +150,6 @@ class DecisionService:
                 counted, this_vote = self._vote(command, request)
                 if counted is not None:
                     return counted
-        else:
-            this_vote = False
         unknown = not by_system and command.decision == "approve" and request.requester is None
         without_requester = unknown and request.rule is not None
         claim = self.store.claim_decision(command, self.clock(), self.lease_seconds, without_requester)
