@@ -41,7 +41,7 @@ from approvals.adapters.s3control import S3ControlJobs
 from approvals.adapters.secrets import SlackSecrets
 from approvals.adapters.signature import SlackRequestVerifier
 from approvals.adapters.slack import NOT_IDEMPOTENT, SlackChat
-from approvals.adapters.store import DynamoRequestStore
+from approvals.adapters.store import REQUEST_SK, DynamoRequestStore
 from approvals.domain.authorisation import Approvers
 from approvals.domain.decisions import AFTER_APPROVE, DecisionResult, DecisionService
 from approvals.domain.ports import Claim, JobNotFound
@@ -50,7 +50,17 @@ from approvals.domain.requests import EventResult, RequestService
 from approvals.domain.work import QueuedWork
 from approvals.handlers.decider import RetryLater, _observe
 from approvals.models.job import Job, JobRef
-from approvals.models.records import Actor, ApprovalRequest, AuditEventType, AuditRecord, DecisionKind, RequestState
+from approvals.models.policy import Approvers as RuleApprovers
+from approvals.models.policy import Rule
+from approvals.models.records import (
+    Actor,
+    ApprovalRequest,
+    AuditEventType,
+    AuditRecord,
+    DecisionKind,
+    Requester,
+    RequestState,
+)
 from approvals.models.slack import ButtonValue, DecisionCommand, SignedSlackRequest
 from approvals.names import METRIC_DECISION_FAILED, METRIC_DECISION_STUCK
 from approvals.observability import MetricUnit, metrics
@@ -87,7 +97,34 @@ ALICE = Actor(user_id="UALICE001", name="alice", team_id=TEAM)  # a named approv
 BOB = Actor(user_id="UBOB00001", name="bob", team_id=TEAM)  # a named approver
 GINA = Actor(user_id="UGINA0001", name="gina", team_id=TEAM)  # an approver through the group
 MALLORY = Actor(user_id="UMALLORY1", name="mallory", team_id=TEAM)  # nobody's approver
+DAVE = Actor(user_id="UDAVE0001", name="dave", team_id=TEAM)  # an approver named by a rule only
 APPROVERS = Approvers(frozenset({ALICE.user_id, BOB.user_id}), (GROUP,))
+# Who created the job when the test does not say: a principal that maps to nobody in Slack.
+UNMAPPED_REQUESTER = Requester(
+    principal_arn=f"arn:aws:iam::{ACCOUNT}:user/batch-operator", principal_type="IAMUser", found_in="event"
+)
+
+
+def quorum_rule(quorum: int, *, name: str = "four-eyes") -> Rule:
+    """A rule that needs ``quorum`` distinct approvals from Alice, Bob, Dave (named) and Gina (the group)."""
+    return Rule(
+        name=name,
+        quorum=quorum,
+        approvers=RuleApprovers(users=[ALICE.user_id, BOB.user_id, DAVE.user_id], groups=[GROUP]),
+    )
+
+
+def requester_of(actor: Actor | None) -> Requester:
+    """The job's creator, as the notifier records it: ``actor`` in Slack, or a principal that maps to nobody."""
+    if actor is None:
+        return UNMAPPED_REQUESTER
+    return Requester(
+        principal_arn=f"arn:aws:iam::{ACCOUNT}:user/{actor.name}",
+        principal_type="IAMUser",
+        slack_user_id=actor.user_id,
+        mapped_by="mapping",
+        found_in="event",
+    )
 
 
 # -- faults -------------------------------------------------------------------------------------------
@@ -289,6 +326,7 @@ class FaultyStore:
     ("claim" for claim_decision). With ``watch_claims``, keeps what each won claim took over."""
 
     STEPS = {
+        "add_vote": "vote",
         "finish_decision": "record",
         "put_audit": "audit",
         "claim_posting": "claim_posting",
@@ -332,6 +370,8 @@ class FaultyJobs:
         self._faults = faults
         self.changes: list[tuple[str, str, str]] = []  # (status before, status after, StatusUpdateReason)
         self.reads: list[bool] = []  # each DescribeJob: answered (True) or failed (False)
+        # Called with (requested status, StatusUpdateReason) as each UpdateJobStatus is sent, before any fault.
+        self.on_update: Callable[[str, str], None] | None = None
 
     def describe(self, ref: JobRef) -> Job:
         try:
@@ -343,6 +383,9 @@ class FaultyJobs:
         return job
 
     def update_status(self, ref: JobRef, requested: str, reason: str) -> str:
+        if self.on_update is not None:
+            self.on_update(requested, reason)
+
         def effect() -> str:
             before = self.fake.jobs[ref.job_id].status
             after = self.fake.update_status(ref, requested, reason)
@@ -458,6 +501,7 @@ class World:
 
     def __init__(self, backend: Backend, *, watch_claims: bool = False) -> None:
         aws = backend.aws
+        self._backend = backend
         self.ref = JobRef(account_id=ACCOUNT, region=REGION, job_id=f"job-{uuid.uuid4().hex[:24]}")
         self.faults = Faults()
         self.clock = Clock()
@@ -508,14 +552,33 @@ class World:
         except JobNotFound:
             return None
 
-    def post_request(self) -> str:
-        """The notifier posts the approval request (no faults planned yet)."""
+    def post_request(self, rule: Rule | None = None, requester: Requester | None = None) -> str:
+        """The notifier posts the approval request (no faults planned yet).
+
+        With ``rule`` (or ``requester``), the request then records who created the job (``requester``, by
+        default a principal that maps to nobody in Slack) and the rule that applies, as the notifier does once
+        CloudTrail has said.
+        """
         result = self.follow()
         assert result is not None
         assert result.request is not None
         assert result.request.message_ts
         self.message_ts = result.request.message_ts
+        if rule is not None or requester is not None:
+            recorded = self.records.set_requester(self.ref, requester or UNMAPPED_REQUESTER, rule)
+            assert recorded is not None, "the requester was recorded before"
         return self.message_ts
+
+    def votes(self) -> dict[str, str]:
+        """Every vote on the request item, as DynamoDB holds it (not trimmed to the quorum): voter's
+        Slack ID → the decision ID of the click that cast it."""
+        item = self._backend.dynamodb.get_item(
+            TableName=self._backend.aws.requests_table,
+            Key={"pk": {"S": self.ref.key}, "sk": {"S": REQUEST_SK}},
+            ConsistentRead=True,
+        ).get("Item", {})
+        votes = item.get("votes", {}).get("M", {})
+        return {user: vote["M"]["decision_id"]["S"] for user, vote in votes.items()}
 
     def invoke_async(self, function: Callable[[], T], name: str) -> Run:
         """Lambda's asynchronous invocation: one try and two retries (1 and 2 minutes apart), then the

@@ -211,3 +211,16 @@ def test_a_decided_request_only_records_who_created_the_job(notifier: Notifier) 
     assert request.state == RequestState.CLOSED
     assert result.request is not None
     assert result.request.requester is not None
+
+
+def test_a_rule_with_its_own_channel_posts_the_request_there(notifier: Notifier) -> None:
+    # given: a policy whose default rule names another channel
+    notifier.service.policy = load_policy({"version": 1, "rules": [{"name": "default", "channel": "C0STORAGE1"}]})
+    # when
+    notifier.service.on_job_event(notifier.ref)
+    # then
+    [post] = notifier.chat.calls_to("chat.postMessage")
+    assert post["channel"] == "C0STORAGE1"
+    request = notifier.store.get(notifier.ref)
+    assert request is not None
+    assert request.channel == "C0STORAGE1"

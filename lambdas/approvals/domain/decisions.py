@@ -43,6 +43,7 @@ from approvals.models.slack import DecisionCommand, RefusalCommand, SystemOrigin
 # Statuses a job can reach after each decision; used to recognise a decision we already applied.
 AFTER_APPROVE = frozenset({"Ready", "Active", "Pausing", "Paused", "Completing", "Complete", "Failing", "Failed"})
 AFTER_CANCEL = frozenset({"Cancelling", "Cancelled"})
+FINAL_STATES = frozenset({RequestState.APPROVED, RequestState.CANCELLED, RequestState.CLOSED})
 
 
 class Outcome(StrEnum):
@@ -147,6 +148,11 @@ class DecisionService:
                 return refused
             command = self._with_display_name(command)
             if command.decision == "approve" and quorum_of(request) > 1:
+                if self._stale_claim(request, command):
+                    # A vote cannot take over another decision's claim (it would decide alone): finish that
+                    # claim first, as the reconciliation would; the vote then counts if the request reopened.
+                    self.recover(request)
+                    request = self.store.get(ref) or request
                 counted, this_vote = self._vote(command, request)
                 if counted is not None:
                     return counted
@@ -286,7 +292,9 @@ class DecisionService:
             )
             self._show(reopened, job)
             return result
-        return self._moved_on(command, claim.request, job)
+        # Moved on: by a decision of ours made before this claim was taken over (recorded as that one's), or
+        # outside Slack.
+        return self._not_awaiting(command, claim.request, job, stuck)
 
     def refuse_invalid(self, refusal: RefusalCommand) -> DecisionResult:
         """A signed request the callback could not act on: record it, and tell the person why."""
@@ -324,7 +332,7 @@ class DecisionService:
         if not authority:
             text = message.not_an_approver_text(job_id)
             return self._refuse(command, request, Outcome.NOT_AN_APPROVER, "not an approver", text)
-        if command.decision != "approve" or request.state != RequestState.PENDING:
+        if command.decision != "approve" or request.state in FINAL_STATES:
             return None  # cancelling is always allowed; a decided request is answered by the claim
         rule = request.rule
         requester = request.requester
@@ -340,6 +348,13 @@ class DecisionService:
             text = message.notice_requester_cannot_approve(job_id)
             return self._refuse(command, request, Outcome.REQUESTER, "requester cannot approve", text)
         return None
+
+    def _stale_claim(self, request: ApprovalRequest, command: DecisionCommand) -> bool:
+        """Another decision's claim whose holder went quiet past the lease."""
+        if request.state != RequestState.DECIDING or request.decision_id == command.decision_id:
+            return False
+        since = request.deciding_since
+        return since is not None and since < self.clock() - timedelta(seconds=self.lease_seconds)
 
     @staticmethod
     def requester_wait_ends(request: ApprovalRequest, wait: RequesterWait) -> datetime:

@@ -144,6 +144,10 @@ class RequestService:
         self.store.put_requester(ref, requester, self.clock())
         return requester, None
 
+    def channel_for(self, rule: Rule | None) -> str:
+        """Where a request is posted: the rule's channel, else the deployment's."""
+        return rule.channel if rule is not None and rule.channel else self.channel
+
     def rule_for(self, job: Job, ref: JobRef, requester: Requester | None) -> Rule | None:
         """The policy's rule for the job, every default filled in; None without a policy."""
         if self.policy is None:
@@ -199,12 +203,13 @@ class RequestService:
             raise PostingInProgress(f"job {ref.job_id}: the request is being posted by another delivery")
         since = earlier.requested_at - POSTED_LOOKBACK
         metadata = message.render_request(job, ref, earlier, self.large_job_threshold).metadata or {}
-        ts = self.chat.find_own_message(self.channel, since, metadata)
+        channel = self.channel_for(earlier.rule)
+        ts = self.chat.find_own_message(channel, since, metadata)
         if ts is None:
             return None
-        if not self.store.adopt_posted(ref, self.channel, ts, earlier.claimed_at):
+        if not self.store.adopt_posted(ref, channel, ts, earlier.claimed_at):
             return self.store.get(ref)  # another delivery recorded it (or took the claim) meanwhile
-        adopted = earlier.model_copy(update={"state": RequestState.PENDING, "channel": self.channel, "message_ts": ts})
+        adopted = earlier.model_copy(update={"state": RequestState.PENDING, "channel": channel, "message_ts": ts})
         self._requested_record(adopted)
         return adopted
 
@@ -231,15 +236,16 @@ class RequestService:
                 self._requested_record(existing)  # in case the first delivery died before writing it
             return EventResult(EventOutcome.ALREADY_POSTED, job, existing)
         rendered = message.render_request(job, ref, claim, self.large_job_threshold)
+        channel = self.channel_for(rule)
         try:
-            ts = self.chat.post(self.channel, rendered.text, rendered.blocks, rendered.metadata)
+            ts = self.chat.post(channel, rendered.text, rendered.blocks, rendered.metadata)
         except BaseException:
             # Slack may have posted it all the same (a lost answer): keep the claim's record, so the retry
             # looks for the message before posting, but let the retry take the claim at once.
             self.store.release_posting(ref, now)
             raise
-        self.store.mark_posted(ref, self.channel, ts)
-        request = claim.model_copy(update={"state": RequestState.PENDING, "channel": self.channel, "message_ts": ts})
+        self.store.mark_posted(ref, channel, ts)
+        request = claim.model_copy(update={"state": RequestState.PENDING, "channel": channel, "message_ts": ts})
         result = EventResult(EventOutcome.POSTED, job, request, [self._requested_record(request)])
         result.requester_problem = problem
         if requester is None:
