@@ -17,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 MODULES = ("notifier", "callback", "decider", "audit_writer")
@@ -44,7 +45,7 @@ def main() -> None:
     sys.path.insert(0, str(here / "lambdas"))
     from approvals.models.policy import dump_policy, load_policy_file
 
-    bundled = Path("/tmp/policy-bundled.json")
+    bundled = Path(tempfile.mkdtemp()) / "policy.json"
     bundled.write_text(dump_policy(load_policy_file(here / "policy.example.yaml")))
     print(f"python {sys.version.split()[0]} · median of {args.runs} fresh interpreters each, alternating trees")
     print(f"  {'handler':<14} {'before':>9} {'now':>9} {'added':>9}   first policy load (JSON)")
