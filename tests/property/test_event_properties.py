@@ -11,6 +11,7 @@ point at a closed loopback port: an event that slipped through validation fails 
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from tests.property.strategies import (
 )
 
 SAMPLES = tuple(load_event(path.stem) for path in sorted(EVENTS.glob("eventbridge_*.json")))
+CREATE_JOB_CALL = load_event("eventbridge_create_job_api_call")  # the CreateJob API-call event (a trail's)
+NOT_CALLS = tuple(sample for sample in SAMPLES if sample.get("detail-type") != "AWS API Call via CloudTrail")
 JOB_EVENTS = tuple(load_event(path.stem) for path in sorted(EVENTS.glob("eventbridge_job_*.json")))  # S3's own
 POWERTOOLS_ENV = {
     "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
@@ -85,6 +88,18 @@ NEVER_SENT: dict[tuple[str, ...], list[Any]] = {
     ("resources",): [DELETE, None, "x", [1]],
 }
 SCHEDULE_NEVER_SENT = {path: NEVER_SENT[path] for path in [("account",), ("region",)]}
+# What makes a CreateJob API-call event one that names no job created by S3 Batch Operations.
+CALL_NEVER_SENT: dict[tuple[str, ...], list[Any]] = {
+    ("detail", "eventSource"): ["iot.amazonaws.com", "glue.amazonaws.com", None, 1],
+    ("detail", "eventName"): ["CreateJobs", "", None],
+    ("detail", "responseElements"): [DELETE, None, "x", [], {}],
+    ("detail", "responseElements", "jobId"): [DELETE, "", "j" * 65, None, 5, ["job"], "bad id!"],
+    ("detail", "errorCode"): ["AccessDenied", "ValidationException"],
+    ("detail", "recipientAccountId"): ["", "12345678901", "abcdefghijkl", 5],
+    ("detail", "awsRegion"): [DELETE, "", None, 3],
+    ("detail", "eventTime"): [DELETE, "yesterday", None, 7],
+    ("detail", "userIdentity"): [DELETE, None, "x", []],
+}
 
 
 def scheduled(raw: Any) -> bool:
@@ -111,7 +126,7 @@ def broken(raw: Any, path: tuple[str, ...], value: Any) -> Any:
 def invalid_events(draw: st.DrawFn) -> Any:
     raw = draw(
         st.one_of(
-            st.sampled_from(SAMPLES).flatmap(lambda sample: mutated(sample, event_values, event_keys)),
+            st.sampled_from(NOT_CALLS).flatmap(lambda sample: mutated(sample, event_values, event_keys)),
             json_values(),
             deep_values(),
         )
@@ -181,6 +196,22 @@ def test_an_event_s3_could_not_have_sent_is_dropped_not_raised(notifier: Any, ra
     # then
     assert result["outcome"] == "dropped"
     assert isinstance(result["reason"], str)
+    assert result["reason"]
+
+
+@st.composite
+def invalid_calls(draw: st.DrawFn) -> Any:
+    path = draw(st.sampled_from(sorted(CALL_NEVER_SENT)))
+    return broken(copy.deepcopy(CREATE_JOB_CALL), path, draw(st.sampled_from(CALL_NEVER_SENT[path])))
+
+
+@examples(0.3)
+@given(raw=invalid_calls())
+def test_a_create_job_call_that_names_no_created_job_is_dropped_not_raised(notifier: Any, raw: Any) -> None:
+    # when
+    result = notifier.handle(raw, Context())
+    # then
+    assert result["outcome"] == "dropped"
     assert result["reason"]
 
 

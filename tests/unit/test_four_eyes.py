@@ -348,3 +348,71 @@ def test_a_vote_beside_the_quorum_that_wins_the_claim_decides_in_the_counted_vot
     stored = world.store.get(world.ref)
     assert stored is not None
     assert [a.user_id for a in stored.approvals] == [BOB.user_id, CAROL.user_id]
+
+
+# -- what the review found --------------------------------------------------------------------------
+
+
+def test_nobody_approves_a_job_its_rule_denies_even_while_the_policys_cancel_has_not_landed(world: World) -> None:
+    world.post(rule(match={"operations": ["LambdaInvoke"]}, action="deny", reason="Not on production."))
+    result = world.service.apply(world.click(BOB))
+    assert result.outcome == Outcome.DENIED_BY_POLICY
+    assert world.updates() == []
+    assert "forbidden by policy rule" in world.told(BOB.user_id)[0]
+
+
+def test_a_vote_cast_before_its_voter_was_learnt_to_be_the_creator_never_counts(world: World) -> None:
+    # given: Alice votes while nobody knows she created the job (the rule allows approval after the wait)
+    world.post(rule(quorum=2, requester_wait={"timeout_minutes": 0, "then": "allow"}))
+    assert world.service.apply(world.click(ALICE)).outcome == Outcome.VOTE_RECORDED
+    # when: CloudTrail says she created it, and Bob votes
+    assert world.store.set_requester(world.ref, ALICE_CREATED_IT, rule(quorum=2)) is not None
+    result = world.service.apply(world.click(BOB))
+    # then: one counted vote of two; nothing applied
+    assert result.outcome == Outcome.VOTE_RECORDED
+    assert world.updates() == []
+    stored = world.store.get(world.ref)
+    assert stored is not None
+    assert [a.user_id for a in stored.approvals] == [BOB.user_id]
+
+
+def test_the_creator_learnt_between_the_check_and_the_vote_is_refused_by_the_vote_itself(world: World) -> None:
+    world.post(rule(quorum=2, requester_wait={"timeout_minutes": 0, "then": "allow"}))
+    world.store.set_requester(world.ref, ALICE_CREATED_IT, None)  # lands after the click was checked
+    counted, _ = world.store.add_vote(world.ref, ALICE, "UALICE001:9", NOW)
+    assert counted == "requester"
+
+
+def test_votes_of_people_a_new_rule_no_longer_admits_do_not_count(world: World) -> None:
+    # given: Alice votes under the default approvers; then the creator is learnt and a rule naming only
+    # Bob and Carol applies
+    world.post(rule(quorum=2, requester_wait={"timeout_minutes": 0, "then": "allow"}))
+    world.service.apply(world.click(ALICE))
+    pipeline = Requester(principal_arn="arn:aws:sts::123456789012:assumed-role/ci/run-1", found_in="event")
+    world.store.set_requester(world.ref, pipeline, rule(quorum=2, approvers={"users": [BOB.user_id, CAROL.user_id]}))
+    # when
+    result = world.service.apply(world.click(BOB))
+    # then: Bob's is the only counted vote
+    assert result.outcome == Outcome.VOTE_RECORDED
+    assert world.updates() == []
+
+
+def test_recovering_a_stuck_policy_decision_keeps_its_origin_and_records_it(world: World) -> None:
+    deny = rule(match={"operations": ["LambdaInvoke"]}, action="deny", reason="Not on production.")
+    world.post(deny)
+    request = world.store.get(world.ref)
+    assert request is not None
+    command = policy_command(request, deny)
+    # given: the notifier claimed, S3 cancelled the job, and the notifier died before recording it
+    assert world.store.claim_decision(command, NOW, 120).won
+    world.jobs.update_status(world.ref, "Cancelled", "Cancelled by policy test-rule: Not on production.")
+    stuck = world.store.get(world.ref)
+    assert stuck is not None
+    world.now = NOW + timedelta(minutes=40)
+    # when
+    result = world.service.recover(stuck)
+    # then
+    assert result.outcome == Outcome.APPLIED
+    [taken] = [r for r in world.audit() if r.event_type == AuditEventType.DECISION_TAKEN]
+    assert taken.origin == "system:policy"
+    assert world.chat.calls_to("chat.postEphemeral") == []

@@ -35,7 +35,17 @@ class Directory:
         return self.users.get(email)
 
 
-def call_by(principal: str, kind: Any = "AssumedRole", issuer: str | None = None) -> CreateJobCall:
+def call_by(principal: str, kind: Any = "AssumedRole", issuer: str | None = "sso") -> CreateJobCall:
+    """A CreateJob call by ``principal``; an Identity Center session's issuer is its reserved-path role
+    (``issuer="sso"``, the default) unless another issuer (or None) is given."""
+    if issuer == "sso":
+        role = principal.split(":assumed-role/", 1)[-1].split("/", 1)[0] if ":assumed-role/" in principal else ""
+        partition = principal.split(":", 2)[1] if principal.startswith("arn:") else "aws"
+        issuer = (
+            f"arn:{partition}:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/{role}"
+            if role.startswith("AWSReservedSSO_")
+            else None
+        )
     return CreateJobCall(
         job_id="job-12345",
         account_id=ACCOUNT,
@@ -60,7 +70,7 @@ def test_an_identity_center_session_named_by_email_is_looked_up_in_slack() -> No
     resolver = IdentityResolver(identities(), directory)
 
     # when
-    requester = resolver.resolve(call_by(ALICE_SESSION, issuer=f"arn:aws:iam::{ACCOUNT}:role/x"), "event")
+    requester = resolver.resolve(call_by(ALICE_SESSION), "event")
 
     # then
     assert requester == Requester(
@@ -233,3 +243,23 @@ def test_never_maps_a_principal_that_no_entry_and_no_email_names(
         assert (requester.slack_user_id, requester.mapped_by) == (None, None)
     assert requester.principal_arn == principal
     assert set(directory.asked) <= ({email} if email else set())
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        None,  # the record names no role behind the session
+        f"arn:aws:iam::{ACCOUNT}:role/AWSReservedSSO_DataEngineer_3f9a1c2b4d5e6f70",  # a look-alike, not reserved
+        f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Other_0123456789abcdef",
+        "arn:aws:iam::999999999999:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_DataEngineer_3f9a1c2b4d5e6f70",
+    ],
+    ids=["no issuer", "look-alike role", "another role", "another account"],
+)
+def test_a_session_named_like_identity_centers_is_not_looked_up_unless_its_role_is_identity_centers(
+    issuer: str | None,
+) -> None:
+    asked: list[str] = []
+    resolver = IdentityResolver(identities(), lambda email: asked.append(email) or "U0ALICE001")
+    requester = resolver.resolve(call_by(ALICE_SESSION, issuer=issuer), "event")
+    assert requester.slack_user_id is None
+    assert asked == []

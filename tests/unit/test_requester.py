@@ -23,6 +23,7 @@ from tests.fakes import FakeChat, FakeJobs, make_job
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 ALICE_SSO = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Data_0123456789abcdef/alice@example.com"
+SSO_ROLE = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Data_0123456789abcdef"
 ROBOT = "arn:aws:sts::123456789012:assumed-role/untrusted-robot/run-1"
 POLICY = load_policy(
     {
@@ -89,6 +90,7 @@ class Notifier:
             event_time=datetime(2026, 11, 28, 9, 30, tzinfo=UTC),
             principal_arn=principal,
             principal_type="AssumedRole",
+            session_issuer_arn=SSO_ROLE if principal == ALICE_SSO else None,
         )
 
     def audit(self) -> list[Any]:

@@ -200,13 +200,20 @@ class DynamoRequestStore:
         return True
 
     def add_vote(
-        self, ref: JobRef, voter: Actor, decision_id: str, now: datetime
+        self, ref: JobRef, voter: Actor, decision_id: str, now: datetime, self_allowed: bool = False
     ) -> tuple[VoteOutcome, ApprovalRequest | None]:
-        """One approval vote per person per job, while the request is pending (one conditional write).
+        """One approval vote per person per job, while the request is pending (one conditional write), and
+        never by the job's creator (unless ``self_allowed``), even one learnt since the caller looked.
 
         ``again`` when this very click was counted before (a redelivery), ``already`` when the person
-        voted with another click, ``closed`` when the request is no longer pending (or there is none).
+        voted with another click, ``requester`` when the person created the job, ``closed`` when the
+        request is no longer pending (or there is none).
         """
+        condition = "#s = :pending AND attribute_not_exists(votes.#u)"
+        values: dict[str, Any] = {"pending": RequestState.PENDING.value}
+        if not self_allowed:
+            condition += " AND (attribute_not_exists(requester.slack_user_id) OR requester.slack_user_id <> :me)"
+            values["me"] = voter.user_id
         vote = {"user_id": voter.user_id, "name": voter.name, "team_id": voter.team_id, "at": _iso(now)}
         vote["decision_id"] = decision_id
         for attempt in range(2):
@@ -215,9 +222,9 @@ class DynamoRequestStore:
                     TableName=self._table,
                     Key=self._key(ref),
                     UpdateExpression="SET votes.#u = :vote",
-                    ConditionExpression="#s = :pending AND attribute_not_exists(votes.#u)",
+                    ConditionExpression=condition,
                     ExpressionAttributeNames={"#s": "state", "#u": voter.user_id},
-                    ExpressionAttributeValues=_values(pending=RequestState.PENDING.value, vote=vote),
+                    ExpressionAttributeValues=_values(**values, vote=vote),
                     ReturnValues="ALL_NEW",
                 )
                 return "recorded", self._request(response["Attributes"])
@@ -236,6 +243,8 @@ class DynamoRequestStore:
         mine = self._votes_of(ref).get(voter.user_id)
         if mine is not None and mine.get("decision_id") == decision_id:
             return "again", current
+        if mine is None and current.requester is not None and current.requester.slack_user_id == voter.user_id:
+            return "requester", current
         return "already", current
 
     def _start_votes(self, ref: JobRef) -> None:
@@ -291,20 +300,27 @@ class DynamoRequestStore:
             update += ", #rule = :rule"
             names["#rule"] = "rule"
             values["rule"] = rule.model_dump(mode="json", exclude_none=True)
+        condition = "attribute_exists(pk) AND attribute_not_exists(#r)"
+        if rule is not None:  # a rule changes only while nothing is decided under the old one
+            condition += " AND #s IN (:posting, :pending)"
+            names["#s"] = "state"
+            values |= {"posting": RequestState.POSTING.value, "pending": RequestState.PENDING.value}
         try:
             response = self._db.update_item(
                 TableName=self._table,
                 Key=self._key(ref),
                 UpdateExpression=update,
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#r)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_values(**values),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if not _conditional_failed(exc):
+                raise
+            if rule is None:
                 return None
-            raise
+            return self.set_requester(ref, requester, None)  # decided meanwhile: keep who, not a new rule
         return self._request(response["Attributes"])
 
     def record_job_status(self, ref: JobRef, status: str) -> bool:
@@ -393,10 +409,17 @@ class DynamoRequestStore:
         note: str | None = None,
         decider: Actor | None = None,
         decision: DecisionKind | None = None,
+        counted: tuple[Actor, ...] = (),
     ) -> ApprovalRequest:
-        """Record the outcome of the claim ``decision_id``; raises ClaimLost if that claim is gone."""
+        """Record the outcome of the claim ``decision_id``; raises ClaimLost if that claim is gone.
+
+        ``counted``: a quorum's approvers as the decision names them (the request's approvals from then on).
+        """
         decided_by = ", decider = :decider, decision = :decision" if decider and decision else ""
-        extra = {"decider": decider.model_dump(), "decision": decision} if decider and decision else {}
+        extra: dict[str, Any] = {"decider": decider.model_dump(), "decision": decision} if decider and decision else {}
+        if counted:
+            decided_by += ", counted = :counted"
+            extra["counted"] = [actor.model_dump() for actor in counted]
         try:
             response = self._db.update_item(
                 TableName=self._table,
@@ -562,10 +585,15 @@ class DynamoRequestStore:
             for vote in ordered
         ]
         rule = data.get("rule") or {}
-        if data.get("state") in (RequestState.DECIDING.value, RequestState.APPROVED.value) and rule.get("quorum"):
-            # Once claimed no vote can be added: the first ``quorum`` votes are the ones that decided (a vote
-            # that came in beside them stays in the item and in the audit, but did not count).
-            data["approvals"] = data["approvals"][: int(rule["quorum"])]
+        creator = (data.get("requester") or {}).get("slack_user_id")
+        if creator and not rule.get("allow_self_approval"):
+            # A vote cast before its voter was known to have created the job never counts.
+            data["approvals"] = [vote for vote in data["approvals"] if vote["user_id"] != creator]
+        counted = data.pop("counted", None)
+        if counted:
+            # Decided: the approvers the decision names (votes that came in beside them, or that no longer
+            # counted, stay in the item and the audit).
+            data["approvals"] = counted
         if data.get("object_count") is not None:
             data["object_count"] = int(data["object_count"])
         return ApprovalRequest.model_validate(data)

@@ -38,7 +38,7 @@ from approvals.domain.reasons import (
 from approvals.models.job import Job, JobRef
 from approvals.models.policy import RequesterWait, Rule
 from approvals.models.records import Actor, ApprovalRequest, AuditEventType, AuditRecord, DecisionKind, RequestState
-from approvals.models.slack import DecisionCommand, RefusalCommand, SystemOrigin
+from approvals.models.slack import DecisionCommand, RefusalCommand, SlackOrigin, SystemOrigin
 
 # Statuses a job can reach after each decision; used to recognise a decision we already applied.
 AFTER_APPROVE = frozenset({"Ready", "Active", "Pausing", "Paused", "Completing", "Complete", "Failing", "Failed"})
@@ -62,6 +62,7 @@ class Outcome(StrEnum):
     WAITING_FOR_REQUESTER = "waiting_for_requester"
     ALREADY_APPROVED = "already_approved"
     VOTE_RECORDED = "vote_recorded"
+    DENIED_BY_POLICY = "denied_by_policy"
 
 
 @dataclass
@@ -87,6 +88,7 @@ class DecisionResult:
             Outcome.REQUESTER,
             Outcome.WAITING_FOR_REQUESTER,
             Outcome.ALREADY_APPROVED,
+            Outcome.DENIED_BY_POLICY,
         }
 
 
@@ -96,6 +98,13 @@ def origin_of(command: DecisionCommand) -> str:
 
 
 POLICY_SOURCE = "policy"
+
+
+def _origin(recorded: str | None) -> SlackOrigin | SystemOrigin:
+    """A claim's origin as the request records it (``system:<source>``, else a Slack click)."""
+    if recorded and recorded.startswith("system:"):
+        return SystemOrigin(source=recorded.removeprefix("system:"))
+    return SlackOrigin()
 
 
 def policy_command(request: ApprovalRequest, rule: Rule) -> DecisionCommand:
@@ -112,6 +121,15 @@ def policy_command(request: ApprovalRequest, rule: Rule) -> DecisionCommand:
         message_ts=request.message_ts,
         origin=SystemOrigin(source=POLICY_SOURCE),
     )
+
+
+def counted_votes(request: ApprovalRequest) -> tuple[Actor, ...]:
+    """The votes that count, oldest first: never the job's creator's (unless the rule allows it), whenever
+    the creator became known."""
+    requester = request.requester.slack_user_id if request.requester else None
+    if requester is None or (request.rule is not None and request.rule.allow_self_approval):
+        return tuple(request.approvals)
+    return tuple(vote for vote in request.approvals if vote.user_id != requester)
 
 
 def quorum_of(request: ApprovalRequest) -> int:
@@ -162,7 +180,14 @@ class DecisionService:
         current = claim.request
         if not claim.won:
             ours = current is not None and current.decision_id == command.decision_id
-            if current is not None and (ours or (this_vote and self._counted(command, current))):
+            if current is not None and not ours and this_vote and self._counted(command, current):
+                # This vote counts in the decision another delivery claimed: that delivery (or, should it
+                # die, its redelivery or the reconciliation) applies it. Nothing to come back for.
+                if current.state == RequestState.DECIDING:
+                    return DecisionResult(Outcome.VOTE_RECORDED, current, detail="counted in the decision under way")
+                if current.state in FINAL_STATES:
+                    return self._resume(current)
+            if current is not None and ours:
                 if current.state == RequestState.DECIDING:
                     # The same click, held by another delivery within its lease. Come back later: by then
                     # the holder has finished (and this resumes) or died (and this takes over).
@@ -179,6 +204,15 @@ class DecisionService:
         assert current is not None
         # A claim taken over from a holder that went quiet: its S3 call may have gone through.
         previous = request if request.state == RequestState.DECIDING else None
+        if (
+            not by_system
+            and command.decision == "approve"
+            and len(self._deciders(command, current)) < quorum_of(current)
+        ):
+            # The votes stopped counting between the vote and the claim (the creator was learnt, or the
+            # rule changed): never approve with fewer. Let the claim go; the request waits for more votes.
+            self.store.release_decision(ref, command.decision_id)
+            return DecisionResult(Outcome.VOTE_RECORDED, self.store.get(ref), detail="the quorum is no longer met")
         reason = self._reason(command, current)
 
         # Re-check right before acting: the job may have moved on outside Slack.
@@ -265,6 +299,7 @@ class DecisionService:
             decision_id=stuck.decision_id,
             channel=stuck.channel,
             message_ts=stuck.message_ts,
+            origin=_origin(stuck.decision_origin),
         )
         claim = self.store.claim_decision(command, self.clock(), self.lease_seconds)
         if not claim.won or claim.request is None:
@@ -335,6 +370,9 @@ class DecisionService:
         if command.decision != "approve" or request.state in FINAL_STATES:
             return None  # cancelling is always allowed; a decided request is answered by the claim
         rule = request.rule
+        if rule is not None and rule.action == "deny":
+            text = message.notice_denied_by_policy(job_id, rule.name)
+            return self._refuse(command, request, Outcome.DENIED_BY_POLICY, "denied by policy", text)
         requester = request.requester
         if requester is None:
             if rule is None:
@@ -366,11 +404,15 @@ class DecisionService:
         True when this very click's vote is on record (recorded now, or by an earlier delivery of it)."""
         ref = command.job
         need = quorum_of(request)
-        counted, current = self.store.add_vote(ref, command.actor, command.decision_id, self.clock())
+        self_allowed = request.rule is not None and request.rule.allow_self_approval
+        counted, current = self.store.add_vote(ref, command.actor, command.decision_id, self.clock(), self_allowed)
         this_vote = counted in ("recorded", "again")
         if counted == "closed" or current is None:
             return None, this_vote  # decided (or deciding) meanwhile: the claim says by whom
-        have = len(current.approvals)
+        have = len(self._eligible(current))
+        if counted == "requester":  # learnt to be the job's creator since this click was checked
+            text = message.notice_requester_cannot_approve(ref.job_id)
+            return self._refuse(command, current, Outcome.REQUESTER, "requester cannot approve", text), False
         if counted == "already" and have < need:
             text = message.notice_already_approved(ref.job_id, min(have, need), need)
             return self._refuse(command, current, Outcome.ALREADY_APPROVED, "already approved", text), False
@@ -413,10 +455,18 @@ class DecisionService:
         """Whose decision this is: the counted approvals of a quorum (frozen once claimed), else the one
         person who clicked."""
         if command.decision == "approve" and request is not None and quorum_of(request) > 1:
-            counted = tuple(request.approvals[: quorum_of(request)])
-            if len(counted) == quorum_of(request):
-                return counted
+            if request.state == RequestState.APPROVED:
+                return tuple(request.approvals)  # as the decision named them
+            return self._eligible(request)[: quorum_of(request)]
         return (command.actor,)
+
+    def _eligible(self, request: ApprovalRequest) -> tuple[Actor, ...]:
+        """The votes that count under the request's rule now, oldest first: not the creator's, and only by
+        people who may approve under the rule (which may have changed when the creator became known)."""
+        approvers = self.approvers_for(request)
+        return tuple(
+            vote for vote in counted_votes(request) if approver_status(vote.user_id, approvers, self.members_of) is True
+        )
 
     def _counted(self, command: DecisionCommand, request: ApprovalRequest) -> bool:
         """True when this approval is one of the counted votes of the quorum another delivery claimed: it is
@@ -463,7 +513,8 @@ class DecisionService:
                 decider = previous.decider  # the name and team as recorded, not as the reason spelt them
             why = previous.decision_reason if previous and previous.decider == decider else None
             theirs = command.model_copy(update={"decision": decision, "actor": decider, "reason": why})
-            finished = self._finish(theirs, job, job.status, job.status_update_reason or "")
+            named = (*people[:-1], decider)
+            finished = self._finish(theirs, job, job.status, job.status_update_reason or "", named=named)
             refused = self._refuse(
                 command,
                 finished.request,
@@ -484,11 +535,17 @@ class DecisionService:
         s3_status: str,
         reason: str,
         claimed: ApprovalRequest | None = None,
+        named: tuple[Actor, ...] | None = None,
     ) -> DecisionResult:
         """Record the applied decision. For a quorum the decider on record is its last counted vote, whoever's
         delivery claimed it (a vote beside the quorum may win the claim; it is not one of the approvers)."""
         state = RequestState.APPROVED if command.decision == "approve" else RequestState.CANCELLED
-        decider = self._deciders(command, claimed)[-1] if claimed is not None else command.actor
+        if named is not None:
+            people = named  # as S3's reason names them (a decision of ours recorded after a takeover)
+        else:
+            people = self._deciders(command, claimed) if claimed is not None else (command.actor,)
+        decider = people[-1] if people else command.actor
+        counted = people if command.decision == "approve" and len(people) > 1 else ()
         try:
             request = self.store.finish_decision(
                 command.job,
@@ -499,6 +556,7 @@ class DecisionService:
                 self.clock(),
                 decider=decider,
                 decision=command.decision,
+                counted=counted,
             )
         except ClaimLost:
             latest = self.store.get(command.job)

@@ -32,6 +32,12 @@ from approvals.models.records import Requester
 SSO_SESSION = re.compile(
     r"arn:aws(?:-cn|-us-gov)?:sts::[0-9]{12}:assumed-role/AWSReservedSSO_[\w+=,.@-]+_[0-9A-Fa-f]{16}/(?P<session>[^/]+)"
 )
+# The role behind an Identity Center session, as CloudTrail's sessionIssuer names it: always under the
+# aws-reserved/sso.amazonaws.com/ path (with the region outside us-east-1), which only Identity Center creates.
+SSO_ISSUER = re.compile(
+    r"arn:aws(?:-cn|-us-gov)?:iam::(?P<account>[0-9]{12}):role/aws-reserved/sso\.amazonaws\.com/(?:[a-z0-9-]+/)?"
+    r"(?P<role>AWSReservedSSO_[\w+=,.@-]+_[0-9A-Fa-f]{16})"
+)
 # An address Slack could hold: one @, a dotted domain, no spaces (session names admit [\w+=,.@-] only).
 EMAIL = re.compile(r"[A-Za-z0-9._%+=-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 
@@ -44,6 +50,19 @@ class Resolution:
 
     requester: Requester
     lookup_failed: str | None = None
+
+
+def identity_center_email(call: CreateJobCall) -> str | None:
+    """The email an IAM Identity Center session is named after, only when CloudTrail says the session's role
+    is Identity Center's own (its reserved path): anyone may name a role AWSReservedSSO_… and a session
+    after a colleague's email, but not create a role under that path."""
+    issuer = SSO_ISSUER.fullmatch(call.session_issuer_arn or "")
+    session = SSO_SESSION.fullmatch(call.principal_arn)
+    if call.principal_type != "AssumedRole" or issuer is None or session is None:
+        return None
+    if f":{issuer['account']}:assumed-role/{issuer['role']}/" not in call.principal_arn:
+        return None  # the session is not of that role
+    return sso_email(call.principal_arn)
 
 
 def sso_email(principal_arn: str) -> str | None:
@@ -76,7 +95,7 @@ class IdentityResolver:
         entry = self.mapping_for(call)
         if entry is not None:
             return Resolution(unmapped.model_copy(update={"slack_user_id": entry.slack_user, "mapped_by": "mapping"}))
-        email = sso_email(call.principal_arn) if self._identities.email_lookup else None
+        email = identity_center_email(call) if self._identities.email_lookup else None
         if email is None:
             return Resolution(unmapped)
         try:

@@ -896,6 +896,14 @@ def modal_failed_text(job_id: str) -> str:
     )
 
 
+def notice_denied_by_policy(job_id: str, rule_name: str) -> str:
+    """On Approve of a job a policy rule forbids (its cancellation may still be under way)."""
+    return (
+        f"Job {_job(job_id)} is forbidden by policy rule {code(rule_name)}: it cannot be approved, and the "
+        "product cancels it. Nothing was changed by your click."
+    )
+
+
 def notice_requester_cannot_approve(job_id: str) -> str:
     """To the person who created the job, on Approve: four eyes."""
     return (

@@ -13,7 +13,7 @@ from approvals.models.records import Actor, ApprovalRequest, AuditRecord, Decisi
 from approvals.models.slack import DecisionCommand
 
 RequestedStatus = Literal["Ready", "Cancelled"]
-VoteOutcome = Literal["recorded", "again", "already", "closed"]
+VoteOutcome = Literal["recorded", "again", "already", "requester", "closed"]
 
 
 class JobNotFound(Exception):
@@ -68,7 +68,7 @@ class RequestStore(Protocol):
     def adopt_posted(self, ref: JobRef, channel: str, message_ts: str, claimed_at: datetime | None) -> bool: ...
 
     def add_vote(
-        self, ref: JobRef, voter: Actor, decision_id: str, now: datetime
+        self, ref: JobRef, voter: Actor, decision_id: str, now: datetime, self_allowed: bool = False
     ) -> tuple[VoteOutcome, ApprovalRequest | None]: ...
 
     def set_requester(self, ref: JobRef, requester: Requester, rule: Rule | None) -> ApprovalRequest | None: ...
@@ -96,6 +96,7 @@ class RequestStore(Protocol):
         note: str | None = None,
         decider: Actor | None = None,
         decision: DecisionKind | None = None,
+        counted: tuple[Actor, ...] = (),
     ) -> ApprovalRequest: ...
 
     def settle_decision(self, ref: JobRef, decision_id: str) -> None: ...

@@ -23,6 +23,8 @@ from approvals.models.policy import Policy, Rule
 from approvals.models.records import ApprovalRequest, AuditEventType, AuditRecord, Requester, RequestState
 from approvals.models.slack import DecisionCommand
 
+# How long after a job's creation CloudTrail's history is asked for its CreateJob call (it lags minutes).
+LOOKUP_HORIZON = timedelta(hours=2)
 # How far before a posting claim the history is read for a message it may have posted (clock skew).
 POSTED_LOOKBACK = timedelta(minutes=2)
 
@@ -131,6 +133,8 @@ class RequestService:
         known = self.store.requester_of(ref)
         if known is not None or self.requesters is None or job.creation_time is None:
             return known, None
+        if self.clock() - job.creation_time > LOOKUP_HORIZON:
+            return None, None  # the history would have shown it by now: stop asking (2 calls a second)
         try:
             call = self.requesters.lookup(ref, job.creation_time)
         except RequestersUnavailable as exc:

@@ -107,7 +107,12 @@ def created(event: dict[str, Any]) -> dict[str, Any]:
     if call is None:
         return _dropped(event, "not a successful CreateJob call of S3 Batch Operations", "detail")
     logger.append_keys(job_id=call.job_id)
-    result = wiring.notifier().requests.on_create_job(call)
+    try:
+        result = wiring.notifier().requests.on_create_job(call)
+    except JobNotFound:
+        logger.warning("job not found, event dropped", job_id=call.job_id, reason="DescribeJob NotFound")
+        metrics.add_metric(name=METRIC_EVENT_DROPPED, unit=MetricUnit.Count, value=1)
+        return {"outcome": "job_not_found", "job_id": call.job_id}
     _log_side_effects(result)
     logger.info("requester event handled", job_id=call.job_id, outcome=result.outcome.value)
     return {"outcome": result.outcome.value, "job_id": call.job_id}

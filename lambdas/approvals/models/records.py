@@ -59,15 +59,6 @@ class Requester(BaseModel):
     found_in: Literal["event", "history"]  # the CreateJob event on EventBridge, or CloudTrail's event history
 
 
-class Vote(BaseModel):
-    """One person's approval of a job that needs a quorum (item ``VOTE#<user id>`` beside the request)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    voter: Actor
-    at: datetime
-
-
 class ApprovalRequest(BaseModel):
     """The request record for one job (sort key ``REQUEST``)."""
 
@@ -95,7 +86,9 @@ class ApprovalRequest(BaseModel):
     # with every default filled in (as it was when the request was posted or its requester learnt).
     requester: Requester | None = None
     rule: Rule | None = None
-    approvals: tuple[Actor, ...] = ()  # the votes counted so far, oldest first (quorum above 1)
+    # A quorum's votes, oldest first (the item's ``votes`` map, one conditional write each; never the
+    # creator's unless the rule allows it); once approved, the approvers the decision names.
+    approvals: tuple[Actor, ...] = ()
     # Where the decision came from: "slack" (a verified click), or "system:<source>" (e.g. system:policy).
     decision_origin: str | None = None
     approved_without_requester: bool = False  # approved after the requester wait ran out (rule said allow)
