@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from approvals.models.events import CreateJobCall
 from approvals.models.job import Job, JobRef
-from approvals.models.policy import Rule
 from approvals.models.records import Actor, ApprovalRequest, AuditRecord, DecisionKind, Requester, RequestState
 from approvals.models.slack import DecisionCommand
+
+if TYPE_CHECKING:  # annotations only: the callback imports this module and must not pay for these
+    from approvals.models.events import CreateJobCall
+    from approvals.models.policy import Rule
 
 RequestedStatus = Literal["Ready", "Cancelled"]
 VoteOutcome = Literal["recorded", "again", "already", "requester", "closed"]
