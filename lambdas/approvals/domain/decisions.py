@@ -183,10 +183,16 @@ class DecisionService:
             if current is not None and not ours and this_vote and self._counted(command, current):
                 # This vote counts in the decision another delivery claimed: that delivery (or, should it
                 # die, its redelivery or the reconciliation) applies it. Nothing to come back for.
+                told = self._notify(
+                    command.channel or current.channel, command.actor.user_id, message.notice_vote_counted(ref.job_id)
+                )
                 if current.state == RequestState.DECIDING:
-                    return DecisionResult(Outcome.VOTE_RECORDED, current, detail="counted in the decision under way")
+                    detail = "counted in the decision under way"
+                    return DecisionResult(Outcome.VOTE_RECORDED, current, detail=detail, notices_failed=told)
                 if current.state in FINAL_STATES:
-                    return self._resume(current)
+                    resumed = self._resume(current)
+                    resumed.notices_failed += told
+                    return resumed
             if current is not None and ours:
                 if current.state == RequestState.DECIDING:
                     # The same click, held by another delivery within its lease. Come back later: by then

@@ -896,6 +896,11 @@ def modal_failed_text(job_id: str) -> str:
     )
 
 
+def notice_vote_counted(job_id: str) -> str:
+    """To a voter whose approval completed the quorum while another delivery applied the decision."""
+    return f"Your approval of job {_job(job_id)} counts: with it the job has the approvals it needs and is approved."
+
+
 def notice_denied_by_policy(job_id: str, rule_name: str) -> str:
     """On Approve of a job a policy rule forbids (its cancellation may still be under way)."""
     return (
