@@ -35,36 +35,28 @@ def _method_of(request: HttpRequest) -> str:
     return request.url.rstrip("/").rsplit("/", 1)[-1]
 
 
-class IdempotentServerErrorRetryHandler(ServerErrorRetryHandler):
+class _IdempotentOnly(RetryHandler):
+    """Mixed in before one of Slack's retry handlers: the same retry, except for calls not safe to send twice."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _method_of(request) in NOT_IDEMPOTENT:
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
+class IdempotentServerErrorRetryHandler(_IdempotentOnly, ServerErrorRetryHandler):
     """Slack's 5xx retry, except for calls that are not safe to send twice."""
 
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if _method_of(request) in NOT_IDEMPOTENT:
-            return False
-        return super()._can_retry(state=state, request=request, response=response, error=error)
 
-
-class IdempotentConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
+class IdempotentConnectionErrorRetryHandler(_IdempotentOnly, ConnectionErrorRetryHandler):
     """Slack's connection-error retry, except for calls that are not safe to send twice."""
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if _method_of(request) in NOT_IDEMPOTENT:
-            return False
-        return super()._can_retry(state=state, request=request, response=response, error=error)
 
 
 class DeadlineAwareRateLimitRetryHandler(RateLimitErrorRetryHandler):
