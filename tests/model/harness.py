@@ -23,6 +23,7 @@ error). Each fault is one of:
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from urllib.parse import urlencode
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import ClientError, ReadTimeoutError
+from hypothesis import settings
+from hypothesis.errors import InvalidArgument
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
@@ -819,3 +822,91 @@ def posting_problems(seen: Seen, when: str) -> list[str]:
         if len(requested) != 1:
             problems.append(f"{when}: a request was posted, but approval_requested was not recorded")
     return problems
+
+
+# -- the decisions queue under a state machine ------------------------------------------------------
+
+
+@dataclass
+class Message:
+    """A click on the decisions queue."""
+
+    command: DecisionCommand
+    visible_at: datetime
+    receives: int = 0
+
+
+def stale(request: ApprovalRequest, now: datetime) -> bool:
+    """A claim held past its lease: another delivery may take it over."""
+    return request.deciding_since is not None and request.deciding_since < now - timedelta(seconds=LEASE)
+
+
+def stuck(request: ApprovalRequest, now: datetime) -> bool:
+    """Past the point where the claim's click could still come back from the queue (the reconciliation's mark)."""
+    return request.deciding_since is not None and request.deciding_since < now - timedelta(seconds=STUCK_AFTER)
+
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+
+
+def machine_budget(budgets: dict[str, tuple[int, int]]) -> tuple[int, int, int]:
+    """(max_examples, stateful_step_count, pytest-timeout seconds) for the loaded profile: a generous 0.2 s a
+    step, and 5 minutes to shrink."""
+    examples, steps = budgets.get(PROFILE, budgets["ci"])
+    return examples, steps, 300 + examples * steps // 5
+
+
+def machine_settings(examples: int, steps: int) -> settings:
+    """The loaded profile's settings (tests/property/conftest.py registers them when it is collected too),
+    with a machine's budget."""
+    try:
+        parent = settings.get_profile(PROFILE)
+    except InvalidArgument:  # not registered in this run
+        parent = settings(deadline=None, derandomize=False, print_blob=True)
+    return settings(parent, max_examples=examples, stateful_step_count=steps, deadline=None)
+
+
+class QueueModel:
+    """The decisions queue as SQS runs it, for a state machine over ``world``: a failed receive comes back
+    after the visibility timeout, the last one goes to the dead-letter queue. The machine sets
+    ``world``, ``in_flight``, ``surprises`` and ``settled``."""
+
+    world: World
+    in_flight: list[Message]
+    surprises: list[str]  # exceptions no injected fault explains
+    settled: bool  # nothing in flight, and a reconciliation ran past the lease of any claim
+
+    def _record(self) -> ApprovalRequest:
+        request = self.world.records.get(self.world.ref)
+        assert request is not None
+        return request
+
+    def _visible(self) -> list[Message]:
+        return [m for m in self.in_flight if m.visible_at <= self.world.clock()]
+
+    def _received(self, command: DecisionCommand) -> None:
+        """Called as each delivery reaches the decider."""
+
+    def _apply(self, command: DecisionCommand) -> bool:
+        """One receive: True when the message is done with (handled, and not to come back later)."""
+        self.world.faults.new_invocation()
+        self._received(command)
+        try:
+            result = self.world.decisions.apply(command)
+        except Crash:
+            return False
+        except Exception as exc:  # an injected lost answer is handled inside; anything else is a surprise
+            self.surprises.append(f"{command.decision_id}: {type(exc).__name__}: {exc}")
+            return False
+        return not result.retry_later
+
+    def _receive(self, message: Message) -> None:
+        self.settled = False
+        message.receives += 1
+        if self._apply(message.command):
+            self.in_flight.remove(message)
+            return
+        message.visible_at = self.world.clock() + timedelta(seconds=VISIBILITY)
+        if message.receives >= MAX_RECEIVES:
+            self.in_flight.remove(message)
+            self.world.dead_letters.append(message.command.decision_id)

@@ -26,15 +26,8 @@ fail until the product is fixed.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-
 import pytest
-from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from approvals.domain.decisions import AFTER_APPROVE, AFTER_CANCEL, Outcome
@@ -43,7 +36,6 @@ from approvals.models.records import Actor, ApprovalRequest, AuditEventType, Aud
 from approvals.models.slack import DecisionCommand
 from approvals.names import METRIC_DECISION_UNVERIFIED
 from approvals.observability import metrics
-from sandbox.aws_local import LocalAws
 from tests.model.harness import (
     ALICE,
     BOB,
@@ -56,8 +48,14 @@ from tests.model.harness import (
     Backend,
     Crash,
     Fault,
+    Message,
+    QueueModel,
     World,
     decision_problems,
+    machine_budget,
+    machine_settings,
+    stale,
+    stuck,
 )
 
 FINAL = frozenset({RequestState.APPROVED, RequestState.CANCELLED, RequestState.CLOSED})
@@ -68,40 +66,10 @@ AFTER = {"approve": AFTER_APPROVE, "cancel": AFTER_CANCEL}
 BUDGETS = {"dev": (10, 15), "ci": (40, 15), "deep": (400, 25)}
 
 
-PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-EXAMPLES, STEPS = BUDGETS.get(PROFILE, BUDGETS["ci"])
-TIMEOUT = 300 + EXAMPLES * STEPS // 5  # pytest-timeout: a generous 0.2 s a step, and 5 minutes to shrink
+EXAMPLES, STEPS, TIMEOUT = machine_budget(BUDGETS)
 
 
-def machine_settings() -> settings:
-    """The loaded profile's settings (tests/property/conftest.py registers them when it is collected too),
-    with this machine's budget."""
-    try:
-        parent = settings.get_profile(PROFILE)
-    except InvalidArgument:  # not registered in this run
-        parent = settings(deadline=None, derandomize=False, print_blob=True)
-    return settings(parent, max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None)
-
-
-@pytest.fixture(scope="module")
-def backend() -> Iterator[Backend]:
-    local = LocalAws().start()
-    try:
-        yield Backend.provision(local)
-    finally:
-        local.stop()
-
-
-@dataclass
-class Message:
-    """A click on the decisions queue."""
-
-    command: DecisionCommand
-    visible_at: datetime
-    receives: int = 0
-
-
-class Decisions(RuleBasedStateMachine):
+class Decisions(QueueModel, RuleBasedStateMachine):
     def __init__(self, backend: Backend) -> None:
         super().__init__()
         metrics.clear_metrics()
@@ -114,37 +82,6 @@ class Decisions(RuleBasedStateMachine):
         self.settled = False  # nothing in flight, and a reconciliation ran past the lease of any claim
 
     # -- the world ------------------------------------------------------------------------------
-
-    def _record(self) -> ApprovalRequest:
-        request = self.world.records.get(self.world.ref)
-        assert request is not None
-        return request
-
-    def _visible(self) -> list[Message]:
-        return [m for m in self.in_flight if m.visible_at <= self.world.clock()]
-
-    def _apply(self, command: DecisionCommand) -> bool:
-        """One receive: True when the message is done with (handled, and not to come back later)."""
-        self.world.faults.new_invocation()
-        try:
-            result = self.world.decisions.apply(command)
-        except Crash:
-            return False
-        except Exception as exc:  # an injected lost answer is handled inside; anything else is a surprise
-            self.surprises.append(f"{command.decision_id}: {type(exc).__name__}: {exc}")
-            return False
-        return not result.retry_later
-
-    def _receive(self, message: Message) -> None:
-        self.settled = False
-        message.receives += 1
-        if self._apply(message.command):
-            self.in_flight.remove(message)
-            return
-        message.visible_at = self.world.clock() + timedelta(seconds=VISIBILITY)
-        if message.receives >= MAX_RECEIVES:
-            self.in_flight.remove(message)
-            self.world.dead_letters.append(message.command.decision_id)
 
     # -- rules ----------------------------------------------------------------------------------
 
@@ -214,12 +151,12 @@ class Decisions(RuleBasedStateMachine):
         if run.gave_up:
             self.surprises.extend(run.errors)
         after = self._record()
-        stale = before.state == RequestState.DECIDING and _stuck(before, self.world.clock())
-        if stale:
+        was_stuck = before.state == RequestState.DECIDING and stuck(before, self.world.clock())
+        if was_stuck:
             assert after.state != RequestState.DECIDING or after.deciding_since != before.deciding_since, (
                 "the reconciliation left a stale claim as it was"
             )
-        self.settled = not self.in_flight and (before.state != RequestState.DECIDING or stale)
+        self.settled = not self.in_flight and (before.state != RequestState.DECIDING or was_stuck)
 
     # -- invariants -----------------------------------------------------------------------------
 
@@ -249,7 +186,7 @@ class Decisions(RuleBasedStateMachine):
             assert taken_from is not None
             assert taken_from.state in {RequestState.PENDING, RequestState.DECIDING}, f"claimed from {taken_from.state}"
             if taken_from.state == RequestState.DECIDING:
-                assert _stale(taken_from, at), "a claim held within its lease was taken over"
+                assert stale(taken_from, at), "a claim held within its lease was taken over"
         self.world.store.claims.clear()
 
     def the_record_says_what_s3_carries(self, request: ApprovalRequest) -> None:
@@ -296,20 +233,11 @@ class Decisions(RuleBasedStateMachine):
         metrics.clear_metrics()
 
 
-def _stale(request: ApprovalRequest, now: datetime) -> bool:
-    return request.deciding_since is not None and request.deciding_since < now - timedelta(seconds=LEASE)
-
-
-def _stuck(request: ApprovalRequest, now: datetime) -> bool:
-    """Past the point where the claim's click could still come back from the queue (the reconciliation's mark)."""
-    return request.deciding_since is not None and request.deciding_since < now - timedelta(seconds=STUCK_AFTER)
-
-
 @pytest.mark.timeout(TIMEOUT)
 def test_any_interleaving_of_clicks_crashes_redeliveries_and_reconciliation_makes_one_decision(
     backend: Backend,
 ) -> None:
-    run_state_machine_as_test(lambda: Decisions(backend), settings=machine_settings())
+    run_state_machine_as_test(lambda: Decisions(backend), settings=machine_settings(EXAMPLES, STEPS))
 
 
 # -- interleavings this machine found, each once a bug, now regressions ------------------------------------

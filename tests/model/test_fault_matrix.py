@@ -30,7 +30,6 @@ from approvals.names import METRICS_NAMESPACE, SERVICE_NAME
 from approvals.observability import metrics
 from infra import constants as c
 from sandbox.apigw import LambdaContext
-from sandbox.aws_local import LocalAws
 from tests.model.harness import (
     ALICE,
     BEFORE,
@@ -46,15 +45,6 @@ from tests.model.harness import (
 )
 
 CONFIRMED_ELSEWHERE = "Confirmed with the CLI by the storage team"
-
-
-@pytest.fixture(scope="module")
-def backend() -> Iterator[Backend]:
-    local = LocalAws().start()
-    try:
-        yield Backend.provision(local)
-    finally:
-        local.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -32,15 +32,9 @@ with this one person, even the job's creator. A vote now finishes such a claim f
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-
 import pytest
-from hypothesis import event, settings
+from hypothesis import event
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -56,7 +50,6 @@ from approvals.domain.reasons import decider_of, recorded_by
 from approvals.models.records import Actor, ApprovalRequest, AuditEventType, AuditRecord, DecisionKind, RequestState
 from approvals.models.slack import DecisionCommand
 from approvals.observability import metrics
-from sandbox.aws_local import LocalAws
 from tests.model.harness import (
     ALICE,
     BOB,
@@ -70,9 +63,15 @@ from tests.model.harness import (
     Backend,
     Crash,
     Fault,
+    Message,
+    QueueModel,
     World,
+    machine_budget,
+    machine_settings,
     quorum_rule,
     requester_of,
+    stale,
+    stuck,
 )
 
 FINAL = frozenset({RequestState.APPROVED, RequestState.CANCELLED, RequestState.CLOSED})
@@ -95,52 +94,14 @@ FAULTS: list[tuple[str, Fault] | None] = [
 # are a little longer than the other machine's.
 BUDGETS = {"dev": (8, 25), "ci": (25, 25), "deep": (250, 40)}
 
-PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-EXAMPLES, STEPS = BUDGETS.get(PROFILE, BUDGETS["ci"])
-TIMEOUT = 300 + EXAMPLES * STEPS // 5  # pytest-timeout: a generous 0.2 s a step, and 5 minutes to shrink
-
-
-def machine_settings() -> settings:
-    """The loaded profile's settings (tests/property/conftest.py registers them when it is collected too),
-    with this machine's budget."""
-    try:
-        parent = settings.get_profile(PROFILE)
-    except InvalidArgument:  # not registered in this run
-        parent = settings(deadline=None, derandomize=False, print_blob=True)
-    return settings(parent, max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None)
-
-
-@pytest.fixture(scope="module")
-def backend() -> Iterator[Backend]:
-    local = LocalAws().start()
-    try:
-        yield Backend.provision(local)
-    finally:
-        local.stop()
-
-
-@dataclass
-class Message:
-    """A click on the decisions queue."""
-
-    command: DecisionCommand
-    visible_at: datetime
-    receives: int = 0
-
-
-def _stale(request: ApprovalRequest, now: datetime) -> bool:
-    return request.deciding_since is not None and request.deciding_since < now - timedelta(seconds=LEASE)
-
-
-def _stuck(request: ApprovalRequest, now: datetime) -> bool:
-    return request.deciding_since is not None and request.deciding_since < now - timedelta(seconds=STUCK_AFTER)
+EXAMPLES, STEPS, TIMEOUT = machine_budget(BUDGETS)
 
 
 def _ids(actors: tuple[Actor, ...] | list[Actor]) -> tuple[str, ...]:
     return tuple(actor.user_id for actor in actors)
 
 
-class QuorumMachine(RuleBasedStateMachine):
+class QuorumMachine(QueueModel, RuleBasedStateMachine):
     def __init__(self, backend: Backend) -> None:
         super().__init__()
         metrics.clear_metrics()
@@ -172,40 +133,11 @@ class QuorumMachine(RuleBasedStateMachine):
 
     # -- the world ------------------------------------------------------------------------------
 
-    def _record(self) -> ApprovalRequest:
-        request = self.world.records.get(self.world.ref)
-        assert request is not None
-        return request
-
     def _approvers_who_clicked_approve(self) -> set[str]:
         return {c.actor.user_id for c in self.sent if c.decision == "approve" and c.decision_id in self.received}
 
-    def _visible(self) -> list[Message]:
-        return [m for m in self.in_flight if m.visible_at <= self.world.clock()]
-
-    def _apply(self, command: DecisionCommand) -> bool:
-        """One receive: True when the message is done with (handled, and not to come back later)."""
-        self.world.faults.new_invocation()
+    def _received(self, command: DecisionCommand) -> None:
         self.received.add(command.decision_id)
-        try:
-            result = self.world.decisions.apply(command)
-        except Crash:
-            return False
-        except Exception as exc:  # an injected lost answer is handled inside; anything else is a surprise
-            self.surprises.append(f"{command.decision_id}: {type(exc).__name__}: {exc}")
-            return False
-        return not result.retry_later
-
-    def _receive(self, message: Message) -> None:
-        self.settled = False
-        message.receives += 1
-        if self._apply(message.command):
-            self.in_flight.remove(message)
-            return
-        message.visible_at = self.world.clock() + timedelta(seconds=VISIBILITY)
-        if message.receives >= MAX_RECEIVES:
-            self.in_flight.remove(message)
-            self.world.dead_letters.append(message.command.decision_id)
 
     def _send(self, actor: Actor, decision: DecisionKind) -> Message:
         command = self.world.command(actor, decision)
@@ -247,7 +179,7 @@ class QuorumMachine(RuleBasedStateMachine):
             assert claim.request is not None
             assert taken_from.state in {RequestState.PENDING, RequestState.DECIDING}, f"claimed from {taken_from.state}"
             if taken_from.state == RequestState.DECIDING:
-                assert _stale(taken_from, at), "a claim held within its lease was taken over"
+                assert stale(taken_from, at), "a claim held within its lease was taken over"
                 self.takeovers += 1
             if self.veto is not None and claim.request.decision_id != self.veto:
                 self.veto = None  # taken over after its lease: its holder died (the job may carry it all the same)
@@ -339,14 +271,14 @@ class QuorumMachine(RuleBasedStateMachine):
         if run.gave_up:
             self.surprises.extend(run.errors)
         after = self._record()
-        stale = before.deciding_since is not None and _stuck(before, self.world.clock())
-        if stale and before.state == RequestState.DECIDING:
+        was_stuck = before.deciding_since is not None and stuck(before, self.world.clock())
+        if was_stuck and before.state == RequestState.DECIDING:
             assert after.state != RequestState.DECIDING or after.deciding_since != before.deciding_since, (
                 "the reconciliation left a stale claim as it was"
             )
         # Settled once a run came after every claim's click is out of the queue, recorded or not (a decision
         # recorded stays in the DecidingIndex until its audit record and message are done).
-        self.settled = not self.in_flight and (before.deciding_since is None or stale)
+        self.settled = not self.in_flight and (before.deciding_since is None or was_stuck)
 
     # -- invariants -----------------------------------------------------------------------------
 
@@ -488,7 +420,7 @@ class QuorumMachine(RuleBasedStateMachine):
 
 @pytest.mark.timeout(TIMEOUT)
 def test_any_interleaving_of_votes_vetoes_crashes_and_reconciliation_makes_one_decision(backend: Backend) -> None:
-    run_state_machine_as_test(lambda: QuorumMachine(backend), settings=machine_settings())
+    run_state_machine_as_test(lambda: QuorumMachine(backend), settings=machine_settings(EXAMPLES, STEPS))
 
 
 # -- the interleaving this machine found, a bug today ------------------------------------------------------
