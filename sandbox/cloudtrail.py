@@ -40,6 +40,8 @@ TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
+MANAGEMENT_EVENT_VERSION = "1.09"  # CloudTrail's record format version
+API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"  # how EventBridge names an API call a trail recorded
 RETENTION = timedelta(days=90)
 CALLS_PER_SECOND = 2
 MAX_RESULTS = 50
@@ -195,28 +197,63 @@ def create_job_record(
             },
             "attributes": {"creationDate": _iso_z(moment - timedelta(minutes=5)), "mfaAuthenticated": "false"},
         }
+    return api_call_record(
+        identity,
+        event_time=moment,
+        account_id=account_id,
+        region=region,
+        request_parameters=dict(request_parameters or {"accountId": account_id}),
+        job_id=None if error_code else job_id,
+        error_code=error_code,
+        error_message=f"{error_code} (sandbox)" if error_code else None,
+        source_ip_address="192.0.2.10",
+        user_agent="aws-cli/2.17.0 md/command#s3control.create-job",
+        request_id=uuid.uuid4().hex[:16].upper(),
+    )
+
+
+def api_call_record(
+    identity: Mapping[str, Any],
+    *,
+    event_time: datetime,
+    account_id: str,
+    region: str,
+    request_parameters: Mapping[str, Any],
+    job_id: str | None,
+    error_code: str | None,
+    error_message: str | None,
+    source_ip_address: str,
+    user_agent: str,
+    request_id: str,
+) -> dict[str, Any]:
+    """CloudTrail's record of one s3:CreateJob call by ``identity`` (its ``userIdentity``), in the documented
+    record format: what the event history holds and what EventBridge carries as ``detail``."""
     record: dict[str, Any] = {
-        "eventVersion": "1.09",
-        "userIdentity": identity,
-        "eventTime": _iso_z(moment),
+        "eventVersion": MANAGEMENT_EVENT_VERSION,
+        "userIdentity": copy.deepcopy(dict(identity)),
+        "eventTime": _iso_z(event_time),
         "eventSource": "s3.amazonaws.com",
         "eventName": "CreateJob",
         "awsRegion": region,
-        "sourceIPAddress": "192.0.2.10",
-        "userAgent": "aws-cli/2.17.0 md/command#s3control.create-job",
-        "requestParameters": dict(request_parameters or {"accountId": account_id}),
-        "responseElements": None if error_code else {"jobId": job_id},
-        "requestID": uuid.uuid4().hex[:16].upper(),
-        "eventID": str(uuid.uuid4()),
-        "readOnly": False,
-        "eventType": "AwsApiCall",
-        "managementEvent": True,
-        "recipientAccountId": account_id,
-        "eventCategory": "Management",
+        "sourceIPAddress": source_ip_address,
+        "userAgent": user_agent,
     }
-    if error_code:
+    if error_code is not None:
         record["errorCode"] = error_code
-        record["errorMessage"] = f"{error_code} (sandbox)"
+        record["errorMessage"] = error_message or error_code
+    record.update(
+        {
+            "requestParameters": dict(request_parameters),
+            "responseElements": None if job_id is None else {"jobId": job_id},
+            "requestID": request_id,
+            "eventID": str(uuid.uuid4()),
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": account_id,
+            "eventCategory": "Management",
+        }
+    )
     return record
 
 
@@ -225,7 +262,7 @@ def api_call_event(record: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "AWS API Call via CloudTrail",
+        "detail-type": API_CALL_DETAIL_TYPE,
         "source": "aws.s3",
         "account": record.get("recipientAccountId", DEFAULT_ACCOUNT),
         "time": record.get("eventTime", _iso_z(_utcnow())),
@@ -564,5 +601,6 @@ __all__ = [
     "CloudTrailStandIn",
     "LookupCall",
     "api_call_event",
+    "api_call_record",
     "create_job_record",
 ]

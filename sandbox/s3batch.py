@@ -51,6 +51,7 @@ import botocore.session
 from botocore.model import ServiceModel, Shape
 
 from sandbox._http import is_loopback
+from sandbox.cloudtrail import API_CALL_DETAIL_TYPE, api_call_event, api_call_record
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,6 @@ ROLE_ARN = re.compile(r"^arn:[^:]+:iam::\d{12}:role/.+$")
 S3_ARN = re.compile(r"^arn:[^:]+:s3:.*$")
 CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 CREDENTIAL_KEY = re.compile(r"Credential=([A-Za-z0-9]+)/")
-API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"
-MANAGEMENT_EVENT_VERSION = "1.09"
 IDENTITY_TYPES = frozenset({"IAMUser", "AssumedRole", "FederatedUser", "Root", "AWSService", "AWSAccount"})
 _CALLER_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):(?P<service>iam|sts)::(?P<account>\d{12}):(?P<resource>root|[a-z-]+/.+)$"
@@ -758,32 +757,18 @@ class JobStore:
         error: S3ControlError | None,
     ) -> None:
         """The CloudTrail record of one CreateJob call: to the event history, and to the bus with a trail."""
-        now = self.clock()
-        record: dict[str, Any] = {
-            "eventVersion": MANAGEMENT_EVENT_VERSION,
-            "userIdentity": copy.deepcopy(call.identity),
-            "eventTime": _iso_z(now),
-            "eventSource": "s3.amazonaws.com",
-            "eventName": "CreateJob",
-            "awsRegion": region,
-            "sourceIPAddress": call.source_ip_address or "198.51.100.1",
-            "userAgent": call.user_agent or "sandbox",
-        }
-        if error is not None:
-            record["errorCode"] = error.code
-            record["errorMessage"] = error.message
-        record.update(
-            {
-                "requestParameters": _create_request_parameters(account_id, request),
-                "responseElements": None if job_id is None else {"jobId": job_id},
-                "requestID": call.request_id,
-                "eventID": str(uuid.uuid4()),
-                "readOnly": False,
-                "eventType": "AwsApiCall",
-                "managementEvent": True,
-                "recipientAccountId": account_id,
-                "eventCategory": "Management",
-            }
+        record = api_call_record(
+            call.identity,
+            event_time=self.clock(),
+            account_id=account_id,
+            region=region,
+            request_parameters=_create_request_parameters(account_id, request),
+            job_id=job_id,
+            error_code=error.code if error is not None else None,
+            error_message=error.message if error is not None else None,
+            source_ip_address=call.source_ip_address or "198.51.100.1",
+            user_agent=call.user_agent or "sandbox",
+            request_id=call.request_id,
         )
         self.management_events.append(record)
         hook = self.on_management_event
@@ -794,18 +779,7 @@ class JobStore:
                 logger.exception("management event hook failed")
         if not self.trail_enabled:
             return
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": API_CALL_DETAIL_TYPE,
-            "source": "aws.s3",
-            "account": account_id,
-            "time": record["eventTime"],
-            "region": region,
-            "resources": [],
-            "detail": record,
-        }
-        self._publish(event, job_id=job_id, what="CreateJob")
+        self._publish(api_call_event(record), job_id=job_id, what="CreateJob")
 
     def describe_job(self, account_id: str, job_id: str) -> dict[str, Any]:
         """DescribeJob's ``Job`` (boto3 shape)."""
