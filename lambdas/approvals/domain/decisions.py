@@ -123,6 +123,11 @@ def policy_command(request: ApprovalRequest, rule: Rule) -> DecisionCommand:
     )
 
 
+def rule_of(command: DecisionCommand) -> str:
+    """The rule a policy decision is made under, from its decision ID (``policy_command`` writes it)."""
+    return command.decision_id.removeprefix(f"{POLICY_SOURCE}:")
+
+
 def counted_votes(request: ApprovalRequest) -> tuple[Actor, ...]:
     """The votes that count, oldest first: never the job's creator's (unless the rule allows it), whenever
     the creator became known."""
@@ -483,8 +488,7 @@ class DecisionService:
 
     def _reason(self, command: DecisionCommand, request: ApprovalRequest | None) -> str:
         if isinstance(command.origin, SystemOrigin):
-            rule = command.decision_id.removeprefix(f"{POLICY_SOURCE}:")
-            return policy_reason(command.decision, rule, command.reason)
+            return policy_reason(command.decision, rule_of(command), command.reason)
         return status_update_reason(command.decision, self._deciders(command, request), command.reason)
 
     # -- outcomes -----------------------------------------------------------------------------
@@ -499,8 +503,7 @@ class DecisionService:
         """True when the job carries this very command's decision (a person's, a quorum's or a rule's)."""
         if isinstance(command.origin, SystemOrigin):
             after = AFTER_APPROVE if command.decision == "approve" else AFTER_CANCEL
-            rule = command.decision_id.removeprefix(f"{POLICY_SOURCE}:")
-            return job.status in after and policy_of(job.status_update_reason) == (command.decision, rule)
+            return job.status in after and policy_of(job.status_update_reason) == (command.decision, rule_of(command))
         return self._applied(job, command.decision, self._deciders(command, request))
 
     def _not_awaiting(
