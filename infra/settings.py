@@ -71,6 +71,21 @@ LATEST_PYTHON_RUNTIME = max(
     key=lambda version: tuple(int(part) for part in version.split(".")),
 )
 
+DEFAULT_PYTHON_RUNTIME = "3.13"
+# The functions, by the names the snapStart setting takes.
+SNAPSTART_FUNCTIONS = ("notifier", "callback", "decider", "auditWriter")
+
+
+def _snap_start_names(value: object) -> object:
+    """``all`` means every function; otherwise a comma-separated (or JSON) list of function names."""
+    value = _split_ids(value)
+    if isinstance(value, tuple) and value == ("all",):
+        return SNAPSTART_FUNCTIONS
+    if isinstance(value, tuple) and value in (("none",), ("off",)):
+        return ()
+    return value
+
+
 # Context key -> an example value, used in error messages.
 EXAMPLES: dict[str, str] = {
     "slackChannelId": "C0123456789",
@@ -80,7 +95,8 @@ EXAMPLES: dict[str, str] = {
     "auditLogRetentionDays": "400",
     "auditLogKmsEncryption": "true",
     "lambdaArchitecture": "arm64",
-    "pythonRuntime": "3.14",
+    "pythonRuntime": "3.13",
+    "snapStart": "callback,decider",
     "approverUserIds": "U0123ABCD,U0456EFGH",
     "approverGroupIds": "S0123ABCD",
     "largeJobThreshold": "1000000",
@@ -115,6 +131,7 @@ def _blank_to_none(value: object) -> object:
 
 IdList = Annotated[tuple[str, ...], BeforeValidator(_split_ids)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
+SnapStartList = Annotated[tuple[str, ...], BeforeValidator(lambda value: _snap_start_names(value))]
 
 
 class InfraSettings(BaseModel):
@@ -130,7 +147,11 @@ class InfraSettings(BaseModel):
     audit_log_retention_days: int = Field(default=400, alias="auditLogRetentionDays")
     audit_log_kms_encryption: bool = Field(default=False, alias="auditLogKmsEncryption")
     lambda_architecture: Literal["arm64", "x86_64"] = Field(default="arm64", alias="lambdaArchitecture")
-    python_runtime: str = Field(default="3.14", alias="pythonRuntime")
+    # 3.13, not the newest: the bundle ships bytecode compiled by an interpreter of the runtime's own minor
+    # version (infra/bundling.py), and the README's setup provides 3.12 and 3.13.
+    python_runtime: str = Field(default=DEFAULT_PYTHON_RUNTIME, alias="pythonRuntime")
+    # Functions published with Lambda SnapStart (names in SNAPSTART_FUNCTIONS, or "all"); none by default.
+    snap_start: SnapStartList = Field(default=(), alias="snapStart")
     approver_user_ids: IdList = Field(default=(), alias="approverUserIds")
     approver_group_ids: IdList = Field(default=(), alias="approverGroupIds")
     large_job_threshold: int = Field(default=1_000_000, ge=1, alias="largeJobThreshold")
@@ -191,6 +212,16 @@ class InfraSettings(BaseModel):
         match = re.fullmatch(r"3\.(\d+)", value)
         if not match or int(match.group(1)) < 12 or not hasattr(lambda_.Runtime, f"PYTHON_3_{match[1]}"):
             raise ValueError(f"{value!r} is not a Lambda Python runtime this CDK offers (3.12 or later)")
+        return value
+
+    @field_validator("snap_start")
+    @classmethod
+    def _snap_start(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [item for item in value if item not in SNAPSTART_FUNCTIONS]
+        if bad:
+            raise ValueError(
+                f"not function names: {', '.join(bad)}; use some of {', '.join(SNAPSTART_FUNCTIONS)}, all or none"
+            )
         return value
 
     @field_validator("approver_user_ids")

@@ -40,14 +40,14 @@ def test_there_are_exactly_the_four_functions(default_synth: Synth) -> None:
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
-def test_every_function_runs_python_3_14_on_arm64_with_json_logs_and_active_tracing(
+def test_every_function_runs_python_3_13_on_arm64_with_json_logs_and_active_tracing(
     default_synth: Synth, handler: str
 ) -> None:
     # given
     function = default_synth.function_props(handler)
 
     # then
-    assert function["Runtime"] == "python3.14"
+    assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["TracingConfig"] == {"Mode": "Active"}
     assert function["LoggingConfig"]["LogFormat"] == "JSON"

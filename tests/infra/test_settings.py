@@ -38,7 +38,7 @@ def test_cdk_json_holds_valid_settings_with_the_documented_defaults() -> None:
     assert settings.slack_secret_name == "s3-batch-approvals/slack"
     assert (settings.log_retention_days, settings.audit_log_retention_days) == (30, 400)
     assert settings.audit_log_kms_encryption is False
-    assert (settings.lambda_architecture, settings.python_runtime) == ("arm64", "3.14")
+    assert (settings.lambda_architecture, settings.python_runtime) == ("arm64", "3.13")
     assert (settings.approver_user_ids, settings.approver_group_ids) == ((), ())
     assert settings.large_job_threshold == 1_000_000
     assert (settings.api_throttle_rate_limit, settings.api_throttle_burst_limit) == (10, 20)
@@ -187,4 +187,4 @@ def test_architecture_maps_to_lambda_and_to_pip() -> None:
     intel = _settings(lambdaArchitecture="x86_64")
     assert (arm.architecture.name, arm.pip_platform_arch) == ("arm64", "aarch64")
     assert (intel.architecture.name, intel.pip_platform_arch) == ("x86_64", "x86_64")
-    assert arm.runtime.name == "python3.14"
+    assert arm.runtime.name == "python3.13"
