@@ -79,8 +79,18 @@ DEFAULT_DECISION_LEASE_SECONDS: Final = 120
 DECISIONS_QUEUE_VISIBILITY_SECONDS: Final = DECIDER_TIMEOUT_SECONDS * 6  # AWS's advice for an event source
 DECISIONS_QUEUE_MAX_RECEIVES: Final = 5  # then the dead-letter queue
 
-# Lambda's asynchronous invocation (EventBridge → notifier): function errors are retried this many times
-# by Lambda, then the event goes to the on-failure destination; older events go there too.
+# The job events queue (EventBridge → SQS → notifier): a few notifiers at once, each taking the channel's
+# posting turn (adapters/pacing.py), so a burst drains at Slack's pace; a failed event comes back after the
+# visibility timeout (AWS's advice: six times the function's timeout), and after its receives, dead-letters.
+NOTIFIER_TIMEOUT_SECONDS: Final = 60
+NOTIFIER_MAX_CONCURRENCY: Final = 5
+JOB_EVENTS_QUEUE_VISIBILITY_SECONDS: Final = NOTIFIER_TIMEOUT_SECONDS * 6
+JOB_EVENTS_QUEUE_MAX_RECEIVES: Final = 5
+# Seconds between two messages to one Slack channel (about one a second, as Slack allows).
+ENV_SLACK_POST_INTERVAL_SECONDS: Final = "SLACK_POST_INTERVAL_SECONDS"
+
+# Lambda's asynchronous invocation (the reconciliation schedule → notifier): function errors are retried
+# this many times by Lambda, then the event goes to the on-failure destination; older events go there too.
 NOTIFIER_ASYNC_RETRY_ATTEMPTS: Final = 2
 NOTIFIER_MAX_EVENT_AGE_SECONDS: Final = 2 * 60 * 60
 
@@ -173,6 +183,7 @@ OUTPUT_AUDIT_LOG_GROUP_NAME: Final = "AuditLogGroupName"
 OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
 OUTPUT_AUDIT_TABLE_NAME: Final = "AuditTableName"
 OUTPUT_NOTIFIER_FAILURES_URL: Final = "NotifierFailuresQueueUrl"
+OUTPUT_JOB_EVENTS_DLQ_URL: Final = "JobEventsDeadLetterQueueUrl"
 # One of the two: the trail the stack created (createTrail), or what the CreateJob rule needs instead.
 OUTPUT_REQUESTER_TRAIL_ARN: Final = "RequesterTrailArn"
 OUTPUT_REQUESTER_TRAIL_NEEDED: Final = "RequesterTrailNeeded"

@@ -9,6 +9,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -16,9 +17,13 @@ from infra import nag, permissions
 from infra.constants import (
     CREATE_JOB_CALL_PATTERN,
     JOB_EVENT_PATTERN,
+    JOB_EVENTS_QUEUE_MAX_RECEIVES,
+    JOB_EVENTS_QUEUE_VISIBILITY_SECONDS,
     NOTIFIER_ASYNC_RETRY_ATTEMPTS,
     NOTIFIER_HANDLER,
+    NOTIFIER_MAX_CONCURRENCY,
     NOTIFIER_MAX_EVENT_AGE_SECONDS,
+    NOTIFIER_TIMEOUT_SECONDS,
 )
 from infra.lambda_defaults import LambdaDefaults
 from infra.queues import dead_letter_queue
@@ -47,10 +52,13 @@ class Notifier(Construct):
     schedule every 15 minutes that reconciles with ListJobs so a lost event delays a request instead of
     losing it. The handler tells them apart by the event's detail-type.
 
-    EventBridge invokes the function asynchronously, so two queues catch what goes wrong: the rule
-    targets' dead-letter queue holds events EventBridge could not hand to Lambda, and the function's
-    on-failure destination holds events Lambda accepted but the function kept failing on (or that grew
-    too old in Lambda's own queue).
+    The two event rules put their events on the job events queue, which at most
+    ``NOTIFIER_MAX_CONCURRENCY`` notifiers drain at once: with each post waiting for the channel's turn
+    (adapters/pacing.py), 200 jobs suspended in one second are posted at Slack's pace of about one a
+    second, none lost and none meeting a 429. Three queues catch what goes wrong: the rule targets'
+    dead-letter queue holds events EventBridge could not put on the queue; the job events dead-letter
+    queue, events the notifier kept failing on (after ``JOB_EVENTS_QUEUE_MAX_RECEIVES`` receives); the
+    function's on-failure destination, schedule runs Lambda gave up on.
     """
 
     def __init__(
@@ -73,7 +81,7 @@ class Notifier(Construct):
             "Function",
             handler=NOTIFIER_HANDLER,
             description="Posts an approval request to Slack for each S3 Batch Operations job awaiting confirmation",
-            timeout=Duration.seconds(60),
+            timeout=Duration.seconds(NOTIFIER_TIMEOUT_SECONDS),
             memory_size=512,
             environment=environment,
         )
@@ -97,9 +105,32 @@ class Notifier(Construct):
             self, "EventDeadLetterQueue", used_by="the notifier's EventBridge targets"
         )
 
-        # Events Lambda accepted but the function failed on after Lambda's retries, or that aged out.
+        # Schedule runs Lambda accepted but the function failed on after Lambda's retries, or that aged out.
         self.failure_queue: sqs.Queue = dead_letter_queue(
             self, "NotifierFailureQueue", used_by="the notifier's asynchronous invocations (on-failure destination)"
+        )
+
+        # Job events and CreateJob calls, drained by a few notifiers at once.
+        self.job_events_dead_letter_queue: sqs.Queue = dead_letter_queue(self, "JobEventsDeadLetterQueue")
+        self.job_events_queue = sqs.Queue(
+            self,
+            "JobEventsQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(JOB_EVENTS_QUEUE_VISIBILITY_SECONDS),
+            # S3 gives up on a Suspended job after weeks; the events stay as long as SQS keeps anything.
+            retention_period=Duration.days(14),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=JOB_EVENTS_QUEUE_MAX_RECEIVES, queue=self.job_events_dead_letter_queue
+            ),
+        )
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.job_events_queue,
+                batch_size=1,
+                report_batch_item_failures=True,
+                max_concurrency=NOTIFIER_MAX_CONCURRENCY,
+            )
         )
         self.function.configure_async_invoke(
             retry_attempts=NOTIFIER_ASYNC_RETRY_ATTEMPTS,
@@ -141,11 +172,11 @@ class Notifier(Construct):
             ],
         )
 
-    def _event_target(self) -> targets.LambdaFunction:
-        """How an AWS event reaches the notifier: EventBridge retries handing it over for two hours, then
-        parks it in the event dead-letter queue."""
-        return targets.LambdaFunction(
-            self.function,
+    def _event_target(self) -> targets.SqsQueue:
+        """How an AWS event reaches the notifier: on the job events queue; EventBridge retries putting it
+        there for two hours, then parks it in the event dead-letter queue."""
+        return targets.SqsQueue(
+            self.job_events_queue,
             retry_attempts=EVENT_RETRY_ATTEMPTS,
             max_event_age=EVENT_MAX_AGE,
             dead_letter_queue=self.dead_letter_queue,

@@ -28,6 +28,7 @@ from infra.constants import (
     OUTPUT_DECISIONS_QUEUE_URL,
     OUTPUT_EVENT_DLQ_URL,
     OUTPUT_IDEMPOTENCY_TABLE_NAME,
+    OUTPUT_JOB_EVENTS_DLQ_URL,
     OUTPUT_NOTIFIER_FAILURES_URL,
     OUTPUT_REQUESTER_TRAIL_ARN,
     OUTPUT_REQUESTER_TRAIL_NEEDED,
@@ -113,6 +114,8 @@ class ApprovalsStack(Stack):
             "Monitoring",
             settings=settings,
             monitored=Monitored(
+                # The functions, not their live aliases (snapStart): Lambda's metrics by function name
+                # aggregate every version and alias, so errors and throttles through an alias alarm here.
                 functions={
                     "Notifier": self.notifier.function,
                     "Callback": self.slack_api.callback,
@@ -122,6 +125,7 @@ class ApprovalsStack(Stack):
                 dead_letter_queues={
                     "EventDeadLetterQueue": self.notifier.dead_letter_queue,
                     "NotifierFailureQueue": self.notifier.failure_queue,
+                    "JobEventsDeadLetterQueue": self.notifier.job_events_dead_letter_queue,
                     "DecisionsDeadLetterQueue": self.slack_api.decisions_dead_letter_queue,
                     "AuditDeadLetterQueue": self.audit.dead_letter_queue,
                 },
@@ -148,9 +152,13 @@ class ApprovalsStack(Stack):
                 "Decisions that failed 5 times",
             ),
             OUTPUT_EVENT_DLQ_URL: (self.notifier.dead_letter_queue.queue_url, "Undelivered job events"),
+            OUTPUT_JOB_EVENTS_DLQ_URL: (
+                self.notifier.job_events_dead_letter_queue.queue_url,
+                "Job events and CreateJob calls the notifier failed on 5 times",
+            ),
             OUTPUT_NOTIFIER_FAILURES_URL: (
                 self.notifier.failure_queue.queue_url,
-                "Job events and schedules the notifier failed on after Lambda's retries",
+                "Reconciliation runs the notifier failed on after Lambda's retries",
             ),
             OUTPUT_AUDIT_DLQ_URL: (self.audit.dead_letter_queue.queue_url, "Audit stream batches that failed"),
             OUTPUT_AUDIT_LOG_GROUP_NAME: (self.audit.log_group.log_group_name, "The audit trail"),

@@ -63,6 +63,8 @@ class Settings(BaseModel):
     # The policy file (YAML or JSON); unset: the one the synth bundled (approvals/policy.json), if any.
     policy_file: str | None = Field(default=None, min_length=1, alias="POLICY_FILE")
     # Who created a job, when its CreateJob event did not come: CloudTrail's event history, or not at all.
+    # Seconds between two messages posted to one channel (Slack allows about one a second); 0 turns pacing off.
+    slack_post_interval_seconds: float = Field(default=1.0, ge=0, le=60, alias="SLACK_POST_INTERVAL_SECONDS")
     requester_lookup: Literal["cloudtrail", "off"] = Field(default="cloudtrail", alias="REQUESTER_LOOKUP")
 
     @field_validator("slack_channel_id")

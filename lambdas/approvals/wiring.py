@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where used, so the callback's cold start does not 
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
     from slack_sdk import WebClient
 
+    from approvals.adapters.pacing import DynamoChannelPacer
     from approvals.adapters.s3control import S3ControlJobs
     from approvals.adapters.slack import SlackChat
     from approvals.adapters.store import DynamoRequestStore
@@ -109,11 +110,27 @@ class Common:
 
         return S3ControlJobs(lambda region: aws.client("s3control", region))
 
-    def chat(self, timeout: int = 10, retries: bool = True) -> SlackChat:
+    def chat(self, timeout: int = 10, retries: bool = True, paced: bool = True) -> SlackChat:
+        """``paced``: posts wait for the channel's turn (adapters/pacing.py); off only where nothing is posted."""
         from approvals.adapters.slack import SlackChat
 
         clients = TokenedWebClients(self.secrets, self.settings.slack_api_url, self.deadline, timeout, retries)
-        return SlackChat(clients, group_cache_seconds=self.settings.group_cache_seconds)
+        return SlackChat(
+            clients,
+            group_cache_seconds=self.settings.group_cache_seconds,
+            pacer=self.pacer if paced else None,
+        )
+
+    @cached_property
+    def pacer(self) -> DynamoChannelPacer:
+        from approvals.adapters.pacing import DynamoChannelPacer
+
+        return DynamoChannelPacer(
+            aws.client("dynamodb"),
+            self.settings.requests_table_name,
+            interval=self.settings.slack_post_interval_seconds,
+            seconds_left=self.deadline.seconds_left,
+        )
 
     @property
     def approvers(self) -> Approvers:
@@ -205,7 +222,7 @@ class CallbackDeps:
     def chat(self) -> SlackChat:
         """Made on the first Cancel click; views.open must answer fast or not at all (3-second ack):
         one attempt with a 2-second timeout, no retries."""
-        return self.common.chat(timeout=2, retries=False)
+        return self.common.chat(timeout=2, retries=False, paced=False)  # it posts no messages, reads no table
 
 
 @cache

@@ -206,7 +206,7 @@ def test_alarms_stay_quiet_without_data_explain_themselves_and_notify_the_topic(
 
     # then
     # dead-letter queues + functions + the API + product metrics + integrity metrics
-    assert len(alarms) == 4 + 4 + 1 + 2 + 3
+    assert len(alarms) == 5 + 4 + 1 + 2 + 3
     for alarm in alarms:
         assert alarm["TreatMissingData"] == "notBreaching"
         assert len(alarm["AlarmDescription"]) > 30

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 from infra.constants import (
+    CREATE_JOB_CALL_PATTERN,
     JOB_EVENT_PATTERN,
+    JOB_EVENTS_QUEUE_MAX_RECEIVES,
+    JOB_EVENTS_QUEUE_VISIBILITY_SECONDS,
     NOTIFIER_ASYNC_RETRY_ATTEMPTS,
     NOTIFIER_HANDLER,
+    NOTIFIER_MAX_CONCURRENCY,
     NOTIFIER_MAX_EVENT_AGE_SECONDS,
+    NOTIFIER_TIMEOUT_SECONDS,
+    OUTPUT_JOB_EVENTS_DLQ_URL,
     OUTPUT_NOTIFIER_FAILURES_URL,
 )
 from tests.infra.conftest import Synth, as_list
@@ -24,7 +30,7 @@ def test_job_events_rule_matches_exactly_the_documented_pattern(default_synth: S
     assert "EventBusName" not in rule, "the rule listens on the default bus"
 
 
-def test_job_events_reach_the_notifier_with_retries_for_two_hours_then_a_dead_letter_queue(
+def test_job_events_go_on_the_job_events_queue_with_retries_for_two_hours_then_a_dead_letter_queue(
     default_synth: Synth,
 ) -> None:
     # given
@@ -32,7 +38,7 @@ def test_job_events_reach_the_notifier_with_retries_for_two_hours_then_a_dead_le
     [target] = _rule(default_synth, notifier.job_events_rule)["Targets"]
 
     # then
-    assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(notifier.function), "Arn"]}
+    assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(notifier.job_events_queue), "Arn"]}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200}
     assert target["DeadLetterConfig"] == {
         "Arn": {"Fn::GetAtt": [default_synth.logical_id(notifier.dead_letter_queue), "Arn"]}
@@ -136,3 +142,70 @@ def test_the_failure_queue_is_encrypted_tls_only_alarmed_and_output(default_synt
     assert [a["MetricName"] for a in alarms] == ["ApproximateNumberOfMessagesVisible"]
     assert send["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     assert default_synth.json["Outputs"][OUTPUT_NOTIFIER_FAILURES_URL]["Value"] == {"Ref": queue_id}
+
+
+def test_a_few_notifiers_at_once_drain_the_job_events_queue_one_event_each(default_synth: Synth) -> None:
+    # given
+    notifier = default_synth.stack.notifier
+    queue_arn = {"Fn::GetAtt": [default_synth.logical_id(notifier.job_events_queue), "Arn"]}
+
+    # when
+    [mapping] = [m for m in default_synth.props("AWS::Lambda::EventSourceMapping") if m["EventSourceArn"] == queue_arn]
+
+    # then: bounded consumers, so the channel's turns are never taken far ahead (adapters/pacing.py)
+    assert mapping["FunctionName"] == {"Ref": default_synth.logical_id(notifier.function)}
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": NOTIFIER_MAX_CONCURRENCY}
+    assert 2 <= NOTIFIER_MAX_CONCURRENCY <= 10
+
+
+def test_a_failing_event_comes_back_then_dead_letters_where_an_alarm_watches(default_synth: Synth) -> None:
+    # given
+    notifier = default_synth.stack.notifier
+    queue = default_synth.resource(notifier.job_events_queue)["Properties"]
+    dlq_id = default_synth.logical_id(notifier.job_events_dead_letter_queue)
+
+    # then
+    assert queue["VisibilityTimeout"] == JOB_EVENTS_QUEUE_VISIBILITY_SECONDS >= 6 * NOTIFIER_TIMEOUT_SECONDS
+    assert default_synth.resource(notifier.function)["Properties"]["Timeout"] == NOTIFIER_TIMEOUT_SECONDS
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": JOB_EVENTS_QUEUE_MAX_RECEIVES,
+    }
+    assert queue["SqsManagedSseEnabled"] is True
+    alarmed = {
+        str(dim["Value"])
+        for alarm in default_synth.props("AWS::CloudWatch::Alarm")
+        for dim in alarm.get("Dimensions", [])
+    }
+    assert any(dlq_id in value for value in alarmed), "an alarm watches the job events dead-letter queue"
+    assert OUTPUT_JOB_EVENTS_DLQ_URL in default_synth.json["Outputs"]
+
+
+def test_only_the_two_event_rules_may_put_events_on_the_job_events_queue(default_synth: Synth) -> None:
+    # given
+    notifier = default_synth.stack.notifier
+    queue_id = default_synth.logical_id(notifier.job_events_queue)
+    [policy] = [p for p in default_synth.props("AWS::SQS::QueuePolicy") if {"Ref": queue_id} in p["Queues"]]
+    rules = {
+        default_synth.logical_id(notifier.job_events_rule),
+        default_synth.logical_id(notifier.create_job_calls_rule),
+    }
+
+    # when
+    allowed = [
+        s
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow" and s.get("Principal") == {"Service": "events.amazonaws.com"}
+    ]
+
+    # then
+    assert {s["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::GetAtt"][0] for s in allowed} == rules
+    assert all(
+        as_list(s["Action"]) == ["sqs:SendMessage"] or "sqs:SendMessage" in as_list(s["Action"]) for s in allowed
+    )
+    assert all(
+        set(as_list(s["Action"])) <= {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"} for s in allowed
+    )
+    assert CREATE_JOB_CALL_PATTERN != JOB_EVENT_PATTERN

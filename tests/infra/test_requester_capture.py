@@ -115,29 +115,33 @@ def test_a_create_job_call_reaches_the_notifier_exactly_as_a_job_event_does(defa
 
     # then
     assert target == job_event_target
-    assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(notifier.function), "Arn"]}
+    assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(notifier.job_events_queue), "Arn"]}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200}
     assert target["DeadLetterConfig"] == {
         "Arn": {"Fn::GetAtt": [default_synth.logical_id(notifier.dead_letter_queue), "Arn"]}
     }
 
 
-def test_the_create_job_rule_may_invoke_the_notifier_and_nothing_else(default_synth: Synth) -> None:
+def test_the_create_job_rule_reaches_the_notifier_only_through_the_job_events_queue(default_synth: Synth) -> None:
     # given
     notifier = default_synth.stack.notifier
     rule_arn = {"Fn::GetAtt": [default_synth.logical_id(notifier.create_job_calls_rule), "Arn"]}
+    queue_id = default_synth.logical_id(notifier.job_events_queue)
 
     # when
     permissions = [p for p in default_synth.props("AWS::Lambda::Permission") if p.get("SourceArn") == rule_arn]
+    statements = [
+        s
+        for p in default_synth.props("AWS::SQS::QueuePolicy")
+        if {"Ref": queue_id} in p["Queues"]
+        for s in p["PolicyDocument"]["Statement"]
+        if s.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn") == rule_arn
+    ]
 
-    # then
-    assert permissions == [
-        {
-            "Action": "lambda:InvokeFunction",
-            "FunctionName": {"Fn::GetAtt": [default_synth.logical_id(notifier.function), "Arn"]},
-            "Principal": "events.amazonaws.com",
-            "SourceArn": rule_arn,
-        }
+    # then: no direct invocation; it may send to the queue and nothing else
+    assert permissions == []
+    assert [(s["Effect"], s["Principal"], sorted(s["Action"])) for s in statements] == [
+        ("Allow", {"Service": "events.amazonaws.com"}, ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"])
     ]
 
 

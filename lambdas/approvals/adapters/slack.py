@@ -19,7 +19,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from approvals.domain.ports import ChatUnavailable
+from approvals.domain.ports import ChatUnavailable, Pacer
 
 HISTORY_PAGE_SIZE = 100
 HISTORY_PAGES = 10  # how far back find_own_message reads: 1,000 messages
@@ -111,14 +111,20 @@ def web_client(
 
 
 class SlackChat:
-    """Implements ``domain.ports.Chat``. Group members are cached for ``group_cache_seconds``."""
+    """Implements ``domain.ports.Chat``. Group members are cached for ``group_cache_seconds``.
+
+    With a ``pacer``, every ``chat.postMessage`` (requests and thread replies alike) first waits for the
+    channel's turn (adapters/pacing.py), so bursts of jobs stay within Slack's per-channel pace.
+    """
 
     def __init__(
         self,
         client: WebClient | Callable[[], WebClient],
         group_cache_seconds: int = 300,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
     ) -> None:
+        self._pacer = pacer
         self._client = client if callable(client) and not isinstance(client, WebClient) else (lambda: client)
         self._cache_seconds = group_cache_seconds
         self._clock = clock
@@ -144,6 +150,8 @@ class SlackChat:
             kwargs["metadata"] = metadata
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
+        if self._pacer is not None:
+            self._pacer.wait_turn(channel)
         response = self._call("chat_postMessage", **kwargs)
         return str(response["ts"])
 

@@ -38,6 +38,20 @@ class ChatUnavailable(Exception):
     """Slack kept failing (rate limits, server errors, timeouts) after retries."""
 
 
+class PostingDeferred(ChatUnavailable):
+    """The channel's posting pace has no turn free before this invocation must end: nothing was posted, and
+    the work is retried later (the queue's redelivery, or the next reconciliation)."""
+
+
+class Pacer(Protocol):
+    """Keeps one channel's messages within Slack's pace (about one per second), across every function."""
+
+    def wait_turn(self, channel: str) -> None:
+        """Returns when a message may be posted to ``channel`` now; raises PostingDeferred when that turn
+        is further away than the time left."""
+        ...
+
+
 class Jobs(Protocol):
     def describe(self, ref: JobRef) -> Job: ...
 

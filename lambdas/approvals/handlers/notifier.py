@@ -1,10 +1,14 @@
 """Notifier: S3 Batch Operations job events (and the reconciliation schedule) → Slack approval requests.
 
-EventBridge → ``handler`` → parse the event → dedupe on jobEventId (Powertools idempotency) →
-``RequestService.on_job_event`` (approvals.domain.requests). Events it does not handle are logged,
-counted and acknowledged, never retried forever; AWS or Slack failures raise, so Lambda retries the
-event twice (asynchronous invocation) and then sends it to the notifier's on-failure queue, which
-alarms. The rule's own dead-letter queue holds only events EventBridge could not hand to Lambda.
+EventBridge → the job events queue (SQS) → ``handler`` (a few at once: the event source's maximum
+concurrency) → parse the event → dedupe on jobEventId (Powertools idempotency) →
+``RequestService.on_job_event`` (approvals.domain.requests). Each post waits for the channel's turn
+(adapters/pacing.py), so a burst of jobs drains at Slack's pace instead of meeting its 429s.
+
+Events it does not handle are logged, counted and acknowledged, never retried forever; AWS or Slack
+failures fail the record, so SQS delivers it again after the visibility timeout and, after the
+queue's maximum receives, moves it to the dead-letter queue, which alarms. The reconciliation
+schedule invokes the function directly (asynchronously); its failures go to the on-failure queue.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from __future__ import annotations
 from approvals import coldstart
 
 with coldstart.long_lived():  # modules load once per execution environment (approvals.coldstart)
+    import json
     from typing import Any
 
     from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.idempotency import (
         IdempotencyConfig,
         idempotent_function,
@@ -25,7 +32,7 @@ with coldstart.long_lived():  # modules load once per execution environment (app
 
     from approvals import wiring
     from approvals.domain.decisions import Outcome
-    from approvals.domain.ports import JobNotFound
+    from approvals.domain.ports import JobNotFound, PostingDeferred
     from approvals.domain.requests import EventOutcome, EventResult
     from approvals.models.events import CreateJobApiEvent, JobEvent
     from approvals.models.job import JobRef
@@ -40,6 +47,8 @@ with coldstart.long_lived():  # modules load once per execution environment (app
 
 SCHEDULED = "Scheduled Event"
 API_CALL = "AWS API Call via CloudTrail"
+# A failed record comes back after the queue's visibility timeout; the others in its batch are done.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _duplicate(response: Any, idempotent_data: DataRecord) -> Any:
@@ -136,9 +145,14 @@ def reconcile(account_id: str, region: str) -> dict[str, Any]:
     ids = deps.common.jobs.list_awaiting(account_id, region)
     outcomes: dict[str, int] = {}
     failures = 0
-    for job_id in ids:
+    for index, job_id in enumerate(ids):
         try:
             outcome = follow(JobRef(account_id=account_id, region=region, job_id=job_id))["outcome"]
+        except PostingDeferred as exc:
+            # Slack's pace leaves no turn before this run must end: the next run carries on from here.
+            outcomes["deferred"] = len(ids) - index
+            logger.info("reconciliation deferred the rest to its next run", deferred=len(ids) - index, why=str(exc))
+            break
         except Exception:
             logger.exception("reconciliation failed for a job", job_id=job_id)
             failures += 1
@@ -168,6 +182,33 @@ def recover_stuck(deps: wiring.NotifierDeps) -> int:
 
 def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
     wiring.common().deadline.start(context)
+    if _from_queue(event):
+        return dict(process_partial_response(event=event, record_handler=queued, processor=processor, context=context))
+    return dispatch(event, context)
+
+
+def _from_queue(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+    )
+
+
+def queued(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
+    """One event from the job events queue, whose body is the EventBridge event as the rule matched it."""
+    try:
+        event = json.loads(record.body)
+    except (ValueError, TypeError, RecursionError) as exc:
+        return _dropped(None, f"the queued message is not JSON ({type(exc).__name__})", "body")
+    if isinstance(event, dict) and event.get("detail-type") == SCHEDULED:
+        return _dropped(event, "a schedule event on the job events queue", "detail-type")
+    return dispatch(event, lambda_context)
+
+
+def dispatch(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """An EventBridge event: the schedule's, a CreateJob call or a job event."""
     if isinstance(event, dict) and event.get("detail-type") == SCHEDULED and event.get("source") == "aws.events":
         try:
             where = JobRef(account_id=event.get("account"), region=event.get("region"), job_id="reconcile")
