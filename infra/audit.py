@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -165,17 +165,25 @@ class AuditTrail(Construct):
             system_log_level=lambda_.SystemLogLevel.WARN,
         )
         nag.acknowledge(self.writer.role, LIST_STREAMS_ACKNOWLEDGMENT)  # type: ignore[arg-type]
-        self.writer.add_event_source(
-            event_sources.DynamoEventSource(
-                table,
-                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=100,
-                retry_attempts=10,
-                bisect_batch_on_error=True,
-                on_failure=event_sources.SqsDlq(self.dead_letter_queue),
-                filters=[lambda_.FilterCriteria.filter(AUDIT_STREAM_FILTER)],
-            )
+        # The stream mapping invokes the live alias when the writer has SnapStart (only published versions
+        # are snapshotted). It is made under the function, with the ID DynamoEventSource would give it, so
+        # its logical ID stays the same whichever it invokes: switching SnapStart on or off then updates the
+        # mapping in place, keeping its position in the stream. A new mapping would start again at
+        # TRIM_HORIZON and write up to 24 hours of audit records a second time.
+        entry = defaults.entry(self.writer)
+        self.stream_mapping = lambda_.EventSourceMapping(
+            self.writer,
+            f"DynamoDBEventSource:{Names.node_unique_id(table.node)}",
+            target=entry,
+            event_source_arn=table.table_stream_arn,
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            batch_size=100,
+            retry_attempts=10,
+            bisect_batch_on_error=True,
+            on_failure=event_sources.SqsDlq(self.dead_letter_queue),
+            filters=[lambda_.FilterCriteria.filter(AUDIT_STREAM_FILTER)],
         )
+        table.grant_stream_read(entry)
 
         self.queries = [
             logs.QueryDefinition(

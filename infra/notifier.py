@@ -85,6 +85,8 @@ class Notifier(Construct):
             memory_size=512,
             environment=environment,
         )
+        # What invokes it: its live alias when it has SnapStart, else the function itself.
+        self.entry = defaults.entry(self.function)
         storage.grant_notifier(self.function)
         self.function.add_to_role_policy(permissions.describe_job(self))
         # The notifier evaluates the approval policy, whose tags matcher reads the job's tags.
@@ -124,7 +126,7 @@ class Notifier(Construct):
                 max_receive_count=JOB_EVENTS_QUEUE_MAX_RECEIVES, queue=self.job_events_dead_letter_queue
             ),
         )
-        self.function.add_event_source(
+        self.entry.add_event_source(
             event_sources.SqsEventSource(
                 self.job_events_queue,
                 batch_size=1,
@@ -132,7 +134,7 @@ class Notifier(Construct):
                 max_concurrency=NOTIFIER_MAX_CONCURRENCY,
             )
         )
-        self.function.configure_async_invoke(
+        self.entry.configure_async_invoke(
             retry_attempts=NOTIFIER_ASYNC_RETRY_ATTEMPTS,
             max_event_age=Duration.seconds(NOTIFIER_MAX_EVENT_AGE_SECONDS),
             on_failure=destinations.SqsDestination(self.failure_queue),
@@ -163,7 +165,7 @@ class Notifier(Construct):
             schedule=events.Schedule.rate(RECONCILE_EVERY),
             targets=[
                 targets.LambdaFunction(
-                    self.function,
+                    self.entry,
                     retry_attempts=2,
                     # A later run supersedes an undelivered one.
                     max_event_age=RECONCILE_EVERY,

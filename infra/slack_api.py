@@ -166,7 +166,8 @@ class SlackApi(Construct):
         self.decider.add_to_role_policy(permissions.describe_job(self))
         self.decider.add_to_role_policy(permissions.update_job_status(self, settings.job_tag))
         nag.acknowledge(self.decider.role, permissions.JOB_ARN_ACKNOWLEDGMENT)  # type: ignore[arg-type]
-        self.decider.add_event_source(
+        # The live alias when the decider has SnapStart (only published versions are snapshotted).
+        defaults.entry(self.decider).add_event_source(
             # Bounded without reserving: at most 5 decisions at once keeps Slack's and S3's rate limits
             # out of reach, and needs nothing from the account's unreserved concurrency pool.
             event_sources.SqsEventSource(
@@ -225,10 +226,11 @@ class SlackApi(Construct):
         # Request size: API Gateway caps payloads at 10 MB and has no smaller body limit (a request
         # validator checks shape, not size), so the callback itself rejects bodies over 64 KB.
         # Proxy integration without a mapping template: the body reaches the function byte for byte,
-        # which the signature check needs.
+        # which the signature check needs. With SnapStart the integration (and its invoke permission) names
+        # the callback's live alias.
         interactions = self.api.root.resource_for_path(SLACK_INTERACTIONS_PATH)
         self.interactions_method = interactions.add_method(
-            "POST", apigateway.LambdaIntegration(self.callback, proxy=True)
+            "POST", apigateway.LambdaIntegration(defaults.entry(self.callback), proxy=True)
         )
 
     @property

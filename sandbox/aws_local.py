@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -56,6 +58,11 @@ class DecisionTiming:
 # 20 s covers the slowest decider the sandbox drives (S3 Control answering in 5 s, three calls); the lease and
 # the visibility timeout follow from it. The stack's values are 60 s, 120 s and 360 s.
 SANDBOX_DECISION_TIMING = DecisionTiming(visibility_timeout=60, lease=30, function_timeout=20)
+# The notifier's timeout here, and the job events queue's VisibilityTimeout (seconds, SQS's unit): as in the
+# stack, an event is never delivered again while an invocation may still be working on it, and a failed
+# one comes back soon after.
+SANDBOX_NOTIFIER_TIMEOUT = 3
+SANDBOX_JOB_EVENTS_VISIBILITY = SANDBOX_NOTIFIER_TIMEOUT + 1
 
 
 class SerialisedDynamoDB:
@@ -149,8 +156,22 @@ class LocalAws:
     secret_name: str = ""
     queue_url: str = ""
     dlq_url: str = ""
+    job_events_queue_url: str = ""
+    job_events_dlq_url: str = ""
+    # Run moto in a process of its own (benchmarks: its work then does not share the handlers' GIL).
+    separate_process: bool = False
+    _process: subprocess.Popen[str] | None = None
 
     def start(self) -> LocalAws:
+        if self.separate_process:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "sandbox.aws_local"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+            assert self._process.stdout is not None
+            self.url = self._process.stdout.readline().strip()
+            if not self.url.startswith("http://"):
+                raise RuntimeError(f"moto did not start in its own process: {self.url!r}")
+            return self
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
         self.server = moto_server().start()
         self.url = self.server.url
@@ -160,6 +181,11 @@ class LocalAws:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self._process is not None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()  # the child serves until its stdin closes
+            self._process.wait(timeout=10)
+            self._process = None
 
     def client(self, service: str) -> Any:
         return boto3.session.Session(
@@ -188,6 +214,20 @@ class LocalAws:
             Attributes={
                 "VisibilityTimeout": str(self.timing.visibility_timeout),
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+            },
+        )["QueueUrl"]
+        # The job events queue (EventBridge → SQS → notifier), with the stack's maximum receives.
+        self.job_events_dlq_url = sqs.create_queue(QueueName=f"{self.prefix}-job-events-dlq")["QueueUrl"]
+        events_dlq_arn = sqs.get_queue_attributes(QueueUrl=self.job_events_dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.job_events_queue_url = sqs.create_queue(
+            QueueName=f"{self.prefix}-job-events",
+            Attributes={
+                "VisibilityTimeout": str(SANDBOX_JOB_EVENTS_VISIBILITY),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": events_dlq_arn, "maxReceiveCount": str(c.JOB_EVENTS_QUEUE_MAX_RECEIVES)}
+                ),
             },
         )["QueueUrl"]
         return self
@@ -270,3 +310,11 @@ def create_idempotency_table(dynamodb: Any, name: str) -> None:
         TableName=name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": c.IDEMPOTENCY_TABLE_TTL_ATTRIBUTE},
     )
+
+
+if __name__ == "__main__":  # LocalAws(separate_process=True): serve, print the URL, stop when stdin closes
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    served = moto_server().start()
+    print(served.url, flush=True)
+    sys.stdin.read()
+    served.stop()

@@ -1,8 +1,9 @@
 """The whole product on one machine: the real handlers between local stand-ins, over real HTTP.
 
     S3 Batch Operations emulator ──events──▶ EventRouter (the stack's JOB_EVENT_PATTERN and
-        CREATE_JOB_CALL_PATTERN) ──▶ Lambda's asynchronous invocation (retries, on-failure destination)
-        ──▶ notifier;  emulator ──each CreateJob──▶ CloudTrail stand-in (event history, with its lag)
+        CREATE_JOB_CALL_PATTERN) ──▶ job events queue (SQS, moto; redelivery, dead-letter queue) ──▶ queue
+        pump (the event source's maximum concurrency) ──▶ notifier, each post taking the channel's turn;
+        emulator ──each CreateJob──▶ CloudTrail stand-in (event history, with its lag)
     notifier ──boto3 (via the loopback proxy)──▶ emulator;  ──slack_sdk──▶ Slack stand-in
     person's click ──signed HTTP──▶ API Gateway front ──▶ callback ──SQS (moto)──▶ queue pump ──▶ decider
     decider ──▶ emulator (UpdateJobStatus), DynamoDB (moto), Slack stand-in
@@ -28,9 +29,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from infra import constants as c
 from sandbox.apigw import ApiGatewayFront, LambdaContext
-from sandbox.aws_local import LocalAws
+from sandbox.aws_local import SANDBOX_NOTIFIER_TIMEOUT, LocalAws
 from sandbox.cloudtrail import CloudTrailHistory, CloudTrailStandIn
-from sandbox.lambda_async import AsyncInvoker, InvokerStopped
 from sandbox.proxy import LoopbackProxy, s3control_client_env
 from sandbox.router import EventRouter
 from sandbox.s3batch import JobStore, S3ControlEmulator, example_create_job_params
@@ -80,6 +80,10 @@ class Click:
         return json.loads(self.body) if self.body else None
 
 
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
 class QueuePump:
     """Lambda's SQS event source, locally: receive, invoke the decider, delete what succeeded.
 
@@ -96,14 +100,17 @@ class QueuePump:
         *,
         timeout_seconds: float,
         concurrency: int = 1,
+        function_name: str = "decider",
     ):
         self._sqs, self._url, self._arn, self._handler = sqs, queue_url, queue_arn, handler
         self._timeout = timeout_seconds
+        self._function_name = function_name
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._in_flight = 0
         self._threads = [
-            threading.Thread(target=self._run, name=f"sqs-pump-{n}", daemon=True) for n in range(concurrency)
+            threading.Thread(target=self._run, name=f"sqs-pump-{function_name}-{n}", daemon=True)
+            for n in range(concurrency)
         ]
         self.failures: list[str] = []
 
@@ -119,8 +126,6 @@ class QueuePump:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._lock:
-                self._in_flight += 1  # counted before the receive, so idle() never sees a message in between
             try:
                 got = self._sqs.receive_message(
                     QueueUrl=self._url,
@@ -129,11 +134,19 @@ class QueuePump:
                     AttributeNames=["All"],
                     MessageAttributeNames=["All"],
                 ).get("Messages", [])
-                for message in got:
-                    self._invoke(message)
-            finally:
+            except self._sqs.exceptions.QueueDoesNotExist:
+                got = []  # Lambda's poller finds nothing on a deleted queue either
+            # A received message is invisible in the queue until it is deleted or its visibility timeout
+            # ends, so idle() counts it through SQS's in-flight figure; the count here covers the moment
+            # between the delete (or the failure) and the end of the invocation.
+            for message in got:
                 with self._lock:
-                    self._in_flight -= 1
+                    self._in_flight += 1
+                try:
+                    self._invoke(message)
+                finally:
+                    with self._lock:
+                        self._in_flight -= 1
             if not got:
                 self._stop.wait(0.05)
 
@@ -149,7 +162,7 @@ class QueuePump:
             "eventSourceARN": self._arn,
             "awsRegion": REGION,
         }
-        context = LambdaContext("decider", timeout_seconds=self._timeout)
+        context = LambdaContext(self._function_name, timeout_seconds=self._timeout)
         try:
             response = self._handler({"Records": [record]}, context) or {}
         except Exception as exc:  # the whole invocation failed: the message becomes visible again
@@ -159,17 +172,25 @@ class QueuePump:
         if message["MessageId"] in failed:
             self.failures.append(f"record {message['MessageId']} failed")
             return
-        self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+        try:
+            self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+        except self._sqs.exceptions.ReceiptHandleIsInvalid:
+            # Received again after its visibility timeout, while this invocation ran: the later receipt is
+            # the one that counts, as in SQS (whose delete with an old receipt may leave the message).
+            self.failures.append(f"record {message['MessageId']} outlived its visibility timeout")
 
     def idle(self) -> bool:
         """No message waiting or in flight, and no invocation running."""
         with self._lock:
             if self._in_flight:
                 return False
-        attrs = self._sqs.get_queue_attributes(
-            QueueUrl=self._url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
+        try:
+            attrs = self._sqs.get_queue_attributes(
+                QueueUrl=self._url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+        except self._sqs.exceptions.QueueDoesNotExist:
+            attrs = {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
         with self._lock:
             running = self._in_flight
         return (
@@ -187,10 +208,12 @@ class LocalDeployment:
     approver_groups: dict[str, list[str]] = field(default_factory=lambda: {APPROVER_GROUP: [GINA.id]})
     auto_advance: bool = False
     advance_interval: float = 0.2
-    # Lambda waits about 1 and then 2 minutes before retrying a failed asynchronous invocation; here, less.
-    notifier_retry_delays: tuple[float, ...] = (0.2, 0.4)
-    # Lambda runs queued asynchronous events side by side, in no promised order; so does the sandbox.
-    notifier_concurrency: int = 4
+    # The job events queue's event source runs up to 5 notifiers at once (the stack's maximum concurrency),
+    # side by side and in no promised order; so does the sandbox.
+    notifier_concurrency: int = c.NOTIFIER_MAX_CONCURRENCY
+    # Slack's pace, sped up: one Slack second lasts this many real seconds, for the Slack stand-in's
+    # per-channel limit and the product's posting interval alike (1.0: as fast as Slack, no faster).
+    slack_time_scale: float = 0.02
     # The decisions queue's event source runs up to 5 decider invocations at once (the stack's maximum
     # concurrency); so does the sandbox, so that concurrent votes and clicks really race.
     decider_concurrency: int = c.DECIDER_MAX_CONCURRENCY
@@ -227,6 +250,7 @@ class LocalDeployment:
             ],
             groups=self.approver_groups,
             channels=[{"id": CHANNEL, "name": "s3-approvals"}],
+            time_scale=self.slack_time_scale,
         ).start()
         self._environment()
         # Imported after the environment is set, as Lambda would: Powertools reads it at import.
@@ -235,19 +259,17 @@ class LocalDeployment:
 
         wiring.reset_cold_start()
         self.notifier_handler = notifier.handler
-        # The notifier's on-failure destination: Lambda's destination record of each event it gave up on.
-        self.notifier_failures: list[dict[str, Any]] = []
-        # The rule's dead-letter queue: events EventBridge could not hand to Lambda at all.
+        # The rules' dead-letter queue: events EventBridge could not put on the job events queue at all.
         self.event_dlq: list[dict[str, Any]] = []
-        self.notifier = AsyncInvoker(
-            "notifier",
+        sqs = self._events_sqs = self.aws.client("sqs")
+        self.notifier = QueuePump(
+            sqs,
+            self.aws.job_events_queue_url,
+            _queue_arn(sqs, self.aws.job_events_queue_url),
             notifier.handler,
-            on_failure=self.notifier_failures.append,
-            retry_delays=self.notifier_retry_delays,
-            timeout_seconds=60,
+            timeout_seconds=SANDBOX_NOTIFIER_TIMEOUT,
             concurrency=self.notifier_concurrency,
-            region=REGION,
-            account_id=ACCOUNT_ID,
+            function_name="notifier",
         ).start()
         self.api = ApiGatewayFront(
             {("POST", "/" + c.SLACK_INTERACTIONS_PATH): callback.handler}, function_name="callback", timeout_seconds=10
@@ -256,14 +278,10 @@ class LocalDeployment:
         self.router.add_rule("job-events", c.JOB_EVENT_PATTERN, self._deliver)
         self.router.add_rule("create-job-calls", c.CREATE_JOB_CALL_PATTERN, self._deliver)
         self.jobs.subscribe(self.router.put_events)
-        sqs = self.aws.client("sqs")
-        arn = sqs.get_queue_attributes(QueueUrl=self.aws.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
         self.pump = QueuePump(
             sqs,
             self.aws.queue_url,
-            arn,
+            _queue_arn(sqs, self.aws.queue_url),
             decider.handler,
             timeout_seconds=self.aws.timing.function_timeout,
             concurrency=self.decider_concurrency,
@@ -303,6 +321,7 @@ class LocalDeployment:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "AWS_ENDPOINT_URL_CLOUDTRAIL": self.cloudtrail.url,
             c.ENV_REQUESTER_LOOKUP: c.REQUESTER_LOOKUP_CLOUDTRAIL,
+            c.ENV_SLACK_POST_INTERVAL_SECONDS: str(self.slack_time_scale),
             **c.PYDANTIC_WITHOUT_PLUGINS,
         }
         if self.policy_file:
@@ -317,15 +336,31 @@ class LocalDeployment:
     # -- EventBridge: the rule's Lambda target -------------------------------------------------------
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        """Hand the event to Lambda, which invokes the notifier asynchronously and retries its errors.
+        """Put the event on the job events queue, as the rule's SQS target does.
 
-        The rule's retry policy and dead-letter queue cover only this handing over: an event Lambda did
-        not accept goes to ``event_dlq``; one the notifier kept failing on, to ``notifier_failures``.
+        The rule's retry policy and dead-letter queue cover only this step: an event the queue did not
+        take goes to ``event_dlq``; one the notifier kept failing on ends in the queue's dead-letter queue
+        (``notifier_failures``).
         """
         try:
-            self.notifier.invoke(event)
-        except InvokerStopped:
+            self._events_sqs.send_message(QueueUrl=self.aws.job_events_queue_url, MessageBody=json.dumps(event))
+        except Exception:  # the queue is gone or unreachable: EventBridge's own dead-letter queue
             self.event_dlq.append(event)
+
+    @property
+    def notifier_failures(self) -> list[dict[str, Any]]:
+        """The events in the job events dead-letter queue (peeked: they stay there)."""
+        sqs = self.aws.client("sqs")
+        found: dict[str, dict[str, Any]] = {}
+        for _ in range(20):
+            got = sqs.receive_message(
+                QueueUrl=self.aws.job_events_dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+            ).get("Messages", [])
+            fresh = [m for m in got if m["MessageId"] not in found]
+            if not fresh:
+                break
+            found.update({m["MessageId"]: json.loads(m["Body"]) for m in fresh})
+        return list(found.values())
 
     def reconcile(self) -> Any:
         """The 15-minute schedule's event, now."""
@@ -384,17 +419,16 @@ class LocalDeployment:
             "s3control", endpoint_url="http://s3-control.test", config=Config(proxies={"http": self.proxy.url})
         )
 
-    def advance_until(self, job_id: str, status: str) -> None:
+    def advance_until(self, job_id: str, status: str, timeout: float = 20.0) -> None:
         self.jobs.advance_until(job_id, status)
-        self.settle()
+        self.settle(timeout)
 
     def settle(self, timeout: float = 20.0) -> None:
         """Wait until every event is delivered and handled (retries included) and every queued decision applied."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.jobs.drain(timeout=max(0.1, deadline - time.monotonic()))
-            self.notifier.wait_idle(timeout=max(0.1, deadline - time.monotonic()))
-            if self.pump.idle() and self.jobs.drain(timeout=0.1) and self.notifier.idle():
+            if self.notifier.idle() and self.pump.idle() and self.jobs.drain(timeout=0.1) and self.notifier.idle():
                 return
             time.sleep(0.05)
         raise TimeoutError("the sandbox did not settle: events or decisions still pending")

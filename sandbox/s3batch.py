@@ -436,6 +436,18 @@ def parse_put_job_tagging_body(body: bytes) -> dict[str, Any]:
 # The job store
 
 
+@dataclass(frozen=True)
+class StatusUpdate:
+    """One UpdateJobStatus call that reached a job: when it arrived (``time.perf_counter()``), what it
+    asked for, and the status it left (``error`` is the S3 error code when it was refused)."""
+
+    job_id: str
+    requested: str
+    arrived: float
+    status: str | None = None
+    error: str | None = None
+
+
 @dataclass
 class _Job:
     job_id: str
@@ -615,6 +627,7 @@ class JobStore:
         self._idle = threading.Condition(self._lock)
         self._worker: threading.Thread | None = None
         self._principals: dict[str, dict[str, Any]] = {}
+        self._status_updates: list[StatusUpdate] = []
         for key, identity in (principals or {}).items():
             self.add_principal(key, identity)
 
@@ -848,6 +861,24 @@ class JobStore:
             )
         if status_update_reason is not None and not 1 <= len(status_update_reason) <= 256:
             raise _bad_request("StatusUpdateReason must be between 1 and 256 characters")
+        arrived = time.perf_counter()
+        with self._lock:
+            try:
+                response = self._update_job_status(account_id, job_id, requested_job_status, status_update_reason)
+            except S3ControlError as exc:
+                self._status_updates.append(StatusUpdate(job_id, requested_job_status, arrived, error=exc.code))
+                raise
+            self._status_updates.append(StatusUpdate(job_id, requested_job_status, arrived, response["Status"]))
+            return response
+
+    def status_updates(self, job_id: str | None = None) -> list[StatusUpdate]:
+        """The UpdateJobStatus calls that passed validation, oldest first (of ``job_id``, or of every job)."""
+        with self._lock:
+            return [u for u in self._status_updates if job_id is None or u.job_id == job_id]
+
+    def _update_job_status(
+        self, account_id: str, job_id: str, requested_job_status: str, status_update_reason: str | None
+    ) -> dict[str, Any]:
         with self._lock:
             job = self._get(account_id, job_id)
             if requested_job_status == "Ready":

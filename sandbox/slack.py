@@ -22,6 +22,13 @@ im:history for conversations.history in a public channel, a private channel or a
 State is a small workspace model (channels → messages with edits and thread replies, users, user
 groups, ephemerals, views) that tests read through `.calls`, `messages()`, `message()`, `thread()`,
 `ephemerals()` and `views()`. Faults: `rate_limit()`, `slow()` and `fail()`.
+
+chat.postMessage is rate-limited per channel as Slack limits it (on by default; `rate_limits=False` turns it
+off): a token bucket per conversation refilled at `POST_RATE_PER_SECOND` (1 message a second) and holding
+`POST_BURST` tokens. Thread replies are chat.postMessage too and count against their channel. Beyond the
+bucket the call is answered HTTP 429, `Retry-After: <whole seconds until a token, at least 1>` and
+`{"ok": false, "error": "ratelimited"}`, and has no effect. `time_scale` shrinks Slack's clock for short tests
+(see `SlackStandIn`); `rate_limited()` and `post_times()` count what the limit did.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import binascii
 import copy
 import email.policy
 import json
+import math
 import re
 import secrets
 import textwrap
@@ -68,6 +76,13 @@ HISTORY_MAX_LIMIT = 999
 MAX_VIEW_BLOCKS = 100
 MAX_TEXT = 40_000
 TRIGGER_TTL_SECONDS = 3.0
+# chat.postMessage: "1 per second [per channel]. Short bursts >1 allowed. If you attempt bursts, there is no
+# guarantee that messages will be delivered" (docs.slack.dev/apis/web-api/rate-limits, "Posting messages").
+# Slack documents no burst size; 3 is this stand-in's choice, small on purpose: a product that relies on
+# more than a short burst fails here before it fails in Slack.
+POST_RATE_PER_SECOND = 1.0
+POST_BURST = 3
+_TOKEN_EPSILON = 1e-6
 
 _JSON_FIELDS = ("blocks", "attachments", "metadata", "view")
 _TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
@@ -527,6 +542,20 @@ class _Fault:
 
 
 @dataclass
+class _Bucket:
+    """One conversation's chat.postMessage tokens, as of `updated` (by the stand-in's clock)."""
+
+    tokens: float
+    updated: float
+
+
+class _RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("ratelimited")
+        self.retry_after = retry_after
+
+
+@dataclass
 class _Trigger:
     issued: float
     user: str | None
@@ -567,6 +596,14 @@ class SlackStandIn(LoopbackService):
     one of them to read the history) and optional is_private. `scopes`: the bot token's OAuth scopes
     (default: the manifest's `BOT_SCOPES`). `clock` is the wall clock used for ts values and trigger
     expiry; pass your own to move time in tests.
+
+    Rate limits: `rate_limits` (default True, as Slack) limits chat.postMessage per channel to `post_rate`
+    messages a Slack second with a bucket of `post_burst` (see `POST_BURST`). `time_scale` is how many
+    seconds of `clock` one Slack second lasts: `time_scale=0.05` refills a token every 0.05 s. It applies to
+    the refill only; Retry-After stays whole Slack seconds, as the protocol has it, so a client that sleeps
+    Retry-After waits longer than the scaled bucket needs (never shorter). ts values and trigger expiry
+    keep to `clock` unscaled. `rate_limits`, `time_scale` and the bucket figures may be changed while
+    serving; a change applies from the next call.
     """
 
     thread_name = "slack-standin"
@@ -586,9 +623,15 @@ class SlackStandIn(LoopbackService):
         trigger_ttl_seconds: float = TRIGGER_TTL_SECONDS,
         scopes: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
+        rate_limits: bool = True,
+        time_scale: float = 1.0,
+        post_rate: float = POST_RATE_PER_SECOND,
+        post_burst: int = POST_BURST,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        if time_scale <= 0 or post_rate <= 0 or post_burst < 1:
+            raise ValueError("time_scale and post_rate must be positive and post_burst at least 1")
         self.bot_token = bot_token
         self.scopes: frozenset[str] = frozenset(BOT_SCOPES if scopes is None else scopes)
         self.team_id = team_id
@@ -609,6 +652,13 @@ class SlackStandIn(LoopbackService):
         self._calls: list[SlackCall] = []
         self._faults: list[_Fault] = []
         self._last_ts_micros = 0
+        self.rate_limits = rate_limits
+        self.time_scale = time_scale
+        self.post_rate = post_rate
+        self.post_burst = post_burst
+        self._buckets: dict[str, _Bucket] = {}
+        self._rate_limited: dict[str, int] = {}
+        self._post_times: dict[str, list[float]] = {}
         for user in users:
             self.add_user(user)
         for group_id, members in (groups or {}).items():
@@ -791,6 +841,22 @@ class SlackStandIn(LoopbackService):
         with self._lock:
             return list(self._views)
 
+    def rate_limited(self, channel: str | None = None) -> int:
+        """How many chat.postMessage calls the per-channel limit answered with 429 (in `channel`, or in all);
+        faults injected with `rate_limit()` are not counted here."""
+        with self._lock:
+            if channel is None:
+                return sum(self._rate_limited.values())
+            found = self._channel(channel)
+            return self._rate_limited.get(found.id if found else channel, 0)
+
+    def post_times(self, channel: str) -> list[float]:
+        """When (by `clock`) each chat.postMessage the limit let through in `channel` arrived, oldest first;
+        thread replies included."""
+        with self._lock:
+            found = self._channel(channel)
+            return list(self._post_times.get(found.id if found else channel, []))
+
     def __len__(self) -> int:
         return len(self.calls)
 
@@ -853,6 +919,9 @@ class SlackStandIn(LoopbackService):
             if needed is not None:
                 self._require_scope(needed)
             return {"ok": True, **implementation(params)}
+        except _RateLimited as limited:
+            headers["Retry-After"] = str(limited.retry_after)
+            return {"ok": False, "error": "ratelimited"}
         except _ApiError as problem:
             body: dict[str, Any] = {"ok": False, "error": problem.error, **problem.fields}
             if problem.messages:
@@ -885,6 +954,7 @@ class SlackStandIn(LoopbackService):
 
     def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._require_channel(params)
+        self._take_post_token(channel.id)
         text, blocks = self._content(params, required=True)
         metadata = _metadata(params.get("metadata"), allow_empty=False)
         thread_ts = params.get("thread_ts") or None
@@ -1046,6 +1116,27 @@ class SlackStandIn(LoopbackService):
         return body
 
     # ------------------------------------------------------------------ helpers (hold the lock)
+
+    def _take_post_token(self, channel_id: str) -> None:
+        """Spend one of the channel's tokens, or raise `_RateLimited` and change nothing else.
+
+        A call counts once it names a conversation that exists, whatever happens to it after (Slack limits
+        calls, and says nothing of refunding failed ones)."""
+        now = self.clock()
+        if not self.rate_limits:
+            self._post_times.setdefault(channel_id, []).append(now)
+            return
+        bucket = self._buckets.get(channel_id)
+        if bucket is None:
+            bucket = self._buckets[channel_id] = _Bucket(float(self.post_burst), now)
+        slack_seconds = max(0.0, now - bucket.updated) / self.time_scale
+        bucket.tokens = min(float(self.post_burst), bucket.tokens + slack_seconds * self.post_rate)
+        bucket.updated = max(bucket.updated, now)
+        if bucket.tokens < 1.0 - _TOKEN_EPSILON:  # the epsilon absorbs float error in clock differences
+            self._rate_limited[channel_id] = self._rate_limited.get(channel_id, 0) + 1
+            raise _RateLimited(max(1, math.ceil((1.0 - bucket.tokens) / self.post_rate - _TOKEN_EPSILON)))
+        bucket.tokens = max(0.0, bucket.tokens - 1.0)
+        self._post_times.setdefault(channel_id, []).append(now)
 
     def _require_scope(self, scope: str) -> None:
         if scope not in self.scopes:

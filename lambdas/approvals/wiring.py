@@ -5,6 +5,7 @@ Handlers call these factories; tests build the same objects with their own clien
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -287,4 +288,7 @@ def reset_cold_start() -> None:
 
     for factory in (cached_settings, common, notifier, callback, decider, aws.client, aws.session):
         factory.cache_clear()
+    trail = sys.modules.get("approvals.adapters.cloudtrail")  # imported only where the requester lookup is on
+    if trail is not None:
+        trail.cloudtrail_client.cache_clear()
     coldstart.thaw()  # the forgotten clients can be collected

@@ -84,6 +84,8 @@ VISIBILITY = c.DECISIONS_QUEUE_VISIBILITY_SECONDS
 MAX_RECEIVES = c.DECISIONS_QUEUE_MAX_RECEIVES
 STUCK_AFTER = c.decision_stuck_after(LEASE)
 ASYNC_ATTEMPTS = 1 + c.NOTIFIER_ASYNC_RETRY_ATTEMPTS
+JOB_EVENT_RECEIVES = c.JOB_EVENTS_QUEUE_MAX_RECEIVES
+JOB_EVENT_VISIBILITY = c.JOB_EVENTS_QUEUE_VISIBILITY_SECONDS
 RETRY_DELAYS = AWS_RETRY_DELAYS
 RECONCILE_EVERY = timedelta(minutes=15)
 
@@ -590,6 +592,25 @@ class World:
         for attempt in range(ASYNC_ATTEMPTS):
             if attempt:
                 self.clock.advance(RETRY_DELAYS[attempt - 1])
+            self.faults.new_invocation()
+            run.attempts += 1
+            try:
+                run.result = function()
+            except (Exception, Crash) as exc:
+                run.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            return run
+        run.gave_up = True
+        self.failure_destination.append(name)
+        return run
+
+    def invoke_queued(self, function: Callable[[], T], name: str) -> Run:
+        """The job events queue: a failed receive (an exception, a crash) comes back after the visibility
+        timeout; after the queue's maximum receives the event moves to its dead-letter queue (alarmed)."""
+        run = Run(attempts=0)
+        for attempt in range(JOB_EVENT_RECEIVES):
+            if attempt:
+                self.clock.advance(JOB_EVENT_VISIBILITY)
             self.faults.new_invocation()
             run.attempts += 1
             try:

@@ -155,14 +155,16 @@ def test_a_job_awaiting_confirmation_gets_one_request_whichever_step_fails(backe
     world = World(backend)
     injection = world.faults.inject(case.step, case.fault, case.times)
     # when
-    world.invoke_async(world.follow, "job event")
+    world.invoke_queued(world.follow, "job event")
     after_retries = world.observe()
     world.clock.advance(RECONCILE_EVERY.total_seconds())
     world.invoke_async(world.follow, "reconciliation")
     settled = world.observe()
     # then
     assert injection.fired, f"the event never reached {case.step}"
-    assert posting_problems(after_retries, "after Lambda's retries") + posting_problems(settled, "settled") == []
+    assert (
+        posting_problems(after_retries, "after the queue's redeliveries") + posting_problems(settled, "settled") == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -176,7 +178,7 @@ def test_a_lost_post_answer_then_a_failing_history_lookup_still_ends_with_one_re
     lost = world.faults.inject("chat.postMessage", Fault.ANSWER_LOST)
     lookup = world.faults.inject("conversations.history", fault, times)
     # when
-    world.invoke_async(world.follow, "job event")
+    world.invoke_queued(world.follow, "job event")
     after_retries = world.observe()
     world.clock.advance(RECONCILE_EVERY.total_seconds())
     world.invoke_async(world.follow, "reconciliation")
@@ -184,9 +186,11 @@ def test_a_lost_post_answer_then_a_failing_history_lookup_still_ends_with_one_re
     # then: never a second request; the request is recorded once the history answers
     assert lost.fired
     assert lookup.fired
-    assert posting_problems(after_retries, "after Lambda's retries") + posting_problems(settled, "settled") == []
+    assert (
+        posting_problems(after_retries, "after the queue's redeliveries") + posting_problems(settled, "settled") == []
+    )
     assert len(settled.posted) == 1
-    if times is None:  # the history never answered: the event waits, alarmed, in the on-failure destination
+    if times is None:  # the history never answered: the event waits, alarmed, in the dead-letter queue
         assert settled.failure_destination
     else:
         assert settled.request is not None

@@ -164,9 +164,11 @@ class QuorumMachine(QueueModel, RuleBasedStateMachine):
         if decision == "approve":
             if self.veto is not None:
                 self.violations.append(f"an approval sent while the veto {self.veto} stands: {reason}")
-            if _ids(people) != _ids(request.approvals) or len(people) != self.quorum:
+            # Votes recorded beside the quorum (concurrent clicks while it was still open) stay on the record
+            # until the decision is recorded; the decision names the oldest votes that make the quorum.
+            if _ids(people) != _ids(request.approvals)[: self.quorum] or len(people) != self.quorum:
                 self.violations.append(
-                    f"an approval naming {_ids(people)}, the quorum on record is {request.approvals}"
+                    f"an approval naming {_ids(people)}, the oldest votes on record are {request.approvals}"
                 )
         elif request.decider is None or _ids(people) != (request.decider.user_id,):
             self.violations.append(f"a cancellation naming {_ids(people)}, the claim is {request.decider}")

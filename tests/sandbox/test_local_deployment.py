@@ -1,7 +1,8 @@
-"""The sandbox's event path: EventBridge hands job events to Lambda, which runs the notifier asynchronously.
+"""The sandbox's event path: EventBridge puts job events on the job events queue, which the notifier drains.
 
-A notifier error is retried by Lambda (not by the rule), and an event it keeps failing on ends in the
-notifier's on-failure destination; the rule's dead-letter queue only gets events Lambda did not accept.
+A notifier error returns the event to the queue (the rule is not involved), and an event it keeps failing
+on ends, after the queue's maximum receives, in the queue's dead-letter queue; the rule's dead-letter
+queue only gets events the queue did not take.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def posts(d: LocalDeployment, job_id: str) -> list[bool]:
     return [call.ok for call in d.slack.calls_to("chat.postMessage") if job_id in str(call.params)]
 
 
-def test_a_notifier_error_is_retried_by_lambda_and_the_request_is_posted_once(d: LocalDeployment) -> None:
+def test_a_notifier_error_is_retried_by_the_queue_and_the_request_is_posted_once(d: LocalDeployment) -> None:
     # given
     d.slack.fail("chat.postMessage", "channel_not_found", times=1)
     job_id = d.create_job()
@@ -35,27 +36,25 @@ def test_a_notifier_error_is_retried_by_lambda_and_the_request_is_posted_once(d:
     # then
     assert len(d.request_message(job_id).buttons()) == 2
     assert [call.ok for call in d.slack.calls_to("chat.postMessage")] == [False, True]
-    assert not all(attempt.ok for attempt in d.notifier.attempts)
+    assert d.notifier.failures, "the first delivery failed and came back"
     assert d.notifier_failures == []
     assert d.event_dlq == []
 
 
-def test_an_event_the_notifier_keeps_failing_on_goes_to_its_on_failure_destination(d: LocalDeployment) -> None:
+def test_an_event_the_notifier_keeps_failing_on_goes_to_the_queue_s_dead_letter_queue(d: LocalDeployment) -> None:
     # given
     d.slack.fail("chat.postMessage", "channel_not_found", times=100)
     job_id = d.create_job()
-    # when: settle waits for Lambda's retries too
-    d.advance_until(job_id, "Suspended")
+    # when: settle waits for the queue's redeliveries too
+    d.advance_until(job_id, "Suspended", timeout=60)
     # then
     assert d.notifier.idle()
-    assert d.notifier_failures
-    for record in d.notifier_failures:
-        assert record["requestContext"]["condition"] == "RetriesExhausted"
-        assert record["requestContext"]["approximateInvokeCount"] == 1 + c.NOTIFIER_ASYNC_RETRY_ATTEMPTS
-        assert record["requestPayload"]["detail"]["serviceEventDetails"]["jobId"] == job_id
-        assert record["responseContext"]["functionError"] == "Unhandled"
+    dead = d.notifier_failures
+    assert {_job_of(event) for event in dead} == {job_id}
+    assert "AWS Service Event via CloudTrail" in {event["detail-type"] for event in dead}
+    assert len(d.notifier.failures) >= c.JOB_EVENTS_QUEUE_MAX_RECEIVES
     assert True not in posts(d, job_id)
-    assert d.event_dlq == []  # EventBridge handed every event over: its retries and DLQ are not involved
+    assert d.event_dlq == []  # EventBridge put every event on the queue: its retries and DLQ are not involved
 
 
 def _job_of(event: dict[str, Any]) -> str:
@@ -64,9 +63,9 @@ def _job_of(event: dict[str, Any]) -> str:
     return str((detail.get("serviceEventDetails") or detail.get("responseElements") or {})["jobId"])
 
 
-def test_events_lambda_does_not_accept_go_to_the_rules_dead_letter_queue(d: LocalDeployment) -> None:
-    # given
-    d.notifier.stop()
+def test_events_the_queue_does_not_take_go_to_the_rules_dead_letter_queue(d: LocalDeployment) -> None:
+    # given: the job events queue is gone
+    d.aws.client("sqs").delete_queue(QueueUrl=d.aws.job_events_queue_url)
     job_id = d.create_job()
     # when
     d.advance_until(job_id, "Suspended")
@@ -76,8 +75,7 @@ def test_events_lambda_does_not_accept_go_to_the_rules_dead_letter_queue(d: Loca
         "AWS API Call via CloudTrail",
         "AWS Service Event via CloudTrail",
     }
-    assert d.notifier_failures == []
-    assert len(d.notifier) == 0
+    assert not d.slack.calls_to("chat.postMessage")
 
 
 def test_the_functions_get_the_slack_team_the_lease_and_the_audit_table(d: LocalDeployment) -> None:

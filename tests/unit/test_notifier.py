@@ -13,6 +13,7 @@ Two levels, both with the real adapters:
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import threading
 import uuid
@@ -825,3 +826,79 @@ def test_an_event_naming_a_job_id_s3_could_never_issue_is_dropped_not_retried(aw
     # then
     assert response["outcome"] == "dropped"
     assert aws_lambda.metrics()[METRIC_EVENT_DROPPED] == 1
+
+
+# -- the job events queue: what Lambda's SQS event source hands the notifier ----------------------
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    """Lambda's SQS event for messages whose bodies are ``bodies`` (EventBridge puts the event as JSON)."""
+    return {
+        "Records": [
+            {
+                "messageId": f"message-{index}",
+                "receiptHandle": f"handle-{index}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:job-events",
+                "awsRegion": REGION,
+            }
+            for index, body in enumerate(bodies)
+        ]
+    }
+
+
+def test_a_queued_suspended_event_posts_one_request_and_acknowledges_the_message(aws_lambda: NotifierLambda) -> None:
+    # given
+    job_id = aws_lambda.suspended_job()
+    event = aws_lambda.event("eventbridge_job_status_changed_suspended", job_id)
+
+    # when
+    response = aws_lambda.invoke(sqs_event(json.dumps(event)))
+
+    # then
+    assert response == {"batchItemFailures": []}
+    assert aws_lambda.metrics()[METRIC_APPROVAL_REQUESTED] == 1
+    [message] = aws_lambda.slack.messages(CHANNEL)
+    assert aws_lambda.request(job_id).message_ts == message.ts
+
+
+def test_a_queued_message_that_fails_comes_back_alone(aws_lambda: NotifierLambda) -> None:
+    # given: two jobs in one batch, and Slack failing every post of the first (then the second succeeds)
+    first, second = aws_lambda.suspended_job(), aws_lambda.suspended_job()
+    aws_lambda.slack.fail("chat.postMessage", error="internal_error", times=1)
+    bodies = [json.dumps(aws_lambda.event("eventbridge_job_status_changed_suspended", j)) for j in (first, second)]
+
+    # when
+    response = aws_lambda.invoke(sqs_event(*bodies))
+
+    # then: only the failed message returns to the queue; the other job has its request
+    assert response == {"batchItemFailures": [{"itemIdentifier": "message-0"}]}
+    assert aws_lambda.request(first).state == RequestState.POSTING
+    assert aws_lambda.request(second).state == RequestState.PENDING
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json {", "the queued message is not JSON"),
+        (json.dumps({"detail-type": "Scheduled Event", "source": "aws.events"}), "a schedule event on the job events"),
+        (json.dumps(["a", "list"]), "the event is not a JSON object"),
+    ],
+    ids=["not_json", "schedule", "list"],
+)
+def test_a_queued_message_no_rule_could_have_sent_is_dropped_not_retried(
+    aws_lambda: NotifierLambda, body: str, reason: str
+) -> None:
+    # when
+    response = aws_lambda.invoke(sqs_event(body))
+
+    # then
+    assert response == {"batchItemFailures": []}
+    [dropped] = aws_lambda.logs.named("event dropped")
+    assert dropped.reason.startswith(reason)  # type: ignore[attr-defined]
+    assert aws_lambda.metrics()[METRIC_EVENT_DROPPED] == 1
+    assert len(aws_lambda.slack) == 0

@@ -74,7 +74,10 @@ class DynamoChannelPacer:
         """Reserves the channel's next turn and returns when it is (epoch seconds)."""
         key = {"pk": {"S": PACE_PREFIX + channel}, "sk": {"S": PACE_SK}}
         for _ in range(WRITE_ATTEMPTS):
-            item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            try:
+                item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            except ClientError as exc:
+                raise ChatUnavailable(f"Slack's pace for channel {channel} could not be read: {exc}") from exc
             known = Decimal(item["tat"]["N"]) if item and "tat" in item else None
             now = self._clock()
             tat = max(float(known) if known is not None else now, now)
@@ -101,7 +104,7 @@ class DynamoChannelPacer:
                 )
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise ChatUnavailable(f"Slack's pace for channel {channel} could not be read: {exc}") from exc
+                    raise ChatUnavailable(f"Slack's pace for channel {channel} could not be kept: {exc}") from exc
                 # Another poster took this turn; a little jitter keeps the losers from colliding again.
                 self._sleep(random.uniform(0, min(0.05, self._interval / 4)))  # noqa: S311
                 continue

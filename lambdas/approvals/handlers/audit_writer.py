@@ -22,6 +22,7 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from pydantic import ValidationError
 
+    import approvals.snapstart  # noqa: F401 (SnapStart's runtime hooks register on import)
     from approvals.adapters.store import AUDIT_PREFIX
     from approvals.models.records import AuditRecord
     from approvals.names import METRIC_AUDIT_TAMPERED

@@ -22,6 +22,7 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from botocore.exceptions import BotoCoreError, ClientError
     from pydantic import TypeAdapter, ValidationError
 
+    import approvals.snapstart  # noqa: F401 (SnapStart's runtime hooks register on import)
     from approvals import wiring
     from approvals.adapters.secrets import SecretError
     from approvals.adapters.signature import InvalidSignature

@@ -20,6 +20,7 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    import approvals.snapstart  # noqa: F401 (SnapStart's runtime hooks register on import)
     from approvals import wiring
     from approvals.domain.decisions import DecisionResult, Outcome
     from approvals.names import (
@@ -36,10 +37,16 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     )
     from approvals.observability import MetricUnit, logger, metrics, tracer
 
-# A batch whose every record failed normally fails the invocation (Powertools' default), which counts as
-# a function error and alarms. A held duplicate is no error: it only has to come back later, so a batch
-# that failed only with RetryLater returns its batchItemFailures instead (see ``handle``).
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+def _processor() -> BatchProcessor:
+    """One per invocation: a processor keeps its batch's records and failures, which concurrent invocations
+    in one process (the sandbox runs several, as Lambda runs several environments) must not share.
+
+    A batch whose every record failed normally fails the invocation (Powertools' default), which counts as
+    a function error and alarms. A held duplicate is no error: it only has to come back later, so a batch
+    that failed only with RetryLater returns its batchItemFailures instead (see ``handle``).
+    """
+    return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class RetryLater(Exception):
@@ -93,6 +100,7 @@ def _observe(result: DecisionResult) -> None:
 
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wiring.common().deadline.start(context)
+    processor = _processor()
     response = process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
     errors = [info for info in processor.exceptions if not isinstance(info[1], RetryLater)]
     if errors and len(processor.exceptions) == len(processor.records):

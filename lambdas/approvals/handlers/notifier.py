@@ -30,6 +30,7 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from pydantic import ValidationError
 
+    import approvals.snapstart  # noqa: F401 (SnapStart's runtime hooks register on import)
     from approvals import wiring
     from approvals.domain.decisions import Outcome
     from approvals.domain.ports import JobNotFound, PostingDeferred
@@ -47,8 +48,6 @@ with coldstart.long_lived():  # modules load once per execution environment (app
 
 SCHEDULED = "Scheduled Event"
 API_CALL = "AWS API Call via CloudTrail"
-# A failed record comes back after the queue's visibility timeout; the others in its batch are done.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _duplicate(response: Any, idempotent_data: DataRecord) -> Any:
@@ -183,6 +182,9 @@ def recover_stuck(deps: wiring.NotifierDeps) -> int:
 def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
     wiring.common().deadline.start(context)
     if _from_queue(event):
+        # A failed record comes back after the queue's visibility timeout; the others in its batch are done.
+        # One processor per invocation: it keeps the batch's state, which concurrent invocations must not share.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return dict(process_partial_response(event=event, record_handler=queued, processor=processor, context=context))
     return dispatch(event, context)
 

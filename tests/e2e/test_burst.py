@@ -1,0 +1,75 @@
+"""A burst of jobs suspended at once: every request posted once, at Slack's pace, nothing dead-lettered.
+
+The Slack stand-in enforces chat.postMessage's per-channel limit as Slack does (HTTP 429 with Retry-After
+beyond about one message a second and a short burst), on a time scale that keeps the test short; the
+product's posting interval follows the same scale. bench/burst.py measures the drain time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from infra import constants as c
+from sandbox.local import CHANNEL, LocalDeployment
+
+pytestmark = pytest.mark.slow
+
+JOBS = 30
+SCALE = 0.02  # one Slack second lasts 20 ms
+
+
+@pytest.fixture
+def d() -> Iterator[LocalDeployment]:
+    with LocalDeployment(slack_time_scale=SCALE) as running:
+        yield running
+
+
+def _requests_posted(d: LocalDeployment) -> Counter[str]:
+    posted: Counter[str] = Counter()
+    for message in d.slack.messages(CHANNEL):
+        payload = (message.metadata or {}).get("event_payload") or {}
+        if payload.get("job_id") and not message.thread_ts:
+            posted[str(payload["job_id"])] += 1
+    return posted
+
+
+def _burst(d: LocalDeployment, jobs: int = JOBS) -> list[str]:
+    job_ids = [d.create_job(description=f"burst {n}") for n in range(jobs)]
+    d.settle()
+    for job_id in job_ids:
+        d.jobs.advance_until(job_id, "Suspended")
+    d.settle(timeout=120)
+    return job_ids
+
+
+def test_a_burst_of_suspended_jobs_is_posted_once_each_within_slack_s_pace(d: LocalDeployment) -> None:
+    # when
+    job_ids = _burst(d)
+
+    # then: each job's request once, nothing lost or dead-lettered, and Slack never had to say 429
+    assert _requests_posted(d) == Counter(dict.fromkeys(job_ids, 1))
+    assert d.notifier_failures == []
+    assert d.event_dlq == []
+    assert d.slack.rate_limited(CHANNEL) == 0
+    assert len(d.slack.post_times(CHANNEL)) == JOBS
+
+
+def test_without_pacing_a_burst_meets_slack_s_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: Slack at a quarter of its pace (4 posts a second, slower than the sandbox's notifiers can post),
+    # and notifiers that post as fast as they can (each still retries a 429 after its Retry-After)
+    with LocalDeployment(slack_time_scale=0.25) as d:
+        monkeypatch.setenv(c.ENV_SLACK_POST_INTERVAL_SECONDS, "0")
+        from approvals import wiring
+
+        wiring.reset_cold_start()
+
+        # when
+        job_ids = _burst(d, jobs=12)
+
+        # then: the stand-in's limit is real; the product's retries still post each request once
+        assert d.slack.rate_limited(CHANNEL) > 0
+        assert _requests_posted(d) == Counter(dict.fromkeys(job_ids, 1))
+        assert d.notifier_failures == []
