@@ -23,7 +23,8 @@ help:
 	@echo "make policy-check    validate the approval policy (POLICY=file; default: cdk.json's policyFile or the example)"
 	@echo "make policy-explain JOB=<file> [REQUESTER=<arn>] [TAGS=k=v,...]"
 	@echo "                     which policy rule a DescribeJob JSON meets, and why (POLICY=file as above)"
-	@echo "make bench           run the benchmarks under bench/ (import times, callback ack, policy evaluation)"
+	@echo "make bench           run the quick benchmarks under bench/ (the shipped bundle's cold start, callback ack, policy)"
+	@echo "                     (longer ones, by hand: bench/burst.py, bench/load.py, bench/soak.py; see the README)"
 	@echo "make lint            ruff, ruff format --check and mypy (part of make test)"
 	@echo "make typecheck       mypy only"
 
@@ -76,6 +77,7 @@ policy-explain: $(STAMP)
 	$(RUN) -m approvals.policy explain --policy $(POLICY) $(JOB) $(if $(REQUESTER),--requester '$(REQUESTER)') $(if $(TAGS),--tags '$(TAGS)')
 
 bench: $(STAMP)
+	$(RUN) bench/bundle_coldstart.py
 	$(RUN) bench/import_times.py
 	$(RUN) bench/callback_ack.py
 	$(RUN) bench/policy_eval.py

@@ -136,9 +136,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--warm", type=int, default=500)
     parser.add_argument("--cold", type=int, default=15)
+    parser.add_argument(
+        "--moto-in-process", action="store_true", help="serve moto from this process (its work then shares the GIL)"
+    )
     opts = parser.parse_args()
 
-    local = LocalAws().start().provision(TOKEN, SECRET)
+    # moto in its own process by default: SQS is another service to the callback, not work on its own thread.
+    local = LocalAws(separate_process=not opts.moto_in_process).start().provision(TOKEN, SECRET)
     slack = SlackStandIn(TOKEN, channels=[{"id": "C0APPROVALS", "name": "s3-approvals"}]).start()
     env = {
         **os.environ,

@@ -110,7 +110,8 @@ def run_acks(count: int, window: int, profile_path: str | None) -> None:
     from sandbox.aws_local import LocalAws
     from sandbox.slack import SlackStandIn
 
-    local = LocalAws().start().provision(TOKEN, SECRET)
+    # moto in its own process: SQS is another service to the callback, not work on its own thread.
+    local = LocalAws(separate_process=True).start().provision(TOKEN, SECRET)
     slack = SlackStandIn(TOKEN, channels=[{"id": "C0APPROVALS", "name": "s3-approvals"}]).start()
     os.environ.update(
         {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import subprocess
 import sys
 import threading
@@ -58,11 +59,14 @@ class DecisionTiming:
 # 20 s covers the slowest decider the sandbox drives (S3 Control answering in 5 s, three calls); the lease and
 # the visibility timeout follow from it. The stack's values are 60 s, 120 s and 360 s.
 SANDBOX_DECISION_TIMING = DecisionTiming(visibility_timeout=60, lease=30, function_timeout=20)
-# The notifier's timeout here, and the job events queue's VisibilityTimeout (seconds, SQS's unit): as in the
-# stack, an event is never delivered again while an invocation may still be working on it, and a failed
-# one comes back soon after.
-SANDBOX_NOTIFIER_TIMEOUT = 3
-SANDBOX_JOB_EVENTS_VISIBILITY = SANDBOX_NOTIFIER_TIMEOUT + 1
+# The notifier's shortest timeout here (seconds): LocalDeployment scales the stack's with Slack's time scale,
+# so that a notifier can wait for its channel's turn behind the others, as in the stack.
+SANDBOX_NOTIFIER_MIN_TIMEOUT = 3
+
+
+def sandbox_notifier_timeout(slack_time_scale: float) -> int:
+    """The notifier's timeout at this time scale: the stack's (60 Slack seconds), at least 3 real seconds."""
+    return max(SANDBOX_NOTIFIER_MIN_TIMEOUT, math.ceil(c.NOTIFIER_TIMEOUT_SECONDS * slack_time_scale))
 
 
 class SerialisedDynamoDB:
@@ -192,7 +196,9 @@ class LocalAws:
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
         ).client(service, endpoint_url=self.url)
 
-    def provision(self, bot_token: str, signing_secret: str) -> LocalAws:
+    def provision(
+        self, bot_token: str, signing_secret: str, notifier_timeout: int = SANDBOX_NOTIFIER_MIN_TIMEOUT
+    ) -> LocalAws:
         """Create a fresh set of tables, secret and queue (unique names, so tests can share a server)."""
         self.requests_table = f"{self.prefix}-requests"
         self.audit_table = f"{self.prefix}-audit"
@@ -224,7 +230,9 @@ class LocalAws:
         self.job_events_queue_url = sqs.create_queue(
             QueueName=f"{self.prefix}-job-events",
             Attributes={
-                "VisibilityTimeout": str(SANDBOX_JOB_EVENTS_VISIBILITY),
+                # Never delivered again while an invocation may still work on it; a failed event comes back
+                # soon after (the stack: six times the timeout).
+                "VisibilityTimeout": str(notifier_timeout + 1),
                 "RedrivePolicy": json.dumps(
                     {"deadLetterTargetArn": events_dlq_arn, "maxReceiveCount": str(c.JOB_EVENTS_QUEUE_MAX_RECEIVES)}
                 ),

@@ -29,7 +29,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from infra import constants as c
 from sandbox.apigw import ApiGatewayFront, LambdaContext
-from sandbox.aws_local import SANDBOX_NOTIFIER_TIMEOUT, LocalAws
+from sandbox.aws_local import LocalAws, sandbox_notifier_timeout
 from sandbox.cloudtrail import CloudTrailHistory, CloudTrailStandIn
 from sandbox.proxy import LoopbackProxy, s3control_client_env
 from sandbox.router import EventRouter
@@ -227,7 +227,8 @@ class LocalDeployment:
     history_delay: float = 0.0
 
     def start(self) -> LocalDeployment:
-        self.aws = LocalAws().start().provision(self.bot_token, self.signing_secret)
+        self.notifier_timeout = sandbox_notifier_timeout(self.slack_time_scale)
+        self.aws = LocalAws().start().provision(self.bot_token, self.signing_secret, self.notifier_timeout)
         self.cloudtrail = CloudTrailStandIn(
             CloudTrailHistory(account_id=ACCOUNT_ID, region=REGION, visibility_delay=self.history_delay)
         ).start()
@@ -267,7 +268,7 @@ class LocalDeployment:
             self.aws.job_events_queue_url,
             _queue_arn(sqs, self.aws.job_events_queue_url),
             notifier.handler,
-            timeout_seconds=SANDBOX_NOTIFIER_TIMEOUT,
+            timeout_seconds=self.notifier_timeout,
             concurrency=self.notifier_concurrency,
             function_name="notifier",
         ).start()
