@@ -77,15 +77,16 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--setup-slack-limit", choices=["on", "off"], default="off")
     parser.add_argument("--click-slack-limit", choices=["on", "off"], default="on")
-    parser.add_argument("--slack-time-scale", type=float, default=1.0, help="seconds one Slack second lasts")
+    parser.add_argument(
+        "--slack-time-scale", type=float, default=0.02, help="real seconds one Slack second lasts (stand-in and pacing)"
+    )
     parser.add_argument("--settle-timeout", type=float, default=300.0)
     parser.add_argument("--warmup", type=int, default=1, help="jobs approved one by one before the load (not counted)")
     opts = parser.parse_args()
     quiet_terminal()
     print(f"python {sys.version.split()[0]} · {os.cpu_count()} cores", flush=True)
 
-    with LocalDeployment() as d:
-        d.slack.time_scale = opts.slack_time_scale
+    with LocalDeployment(slack_time_scale=opts.slack_time_scale) as d:
         d.slack.rate_limits = opts.setup_slack_limit == "on"
 
         # 1. the jobs, Suspended, each with its approval request in Slack
