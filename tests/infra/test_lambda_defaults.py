@@ -174,3 +174,38 @@ def test_roles_write_only_their_own_log_group_and_use_no_managed_policies(defaul
         assert [s["Resource"] for s in log_statements] == [
             {"Fn::GetAtt": [props["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}
         ]
+
+
+def _bytecode_warnings(synth: Synth) -> list[str]:
+    from aws_cdk.assertions import Annotations, Match
+
+    found = Annotations.from_stack(synth.stack).find_warning("*", Match.string_like_regexp("ships without bytecode"))
+    return [str(entry.entry.data) for entry in found]
+
+
+def test_synth_warns_when_it_has_no_interpreter_to_compile_the_runtime_s_bytecode(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # given: Python 3.14, of which this machine has no interpreter (the default, 3.13, it has)
+    from infra.bundling import bytecode_interpreter
+    from tests.infra.conftest import synthesize
+
+    if bytecode_interpreter("3.14") is not None:
+        pytest.skip("this machine has a Python 3.14 interpreter")
+
+    # when
+    synth = synthesize({"pythonRuntime": "3.14"}, tmp_path_factory.mktemp("cdk-no-314"))
+
+    # then: one warning, naming the version, the cost and the fix
+    [warning] = _bytecode_warnings(synth)
+    assert "Python 3.14" in warning
+    assert "about 3x slower" in warning
+    assert "BUNDLE_PYTHON" in warning
+
+
+def test_synth_does_not_warn_when_the_runtime_s_interpreter_is_here(default_synth: Synth) -> None:
+    from infra.bundling import bytecode_interpreter
+
+    if bytecode_interpreter(default_synth.stack.defaults.settings.python_runtime) is None:
+        pytest.skip("no interpreter of the default runtime on this machine")
+    assert _bytecode_warnings(default_synth) == []

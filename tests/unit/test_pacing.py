@@ -203,3 +203,59 @@ def test_a_table_error_other_than_a_lost_race_is_slack_unavailable(local_aws: Lo
     # when / then
     with pytest.raises(ChatUnavailable, match=r"could not be read: .*ResourceNotFound"):
         pacer.wait_turn("C0APPROVALS")
+
+
+# -- against the Slack stand-in's per-channel limit -------------------------------------------------------
+
+
+def _post_from_threads(chat: Any, posters: int, each: int) -> list[str]:
+    """``posters`` threads posting ``each`` messages at once to one channel; the errors they met."""
+    errors: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(posters)
+
+    def poster(n: int) -> None:
+        barrier.wait()
+        for m in range(each):
+            try:
+                chat.post("C0APPROVALS", f"poster {n} message {m}", [], None)
+            except ChatUnavailable as exc:
+                with lock:
+                    errors.append(str(exc))
+
+    threads = [threading.Thread(target=poster, args=(n,)) for n in range(posters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+@pytest.mark.parametrize("paced", [True, False], ids=["paced", "unpaced"])
+def test_concurrent_posters_stay_within_slack_s_limit_only_when_paced(local_aws: LocalAws, paced: bool) -> None:
+    # given: Slack's limit at a twentieth of its time (20 posts a second, a burst of 3), and four posters
+    # sharing one pacer table (as four notifiers), their clients making one attempt each (no 429 retry)
+    from approvals.adapters.slack import SlackChat, web_client
+    from sandbox.slack import SlackStandIn
+
+    scale = 0.05
+    slack = SlackStandIn("xoxb-test-token", channels=[{"id": "C0APPROVALS", "name": "approvals"}], time_scale=scale)
+    slack.start()
+    try:
+        pacer = DynamoChannelPacer(local_aws.client("dynamodb"), local_aws.requests_table, interval=scale)
+        client = web_client("xoxb-test-token", slack.api_url, retries=False)
+        chat = SlackChat(client, pacer=pacer if paced else None)
+
+        # when
+        errors = _post_from_threads(chat, posters=4, each=5)
+
+        # then
+        if paced:
+            assert (errors, slack.rate_limited("C0APPROVALS")) == ([], 0)
+            assert len(slack.post_times("C0APPROVALS")) == 20
+        else:
+            assert slack.rate_limited("C0APPROVALS") > 0
+            assert errors
+            assert all("ratelimited" in error for error in errors)
+    finally:
+        slack.stop()

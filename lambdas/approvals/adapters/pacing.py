@@ -29,7 +29,7 @@ PACE_PREFIX = "PACE#"
 PACE_SK = "PACE"
 # A turn item outlives its last use by a day (DynamoDB's TTL deletes it), so idle channels cost nothing.
 PACE_TTL_SECONDS = 24 * 3600
-WRITE_ATTEMPTS = 25  # concurrent posters losing the conditional write to each other, before giving up
+WRITE_ATTEMPTS = 50  # concurrent posters losing the conditional write to each other, before giving up
 
 
 class DynamoChannelPacer:
