@@ -13,9 +13,10 @@
   handler with the SQS event, delete what succeeded; each invocation is timed.
 
 Each part prints RSS at the start, after each window and at the end, p50/p99 per window, and totals.
-Targets: warm ack p99 <= 15 ms on loopback; memory flat. ``--profile FILE`` writes a cProfile of the timed
-part's main thread only (moto's server and the stand-ins serve in their own threads, so they show up as
-socket waits in the product's calls).
+Targets: warm ack p99 <= 15 ms on loopback; memory flat. ``SOAK_TRACE_MEMORY=1`` also reports the memory the
+decisions loop kept, by whether the product's code or the stand-ins allocated it (tracemalloc; slower).
+``--profile FILE`` writes a cProfile of the timed part's main thread only (moto's server and the stand-ins
+serve in their own threads, so they show up as socket waits in the product's calls).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -194,6 +196,10 @@ def run_decisions(count: int, window: int, profile_path: str | None) -> None:
         print(f"set-up: {count} jobs Suspended, requested and clicked in {time.perf_counter() - started:.0f} s")
 
         windows = Windows("decision", window)
+        traced = os.environ.get("SOAK_TRACE_MEMORY") == "1"
+        if traced:  # where the memory a run keeps was allocated: the product's code, or the stand-ins'
+            tracemalloc.start()
+            before = tracemalloc.take_snapshot()
         profile = profiled(profile_path)
         handled = failed = 0
         idle_polls = 0
@@ -224,12 +230,32 @@ def run_decisions(count: int, window: int, profile_path: str | None) -> None:
             windows.add(elapsed)
         finish_profile(profile, profile_path)
         windows.total()
+        if traced:
+            report_memory_growth(before, tracemalloc.take_snapshot(), handled)
         d.settle(timeout=600)
         ready = sum(1 for job in jobs if d.jobs.job_status(job) == "Ready")
         once = sum(1 for job in jobs if len(d.jobs.status_updates(job)) == 1)
         print(
             f"decisions: {handled} handled, {failed} batch item failures · {ready}/{count} jobs Ready · "
             f"{once}/{count} with exactly one UpdateJobStatus · Slack 429s {d.slack.rate_limited()}"
+        )
+
+
+def report_memory_growth(before: Any, after: Any, handled: int) -> None:
+    """Memory still held after the loop that was allocated during it, by where it was allocated."""
+    groups: dict[str, int] = {}
+    for stat in after.compare_to(before, "filename"):
+        name = stat.traceback[0].filename
+        if "/lambdas/approvals/" in name:
+            group = "product code (lambdas/approvals)"
+        elif "/sandbox/" in name or "/moto/" in name or "werkzeug" in name:
+            group = "stand-ins (sandbox/, moto, werkzeug)"
+        else:
+            group = "libraries and the standard library"
+        groups[group] = groups.get(group, 0) + stat.size_diff
+    for group, size in sorted(groups.items(), key=lambda item: -item[1]):
+        print(
+            f"  memory kept, allocated by {group}: {size / 1024:+.0f} KiB ({size / max(1, handled):+.0f} B a decision)"
         )
 
 
