@@ -44,9 +44,8 @@ from pathlib import Path
 
 sys.path[:0] = ["lambdas", "."]
 
-from bench.callback_ack import BASELINE_COMMAND, SECRET, TOKEN, run, signed_event, timed_run  # noqa: E402
+from bench.callback_ack import BASELINE_COMMAND, SECRET, TOKEN, handler_env, run, signed_event, timed_run  # noqa: E402
 from infra.bundling import bundle, bytecode_interpreter, missing_interpreter_warning  # noqa: E402
-from infra.constants import PYDANTIC_WITHOUT_PLUGINS  # noqa: E402
 from infra.policy import DEFAULT_POLICY_FILE, dump_policy, read_policy  # noqa: E402
 from sandbox.aws_local import LocalAws  # noqa: E402
 from sandbox.slack import SlackStandIn  # noqa: E402
@@ -137,20 +136,8 @@ def floor_venv(interpreter: str, where: Path, pins: list[str]) -> str:
 
 
 def children_env(local: LocalAws, slack: SlackStandIn) -> dict[str, str]:
-    """The functions' settings against the stand-ins (as bench/callback_ack.py sets them), nothing else."""
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        **local.env(),
-        "SLACK_API_URL": slack.api_url,
-        "SLACK_CHANNEL_ID": "C0APPROVALS",
-        "APPROVER_USER_IDS": "U0ALICE01",
-        "SLACK_TEAM_ID": "T0BENCH",
-        "POWERTOOLS_SERVICE_NAME": "s3-batch-approvals",
-        "POWERTOOLS_METRICS_NAMESPACE": "S3BatchApprovals",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        **PYDANTIC_WITHOUT_PLUGINS,
-    }
+    """The functions' settings against the stand-ins (bench/callback_ack.py's), and PATH, nothing else."""
+    return {"PATH": os.environ.get("PATH", ""), **handler_env(local, slack)}
 
 
 def p90(values: list[float]) -> float:

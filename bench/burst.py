@@ -25,22 +25,11 @@ import itertools
 import resource
 import sys
 import time
-from collections import Counter
 
 sys.path[:0] = ["lambdas", "."]
 
 from sandbox.demo import quiet_terminal  # noqa: E402
-from sandbox.local import CHANNEL, LocalDeployment  # noqa: E402
-
-
-def request_posts(d: LocalDeployment) -> Counter[str]:
-    """Job ID → how many approval requests (top-level messages with the job's metadata) were posted."""
-    posted: Counter[str] = Counter()
-    for message in d.slack.messages(CHANNEL):
-        payload = (message.metadata or {}).get("event_payload") or {}
-        if payload.get("job_id") and not message.thread_ts:
-            posted[str(payload["job_id"])] += 1
-    return posted
+from sandbox.local import CHANNEL, LocalDeployment, requests_posted  # noqa: E402
 
 
 def main() -> None:
@@ -65,13 +54,13 @@ def main() -> None:
         ideal = args.jobs * args.scale
         deadline = suspended + (args.timeout or max(60.0, 3 * ideal))
         while time.perf_counter() < deadline:
-            if len(request_posts(d)) >= args.jobs:
+            if len(requests_posted(d.slack)) >= args.jobs:
                 break
             time.sleep(0.05)
         drained = time.perf_counter()
         d.settle(timeout=60)
 
-        posted = request_posts(d)
+        posted = requests_posted(d.slack)
         rate_limited = d.slack.rate_limited(CHANNEL)
         dead = d.notifier_failures
         undelivered = list(d.event_dlq)

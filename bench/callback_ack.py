@@ -132,6 +132,23 @@ def _quartiles(values: list[float]) -> str:
     return f"{ordered[len(ordered) // 4]:.2f}-{ordered[3 * len(ordered) // 4]:.2f}"
 
 
+def handler_env(local: LocalAws, slack: SlackStandIn) -> dict[str, str]:
+    """The callback's settings against the local stand-ins, as the stack sets them (PYDANTIC_DISABLE_PLUGINS
+    included); the other benches start their handlers with the same."""
+    return {
+        **local.env(),
+        "SLACK_API_URL": slack.api_url,
+        "SLACK_CHANNEL_ID": "C0APPROVALS",
+        "APPROVER_USER_IDS": "U0ALICE01",
+        "SLACK_TEAM_ID": "T0BENCH",
+        "POWERTOOLS_SERVICE_NAME": "s3-batch-approvals",
+        "POWERTOOLS_METRICS_NAMESPACE": "S3BatchApprovals",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        **PYDANTIC_WITHOUT_PLUGINS,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--warm", type=int, default=500)
@@ -144,20 +161,7 @@ def main() -> None:
     # moto in its own process by default: SQS is another service to the callback, not work on its own thread.
     local = LocalAws(separate_process=not opts.moto_in_process).start().provision(TOKEN, SECRET)
     slack = SlackStandIn(TOKEN, channels=[{"id": "C0APPROVALS", "name": "s3-approvals"}]).start()
-    env = {
-        **os.environ,
-        **local.env(),
-        "SLACK_API_URL": slack.api_url,
-        "SLACK_CHANNEL_ID": "C0APPROVALS",
-        "APPROVER_USER_IDS": "U0ALICE01",
-        "SLACK_TEAM_ID": "T0BENCH",
-        "POWERTOOLS_SERVICE_NAME": "s3-batch-approvals",
-        "POWERTOOLS_METRICS_NAMESPACE": "S3BatchApprovals",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        **PYDANTIC_WITHOUT_PLUGINS,  # as the stack sets it on every function
-        "PYTHONPATH": "lambdas:.",
-    }
+    env = {**os.environ, **handler_env(local, slack), "PYTHONPATH": "lambdas:."}
     try:
         command, ready, cold, cold_wall, inner = [], [], [], [], []
         for _ in range(opts.cold):  # interleaved, so each sees the same machine noise

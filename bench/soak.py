@@ -107,28 +107,14 @@ def finish_profile(profile: cProfile.Profile | None, path: str | None) -> None:
 
 
 def run_acks(count: int, window: int, profile_path: str | None) -> None:
-    from bench.callback_ack import SECRET, TOKEN, signed_event
-    from infra.constants import PYDANTIC_WITHOUT_PLUGINS
+    from bench.callback_ack import SECRET, TOKEN, handler_env, signed_event
     from sandbox.aws_local import LocalAws
     from sandbox.slack import SlackStandIn
 
     # moto in its own process: SQS is another service to the callback, not work on its own thread.
     local = LocalAws(separate_process=True).start().provision(TOKEN, SECRET)
     slack = SlackStandIn(TOKEN, channels=[{"id": "C0APPROVALS", "name": "s3-approvals"}]).start()
-    os.environ.update(
-        {
-            **local.env(),
-            "SLACK_API_URL": slack.api_url,
-            "SLACK_CHANNEL_ID": "C0APPROVALS",
-            "APPROVER_USER_IDS": "U0ALICE01",
-            "SLACK_TEAM_ID": "T0BENCH",
-            "POWERTOOLS_SERVICE_NAME": "s3-batch-approvals",
-            "POWERTOOLS_METRICS_NAMESPACE": "S3BatchApprovals",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            **PYDANTIC_WITHOUT_PLUGINS,
-        }
-    )
+    os.environ.update(handler_env(local, slack))
     sqs = local.client("sqs")
     try:
         from approvals.handlers import callback
@@ -167,7 +153,7 @@ def drain(sqs: Any, queue_url: str) -> None:
 
 def run_decisions(count: int, window: int, profile_path: str | None) -> None:
     from sandbox.demo import quiet_terminal
-    from sandbox.local import ALICE, REGION, LocalDeployment
+    from sandbox.local import ALICE, REGION, LocalDeployment, sqs_record
 
     quiet_terminal()
     with LocalDeployment() as d:
@@ -276,21 +262,6 @@ def request_messages(d: Any, jobs: list[str]) -> dict[str, Any]:
 
 
 JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
-    """The record Lambda's SQS event source hands the function for ``message``."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": message.get("MessageAttributes", {}),
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": region,
-    }
 
 
 # --------------------------------------------------------------------------------------------- main

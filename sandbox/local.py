@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,31 @@ class Click:
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
+
+
+def sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
+    """The record Lambda's SQS event source hands the function for ``message`` (from ReceiveMessage)."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": region,
+    }
+
+
+def requests_posted(slack: SlackStandIn, channel: str = CHANNEL) -> Counter[str]:
+    """Job ID -> how many approval requests (top-level messages with the job's metadata) ``channel`` holds."""
+    posted: Counter[str] = Counter()
+    for message in slack.messages(channel):
+        payload = (message.metadata or {}).get("event_payload") or {}
+        if payload.get("job_id") and not message.thread_ts:
+            posted[str(payload["job_id"])] += 1
+    return posted
 
 
 def _queue_arn(sqs: Any, url: str) -> str:
@@ -151,17 +177,7 @@ class QueuePump:
                 self._stop.wait(0.05)
 
     def _invoke(self, message: dict[str, Any]) -> None:
-        record = {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": message.get("MessageAttributes", {}),
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self._arn,
-            "awsRegion": REGION,
-        }
+        record = sqs_record(message, self._arn, REGION)
         context = LambdaContext(self._function_name, timeout_seconds=self._timeout)
         try:
             response = self._handler({"Records": [record]}, context) or {}

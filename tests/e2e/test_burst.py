@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox.local import CHANNEL, LocalDeployment
+from sandbox.local import CHANNEL, LocalDeployment, requests_posted
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +25,6 @@ SCALE = 0.02  # one Slack second lasts 20 ms
 def d() -> Iterator[LocalDeployment]:
     with LocalDeployment(slack_time_scale=SCALE) as running:
         yield running
-
-
-def _requests_posted(d: LocalDeployment) -> Counter[str]:
-    posted: Counter[str] = Counter()
-    for message in d.slack.messages(CHANNEL):
-        payload = (message.metadata or {}).get("event_payload") or {}
-        if payload.get("job_id") and not message.thread_ts:
-            posted[str(payload["job_id"])] += 1
-    return posted
 
 
 def _burst(d: LocalDeployment, jobs: int = JOBS) -> list[str]:
@@ -50,7 +41,7 @@ def test_a_burst_of_suspended_jobs_is_posted_once_each_within_slack_s_pace(d: Lo
     job_ids = _burst(d)
 
     # then: each job's request once, nothing lost or dead-lettered, and Slack never had to say 429
-    assert _requests_posted(d) == Counter(dict.fromkeys(job_ids, 1))
+    assert requests_posted(d.slack) == Counter(dict.fromkeys(job_ids, 1))
     assert d.notifier_failures == []
     assert d.event_dlq == []
     assert d.slack.rate_limited(CHANNEL) == 0

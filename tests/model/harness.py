@@ -588,29 +588,19 @@ class World:
     def invoke_async(self, function: Callable[[], T], name: str) -> Run:
         """Lambda's asynchronous invocation: one try and two retries (1 and 2 minutes apart), then the
         on-failure destination. A crash is a function error, retried like any other."""
-        run = Run(attempts=0)
-        for attempt in range(ASYNC_ATTEMPTS):
-            if attempt:
-                self.clock.advance(RETRY_DELAYS[attempt - 1])
-            self.faults.new_invocation()
-            run.attempts += 1
-            try:
-                run.result = function()
-            except (Exception, Crash) as exc:
-                run.errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            return run
-        run.gave_up = True
-        self.failure_destination.append(name)
-        return run
+        return self._retried(function, name, [0.0, *RETRY_DELAYS[: ASYNC_ATTEMPTS - 1]])
 
     def invoke_queued(self, function: Callable[[], T], name: str) -> Run:
         """The job events queue: a failed receive (an exception, a crash) comes back after the visibility
         timeout; after the queue's maximum receives the event moves to its dead-letter queue (alarmed)."""
+        return self._retried(function, name, [0.0] + [JOB_EVENT_VISIBILITY] * (JOB_EVENT_RECEIVES - 1))
+
+    def _retried(self, function: Callable[[], T], name: str, waits: list[float]) -> Run:
+        """One attempt after each wait (seconds on this clock); when every one failed, ``name`` ends in the
+        failure destination."""
         run = Run(attempts=0)
-        for attempt in range(JOB_EVENT_RECEIVES):
-            if attempt:
-                self.clock.advance(JOB_EVENT_VISIBILITY)
+        for wait in waits:
+            self.clock.advance(wait)
             self.faults.new_invocation()
             run.attempts += 1
             try:
