@@ -47,11 +47,33 @@ AUDIT_TABLE_SORT_KEY: Final = "sk"
 REQUESTS_DECIDING_INDEX: Final = "DecidingIndex"
 REQUESTS_DECIDING_INDEX_PARTITION_KEY: Final = "deciding"
 REQUESTS_DECIDING_INDEX_SORT_KEY: Final = "deciding_since"
+# The lifecycle tick: every minute the schedule hands the notifier this event (a constant input), and the
+# notifier reminds, escalates and expires the requests whose next step is due (approvals.domain.sweep).
+LIFECYCLE_TICK_MINUTES: Final = 1
+# The state index: one sparse index, overloaded (lambdas/approvals/adapters/store.py says what it lists), so
+# that an upgrade adds a single index: CloudFormation cannot add two global secondary indexes in one update.
+# Open requests by when their next lifecycle step is due (the lifecycle sweep, the Home tab), decided ones by
+# when (recently decided), and the REQUESTER items by creator ("Your jobs").
+REQUESTS_STATE_INDEX: Final = "StateIndex"
+REQUESTS_STATE_INDEX_PARTITION_KEY: Final = "listed"
+REQUESTS_STATE_INDEX_SORT_KEY: Final = "listed_at"
+# Every index of the requests table: (name, partition key, sort key), all string keys, all projecting ALL.
+REQUESTS_INDEXES: Final = (
+    (REQUESTS_DECIDING_INDEX, REQUESTS_DECIDING_INDEX_PARTITION_KEY, REQUESTS_DECIDING_INDEX_SORT_KEY),
+    (REQUESTS_STATE_INDEX, REQUESTS_STATE_INDEX_PARTITION_KEY, REQUESTS_STATE_INDEX_SORT_KEY),
+)
 IDEMPOTENCY_TABLE_PARTITION_KEY: Final = "id"
 IDEMPOTENCY_TABLE_TTL_ATTRIBUTE: Final = "expiration"
 
 # The Slack route behind API Gateway.
 SLACK_INTERACTIONS_PATH: Final = "slack/interactions"
+
+# The approver's queue (App Home and the slash command): two more routes on the same API and callback, the
+# slash command's name (a setting), and the environment variable that carries it.
+SLACK_EVENTS_PATH: Final = "slack/events"
+SLACK_COMMANDS_PATH: Final = "slack/commands"
+DEFAULT_SLASH_COMMAND: Final = "/s3-approvals"
+ENV_SLASH_COMMAND: Final = "SLASH_COMMAND"
 
 # Environment variables the functions read (approvals.config.Settings declares each one).
 ENV_SLACK_SECRET_NAME: Final = "SLACK_SECRET_NAME"
@@ -153,6 +175,22 @@ def _load_names() -> Any:
 
 
 _names = _load_names()
+
+
+def product_version() -> str:
+    """The product's version, as lambdas/approvals/__init__.py declares it (read as text: infra never imports
+    the functions' package)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "lambdas" / "approvals" / "__init__.py").read_text()
+    found = re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE)
+    if found is None:
+        raise RuntimeError("lambdas/approvals/__init__.py declares no __version__")
+    return found[1]
+
+
+LIFECYCLE_TICK_EVENT: Final[dict[str, str]] = {"source": _names.SERVICE_NAME, "detail-type": _names.LIFECYCLE_TICK}
 METRIC_APPROVAL_REQUESTED: Final[str] = _names.METRIC_APPROVAL_REQUESTED
 METRIC_APPROVED: Final[str] = _names.METRIC_APPROVED
 METRIC_CANCELLED: Final[str] = _names.METRIC_CANCELLED

@@ -19,6 +19,8 @@ from infra.constants import (
     JOB_EVENT_PATTERN,
     JOB_EVENTS_QUEUE_MAX_RECEIVES,
     JOB_EVENTS_QUEUE_VISIBILITY_SECONDS,
+    LIFECYCLE_TICK_EVENT,
+    LIFECYCLE_TICK_MINUTES,
     NOTIFIER_ASYNC_RETRY_ATTEMPTS,
     NOTIFIER_HANDLER,
     NOTIFIER_MAX_CONCURRENCY,
@@ -30,6 +32,7 @@ from infra.queues import dead_letter_queue
 from infra.storage import Storage
 
 RECONCILE_EVERY = Duration.minutes(15)
+LIFECYCLE_EVERY = Duration.minutes(LIFECYCLE_TICK_MINUTES)
 # EventBridge's delivery of AWS events (job events, CreateJob calls) to the notifier.
 EVENT_RETRY_ATTEMPTS = 8
 EVENT_MAX_AGE = Duration.hours(2)
@@ -47,10 +50,11 @@ def event_pattern(pattern: Mapping[str, object]) -> events.EventPattern:
 class Notifier(Construct):
     """Posts an approval request to Slack when a job waits for confirmation.
 
-    Three triggers reach the same function: S3 Batch Operations job events (delivered best effort), the
-    CreateJob calls that say who created a job (only where a trail records management events), and a
+    Four triggers reach the same function: S3 Batch Operations job events (delivered best effort), the
+    CreateJob calls that say who created a job (only where a trail records management events), a
     schedule every 15 minutes that reconciles with ListJobs so a lost event delays a request instead of
-    losing it. The handler tells them apart by the event's detail-type.
+    losing it, and the lifecycle tick every minute (reminders, escalation, expiry). The handler tells
+    them apart by the event's detail-type.
 
     The two event rules put their events on the job events queue, which at most
     ``NOTIFIER_MAX_CONCURRENCY`` notifiers drain at once: with each post waiting for the channel's turn
@@ -72,8 +76,9 @@ class Notifier(Construct):
         deciding_rules: tuple[str, ...] = (),
         job_tag: tuple[str, str] | None = None,
     ) -> None:
-        """``deciding_rules``: the policy's rules whose action is deny or approve (none: the notifier never
-        changes a job); ``job_tag``: the jobTagCondition its UpdateJobStatus is limited to, as the decider's."""
+        """``deciding_rules``: the policy's rules whose action is deny or approve, or whose expiry cancels the
+        job (none: the notifier never changes a job); ``job_tag``: the jobTagCondition its UpdateJobStatus
+        is limited to, as the decider's."""
         super().__init__(scope, construct_id)
 
         self.function: lambda_.Function = defaults.function(
@@ -93,8 +98,9 @@ class Notifier(Construct):
         self.function.add_to_role_policy(permissions.get_job_tagging(self))
         self.function.add_to_role_policy(permissions.list_jobs())
         if deciding_rules:
-            # A policy rule that denies or approves makes its decision here, through the decider's own
-            # exactly-once path (models/slack.py SystemOrigin): only then may the notifier change a job.
+            # A policy rule that denies or approves, and an expiry that cancels, decide here, through the
+            # decider's own exactly-once path (models/slack.py SystemOrigin): only then may the notifier
+            # change a job.
             self.function.add_to_role_policy(permissions.update_job_status(self, job_tag))
         nag.acknowledge(
             self.function.role,  # type: ignore[arg-type]
@@ -169,6 +175,25 @@ class Notifier(Construct):
                     retry_attempts=2,
                     # A later run supersedes an undelivered one.
                     max_event_age=RECONCILE_EVERY,
+                    dead_letter_queue=self.dead_letter_queue,
+                )
+            ],
+        )
+
+        # Reminders, escalation and expiry (approvals.domain.sweep): every minute, the due requests. A tick
+        # that fails is retried by Lambda, then parked on the on-failure queue (alarmed); nothing is lost
+        # meanwhile, as the due steps stay due in the state index for the next tick.
+        self.lifecycle_rule = events.Rule(
+            self,
+            "LifecycleSchedule",
+            description="Remind, escalate and expire pending approval requests whose next step is due",
+            schedule=events.Schedule.rate(LIFECYCLE_EVERY),
+            targets=[
+                targets.LambdaFunction(
+                    self.entry,
+                    event=events.RuleTargetInput.from_object(dict(LIFECYCLE_TICK_EVENT)),
+                    retry_attempts=2,
+                    max_event_age=LIFECYCLE_EVERY,  # a later tick supersedes an undelivered one
                     dead_letter_queue=self.dead_letter_queue,
                 )
             ],

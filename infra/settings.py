@@ -21,6 +21,7 @@ from infra.constants import (
     DECIDER_TIMEOUT_SECONDS,
     DECISIONS_QUEUE_VISIBILITY_SECONDS,
     DEFAULT_DECISION_LEASE_SECONDS,
+    DEFAULT_SLASH_COMMAND,
     REQUESTER_LOOKUP_CLOUDTRAIL,
     REQUESTER_LOOKUP_OFF,
     check_decision_timing,
@@ -38,6 +39,7 @@ SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 TAG_CONDITION = re.compile(r"^[\w.:/+\-@ ]{1,128}=[\w.:/=+\-@ ]{0,256}$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SLASH_COMMAND = re.compile(r"^/[a-z0-9_-]{1,31}$")  # Slack: a slash, then up to 32 characters in all
 
 # CloudWatch Logs accepts only these retention periods (days).
 RETENTION_DAYS: dict[int, logs.RetentionDays] = {
@@ -109,6 +111,7 @@ EXAMPLES: dict[str, str] = {
     "policyFile": "policy.yaml",
     "requesterLookup": "true",
     "createTrail": "false",
+    "slashCommand": DEFAULT_SLASH_COMMAND,
 }
 
 
@@ -170,6 +173,8 @@ class InfraSettings(BaseModel):
     # Create a single-region trail of write management events, so that EventBridge receives CreateJob calls.
     # Off by default: most organisations already have an (organisation) trail, which serves as well.
     create_trail: bool = Field(default=False, alias="createTrail")
+    # The approver's queue in Slack: the slash command's name (the manifest and the functions use it).
+    slash_command: str = Field(default=DEFAULT_SLASH_COMMAND, alias="slashCommand")
 
     @field_validator("slack_channel_id")
     @classmethod
@@ -252,6 +257,13 @@ class InfraSettings(BaseModel):
     def _email(cls, value: str | None) -> str | None:
         if value is not None and not EMAIL.fullmatch(value):
             raise ValueError("must be an email address")
+        return value
+
+    @field_validator("slash_command")
+    @classmethod
+    def _slash_command(cls, value: str) -> str:
+        if not SLASH_COMMAND.fullmatch(value):
+            raise ValueError("must be a slash and up to 31 lowercase letters, digits, - or _, like /s3-approvals")
         return value
 
     @field_validator("stack_name")

@@ -1,5 +1,6 @@
-"""The Slack side: the interactivity endpoint, the callback that acknowledges clicks within Slack's 3 s,
-and the decider that carries out a decision from the decisions queue."""
+"""The Slack side: the interactivity, Events API and slash command endpoints, the callback that acknowledges
+them within Slack's 3 s, and the decider that carries out a decision from the decisions queue (and
+publishes Home tabs and answers slash commands)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from infra.constants import (
     ENV_DECISION_LEASE_SECONDS,
     ENV_DECISIONS_QUEUE_URL,
     ENV_SLACK_TEAM_ID,
+    ENV_SLASH_COMMAND,
+    SLACK_COMMANDS_PATH,
+    SLACK_EVENTS_PATH,
     SLACK_INTERACTIONS_PATH,
     check_decision_timing,
 )
@@ -125,6 +129,7 @@ class SlackApi(Construct):
             ENV_APPROVER_USER_IDS: ",".join(settings.approver_user_ids),
             ENV_APPROVER_GROUP_IDS: ",".join(settings.approver_group_ids),
             ENV_SLACK_TEAM_ID: ",".join(settings.slack_team_ids),
+            ENV_SLASH_COMMAND: settings.slash_command,
         }
 
         self.callback: lambda_.Function = defaults.function(
@@ -162,6 +167,8 @@ class SlackApi(Construct):
             timeout=DECIDER_TIMEOUT,
             environment={**slack_environment, ENV_DECISION_LEASE_SECONDS: str(settings.decision_lease_seconds)},
         )
+        # Also the approver's queue: Query on the Home tab's indexes; its own HOME# and SLACKDELIVERY# items
+        # are written with the GetItem and UpdateItem it has on the table already (adapters/queries.py).
         storage.grant_decider(self.decider)
         self.decider.add_to_role_policy(permissions.describe_job(self))
         self.decider.add_to_role_policy(permissions.update_job_status(self, settings.job_tag))
@@ -228,10 +235,23 @@ class SlackApi(Construct):
         # Proxy integration without a mapping template: the body reaches the function byte for byte,
         # which the signature check needs. With SnapStart the integration (and its invoke permission) names
         # the callback's live alias.
+        integration = apigateway.LambdaIntegration(defaults.entry(self.callback), proxy=True)
         interactions = self.api.root.resource_for_path(SLACK_INTERACTIONS_PATH)
-        self.interactions_method = interactions.add_method(
-            "POST", apigateway.LambdaIntegration(defaults.entry(self.callback), proxy=True)
-        )
+        self.interactions_method = interactions.add_method("POST", integration)
+        # The Events API (app_home_opened, url_verification) and the slash command: the same callback, the
+        # same stage (throttling, access logs, TLS policy), the same signature check.
+        self.events_method = self.api.root.resource_for_path(SLACK_EVENTS_PATH).add_method("POST", integration)
+        self.commands_method = self.api.root.resource_for_path(SLACK_COMMANDS_PATH).add_method("POST", integration)
+
+    @property
+    def events_url(self) -> str:
+        """The Events API Request URL (https://…/prod/slack/events)."""
+        return self.api.url_for_path("/" + SLACK_EVENTS_PATH)
+
+    @property
+    def commands_url(self) -> str:
+        """The slash command's Request URL (https://…/prod/slack/commands)."""
+        return self.api.url_for_path("/" + SLACK_COMMANDS_PATH)
 
     @property
     def interactions_url(self) -> str:

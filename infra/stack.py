@@ -20,6 +20,7 @@ from infra.constants import (
     ENV_REQUESTS_TABLE_NAME,
     ENV_SLACK_CHANNEL_ID,
     ENV_SLACK_SECRET_NAME,
+    ENV_SLASH_COMMAND,
     OUTPUT_ALARM_TOPIC_ARN,
     OUTPUT_AUDIT_DLQ_URL,
     OUTPUT_AUDIT_LOG_GROUP_NAME,
@@ -36,6 +37,7 @@ from infra.constants import (
     OUTPUT_SLACK_INTERACTIVITY_URL,
     SERVICE_NAME,
     decision_stuck_after,
+    product_version,
 )
 from infra.lambda_defaults import LambdaDefaults
 from infra.notifier import Notifier
@@ -74,6 +76,8 @@ class ApprovalsStack(Stack):
             ENV_AUDIT_TABLE_NAME: self.storage.audit_table.table_name,
             ENV_IDEMPOTENCY_TABLE_NAME: self.storage.idempotency_table.table_name,
             ENV_LARGE_JOB_THRESHOLD: str(settings.large_job_threshold),
+            # The Home views every function refreshes name the slash command.
+            ENV_SLASH_COMMAND: settings.slash_command,
         }
 
         self.notifier = Notifier(
@@ -89,7 +93,12 @@ class ApprovalsStack(Stack):
                 ENV_DECISION_STUCK_AFTER_SECONDS: str(decision_stuck_after(settings.decision_lease_seconds)),
                 ENV_REQUESTER_LOOKUP: settings.requester_lookup_mode,
             },
-            deciding_rules=tuple(rule.name for rule in settings.policy.rules if rule.action != "require_approval"),
+            # Rules that decide themselves (deny, approve) and rules whose expiry cancels the job.
+            deciding_rules=tuple(
+                rule.name
+                for rule in settings.policy.rules
+                if rule.action != "require_approval" or rule.expiry.action == "cancel"
+            ),
             job_tag=settings.job_tag,
         )
         self.requesters = RequesterCapture(self, "Requesters", settings=settings, notifier=self.notifier)
@@ -189,5 +198,6 @@ def build_app(context: Mapping[str, Any], *, outdir: str | None = None) -> tuple
     settings = InfraSettings.from_context(app.node.try_get_context)
     stack = ApprovalsStack(app, settings.stack_name, settings=settings)
     stack.tags.set_tag("service", SERVICE_NAME)
+    stack.tags.set_tag("version", product_version())
     nag.add_checks(app)
     return app, stack

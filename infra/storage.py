@@ -17,8 +17,8 @@ from infra.constants import (
     IDEMPOTENCY_TABLE_PARTITION_KEY,
     IDEMPOTENCY_TABLE_TTL_ATTRIBUTE,
     REQUESTS_DECIDING_INDEX,
-    REQUESTS_DECIDING_INDEX_PARTITION_KEY,
-    REQUESTS_DECIDING_INDEX_SORT_KEY,
+    REQUESTS_INDEXES,
+    REQUESTS_STATE_INDEX,
     REQUESTS_TABLE_PARTITION_KEY,
     REQUESTS_TABLE_SORT_KEY,
     REQUESTS_TABLE_TTL_ATTRIBUTE,
@@ -92,16 +92,15 @@ class Storage(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        # Sparse: only a request whose decision claim is held carries `deciding`, so the reconciliation
-        # finds claims left past their lease with one Query, never a Scan.
-        self.requests_table.add_global_secondary_index(
-            index_name=REQUESTS_DECIDING_INDEX,
-            partition_key=dynamodb.Attribute(
-                name=REQUESTS_DECIDING_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
-            ),
-            sort_key=dynamodb.Attribute(name=REQUESTS_DECIDING_INDEX_SORT_KEY, type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.ALL,
-        )
+        # Sparse: an item carries an index's keys only while it belongs there (a claim held; open, decided, a
+        # job's creator), so each lookup is one Query over what is there, never a Scan.
+        for index_name, partition, sort in REQUESTS_INDEXES:
+            self.requests_table.add_global_secondary_index(
+                index_name=index_name,
+                partition_key=dynamodb.Attribute(name=partition, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=sort, type=dynamodb.AttributeType.STRING),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
 
         self.audit_table = dynamodb.Table(
             self,
@@ -138,14 +137,19 @@ class Storage(Construct):
 
     @property
     def deciding_index_arn(self) -> str:
-        return f"{self.requests_table.table_arn}/index/{REQUESTS_DECIDING_INDEX}"
+        return self.index_arn(REQUESTS_DECIDING_INDEX)
+
+    def index_arn(self, index_name: str) -> str:
+        return f"{self.requests_table.table_arn}/index/{index_name}"
 
     def grant_notifier(self, grantee: iam.IGrantable) -> None:
         """The notifier reads the Slack secret, keeps request records, finds stuck claims through the
-        deciding index, inserts audit records and dedupes events."""
+        deciding index and due reminders and expiries through the state index, inserts audit records and
+        dedupes events."""
         self.slack_secret.grant_read(grantee)
         _allow(grantee, REQUEST_ITEM_ACTIONS, self.requests_table.table_arn)
         _allow(grantee, ("dynamodb:Query",), self.deciding_index_arn)
+        _allow(grantee, ("dynamodb:Query",), self.index_arn(REQUESTS_STATE_INDEX))
         _allow(grantee, AUDIT_INSERT_ACTIONS, self.audit_table.table_arn)
         _allow(grantee, IDEMPOTENCY_ACTIONS, self.idempotency_table.table_arn)
 
@@ -154,9 +158,11 @@ class Storage(Construct):
         self.slack_secret.grant_read(grantee)
 
     def grant_decider(self, grantee: iam.IGrantable) -> None:
-        """The decider reads the Slack secret, claims and records decisions and inserts audit records."""
+        """The decider reads the Slack secret, claims and records decisions, inserts audit records, and reads
+        the state index behind the Home tab and the slash command (open requests, by requester, decided)."""
         self.slack_secret.grant_read(grantee)
         _allow(grantee, DECISION_ACTIONS, self.requests_table.table_arn)
+        _allow(grantee, ("dynamodb:Query",), self.index_arn(REQUESTS_STATE_INDEX))
         _allow(grantee, AUDIT_INSERT_ACTIONS, self.audit_table.table_arn)
 
 

@@ -262,27 +262,24 @@ class LocalAws:
 
 
 def create_requests_table(dynamodb: Any, name: str) -> None:
-    """Requests, with the sparse index of decisions being applied; no stream (audit records have their own table)."""
+    """Requests, with the stack's sparse indexes (infra.constants.REQUESTS_INDEXES); no stream (audit records
+    have their own table)."""
     pk, sk = c.REQUESTS_TABLE_PARTITION_KEY, c.REQUESTS_TABLE_SORT_KEY
-    deciding, since = c.REQUESTS_DECIDING_INDEX_PARTITION_KEY, c.REQUESTS_DECIDING_INDEX_SORT_KEY
+    keys = sorted({pk, sk} | {key for _, partition, sort in c.REQUESTS_INDEXES for key in (partition, sort)})
     dynamodb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": pk, "AttributeType": "S"},
-            {"AttributeName": sk, "AttributeType": "S"},
-            {"AttributeName": deciding, "AttributeType": "S"},
-            {"AttributeName": since, "AttributeType": "S"},
-        ],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
         GlobalSecondaryIndexes=[
             {
-                "IndexName": c.REQUESTS_DECIDING_INDEX,
+                "IndexName": index_name,
                 "KeySchema": [
-                    {"AttributeName": deciding, "KeyType": "HASH"},
-                    {"AttributeName": since, "KeyType": "RANGE"},
+                    {"AttributeName": partition, "KeyType": "HASH"},
+                    {"AttributeName": sort, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
             }
+            for index_name, partition, sort in c.REQUESTS_INDEXES
         ],
         BillingMode="PAY_PER_REQUEST",
     )

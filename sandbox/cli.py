@@ -10,6 +10,11 @@
     python -m sandbox click JOB approve|cancel --as alice|gina|mallory
     python -m sandbox reason "why" --as alice   submit the cancel-reason modal last opened for that person
     python -m sandbox audit JOB                 the job's audit trail
+    python -m sandbox advance DURATION          move the clock (15m, 2h, 1d, 1h30m): reminders, escalation
+                                                and expiry happen as the minute's tick would see them
+    python -m sandbox home --as alice           open that person's Home tab in the app, rendered
+    python -m sandbox command "/s3-approvals pending" --as alice
+                                                run the slash command (pending, status JOB, help) as that person
 
 `serve` writes .sandbox/state.json with the address of its control port; the other commands use it.
 People: alice (approver by user ID), gina (approver through the user group), mallory (not an approver).
@@ -22,10 +27,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import signal
 import sys
 import threading
 import urllib.request
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -121,7 +128,38 @@ class _Control(BaseHTTPRequestHandler):
             return {"http_status": click.status, "body": click.body}
         if path == "/audit":
             return [r.to_log() for r in d.audit(body["job_id"])]
+        if path == "/advance":
+            by = parse_duration(str(body.get("by", "")))
+            ticks = d.advance(by)
+            done: dict[str, int] = {}
+            for tick in ticks:
+                for key, count in tick.items():
+                    if key not in ("outcome", "due") and isinstance(count, int):
+                        done[key] = done.get(key, 0) + count
+            return {"now": d.now().isoformat(timespec="minutes"), "ticks": len(ticks), "done": done}
+        if path in {"/home", "/command"} and person is None:
+            raise LookupError(f"unknown person {body.get('as')!r}: use alice, gina or mallory")
+        if path == "/home":
+            return {"text": d.home(person)}
+        if path == "/command":
+            return {"replies": d.command(str(body["text"]), person)}
         raise LookupError(f"unknown command {path}")
+
+
+_DURATION = re.compile(r"^(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``15m``, ``2h``, ``1d``, ``1h30m``, ``90s``: how far ``advance`` moves the clock."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    if not text.strip() or found is None or not any(found.groupdict().values()):
+        raise ValueError(f"{text!r} is not a duration: write it like 15m, 2h, 1d or 1h30m")
+    parts = {key: int(value) for key, value in found.groupdict().items() if value}
+    days, hours, minutes, seconds = (parts.get(unit, 0) for unit in "dhms")
+    by = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if by > timedelta(days=31):
+        raise ValueError("advance at most 31 days at a time (S3 fails a job left Suspended for 30 days)")
+    return by
 
 
 # --operation: what the sandbox's jobs can do (None: the default tagging job).
@@ -230,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    from approvals import __version__
+
+    parser.add_argument("--version", action="version", version=f"s3-batch-approvals {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo")
     sub.add_parser("serve")
@@ -253,6 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     reason.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
     audit = sub.add_parser("audit")
     audit.add_argument("job_id")
+    advance = sub.add_parser("advance")
+    advance.add_argument("duration", help="how far to move the clock: 15m, 2h, 1d, 1h30m")
+    home = sub.add_parser("home", help="open a person's Home tab in the app and print it")
+    home.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
+    command = sub.add_parser("command", help='run the slash command, e.g. "/s3-approvals pending"')
+    command.add_argument("text")
+    command.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -301,4 +349,19 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "audit":
         for record in _call("/audit", {"job_id": args.job_id}):
             print(json.dumps(record))
+    elif args.command == "advance":
+        try:
+            parse_duration(args.duration)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        result = _call("/advance", {"by": args.duration})
+        done = ", ".join(f"{key.replace('_', ' ')}: {count}" for key, count in sorted(result["done"].items()))
+        print(f"the clock is now {result['now']} UTC; {result['ticks']} lifecycle ticks ran ({done or 'nothing due'})")
+    elif args.command == "home":
+        print(_call("/home", {"as": args.person})["text"])
+    elif args.command == "command":
+        replies = _call("/command", {"text": args.text, "as": args.person})["replies"]
+        for reply in replies or ["(no reply)"]:
+            print(f"(only {args.person} sees this) {reply}")
     return 0

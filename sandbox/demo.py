@@ -7,9 +7,10 @@ import sys
 import textwrap
 import time
 import warnings
+from datetime import timedelta
 from typing import Any, TextIO
 
-from sandbox.local import ALICE, CHANNEL, GINA, MALLORY, PRINCIPALS, LocalDeployment
+from sandbox.local import ALICE, CHANNEL, GINA, MALLORY, ONCALL_CHANNEL, PRINCIPALS, LocalDeployment
 from sandbox.slack import block_kit_builder_url
 
 
@@ -181,7 +182,58 @@ def run() -> None:
         say(f"   rule no-lambda-on-production → {denied['Status']} · “{denied.get('StatusUpdateReason')}”")
         check(not d.request_message(forbidden).buttons(), "a job the policy cancelled should show no buttons")
 
-        step(7, "A third job: a decision written straight onto the queue is refused")
+        step(7, "Nobody answers: reminded twice, escalated, and cancelled at its deadline")
+        idle = d.create_job(description="Re-encrypt last year's access logs", object_count=5_000)
+        d.settle()
+        follow(d, idle, ["Preparing", "Suspended"])
+        idle_message = d.request_message(idle)
+        shown = d.slack.render_message(CHANNEL, idle_message.ts)
+        check("Expires " in shown, "the request should show its deadline from the start")
+        say("   " + next(line.strip() for line in shown.splitlines() if "Expires " in line))
+        for by, what in (
+            (timedelta(minutes=16), "15 minutes: the first reminder"),
+            (timedelta(minutes=30), "45 minutes: the second (the gap doubles)"),
+            (timedelta(hours=1), "1 h 45 min: the third, escalated to the on-call group and channel"),
+            (timedelta(hours=23), "24 hours: the fourth went out at 3 h 45 min; then the deadline"),
+        ):
+            seen = len(d.slack.thread(CHANNEL, idle_message.ts))
+            d.advance(by)
+            say(f"   clock +{what} (python -m sandbox advance {_duration(by)})")
+            for reply in d.slack.thread(CHANNEL, idle_message.ts)[seen:]:
+                say(f"     ↳ thread: {reply.text}")
+        replies = [r.text for r in d.slack.thread(CHANNEL, idle_message.ts) if r.ts != idle_message.ts]
+        reminders = [t for t in replies if t.startswith(("Reminder", "Escalated"))]
+        check(len(reminders) == 4, f"four reminders were due: {replies}")
+        oncall = [m.text for m in d.slack.messages(ONCALL_CHANNEL)]
+        check(len(oncall) == 2, f"the third and fourth reminders should reach the on-call channel: {oncall}")
+        say(f"   on-call channel: {oncall[0]}")
+        expired = d.jobs.describe_job("123456789012", idle)
+        check(expired["Status"] in ("Cancelling", "Cancelled"), f"the expired job should be cancelled: {expired}")
+        say(f"   UpdateJobStatus → {expired['Status']} · “{expired.get('StatusUpdateReason')}”")
+        check(
+            expired.get("StatusUpdateReason") == "Expired: no decision within 24 h (policy default)",
+            "the expiry's reason should say so",
+        )
+
+        step(8, "An approver's queue: Gina's Home tab before and after she approves from it")
+        queued = d.create_job(description="Tag the 2025 invoices as archived", object_count=3_000)
+        d.settle()
+        follow(d, queued, ["Preparing", "Suspended"])
+        before = d.home(GINA)
+        check(queued in before and "Waiting for you" in before, f"Gina's Home should list the job: {before}")
+        say(indent(_section(before, "Waiting for you")))
+        clicked = d.click_home(queued, "approve_job", GINA)
+        check(clicked.status == 200, f"the Home tab's Approve got HTTP {clicked.status}: {clicked.body}")
+        d.settle()
+        check(d.jobs.job_status(queued) == "Ready", "the Home tab's Approve should confirm the job")
+        say("   Gina clicks Approve on her Home tab → the same verified path → UpdateJobStatus Ready")
+        after = d.slack.render_home(GINA.id)
+        check("Recently decided" in after, "the refreshed Home should show the decision")
+        say(indent(_section(after, "Recently decided")))
+        pending = d.command("/s3-approvals pending", MALLORY)
+        say(f"   Mallory runs /s3-approvals pending → {pending[-1] if pending else '(no reply)'}")
+
+        step(9, "A third job: a decision written straight onto the queue is refused")
         job3 = d.create_job(description="Delete the staging tags", object_count=900)
         d.settle()
         follow(d, job3, ["Preparing", "Suspended"])
@@ -200,8 +252,8 @@ def run() -> None:
         say("   sqs send-message with an approval “by Alice” (no Slack signature) → decider refuses it:")
         say(f"   decision_refused · reason {refusal.reason} · {refusal.detail}; the job stays Suspended")
 
-        step(8, "The audit trail (durable records in DynamoDB)")
-        for job_id in (job, job2, big, forbidden, job3):
+        step(10, "The audit trail (durable records in DynamoDB)")
+        for job_id in (job, job2, big, forbidden, idle, queued, job3):
             say(f"   job {job_id}")
             for record in d.audit(job_id):
                 who = f"{record.actor_name} ({record.actor_id})" if record.actor_id else (record.origin or "—")
@@ -214,6 +266,18 @@ def run() -> None:
         check(not d.pump.failures, f"decisions failed: {d.pump.failures}")
     say()
     say(f"Demo passed in {time.monotonic() - started:.1f} s.")
+
+
+def _section(rendered: str, title: str, lines: int = 6) -> str:
+    """The lines of a rendered Home tab from ``title`` on (a few of them)."""
+    shown = rendered.splitlines()
+    start = next((i for i, line in enumerate(shown) if title in line), 0)
+    return "\n".join(shown[start : start + lines])
+
+
+def _duration(by: timedelta) -> str:
+    hours, minutes = divmod(int(by.total_seconds() // 60), 60)
+    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
 
 
 def quiet_terminal() -> None:

@@ -23,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,6 +44,8 @@ CHANNEL = "C0APPROVALS"
 BOT_TOKEN = "xoxb-sandbox-bot-token"
 SIGNING_SECRET = "sandbox-signing-secret-0123456789abcdef"
 APPROVER_GROUP = "S0APPROVERS"
+ONCALL_GROUP = "S0ONCALL01"  # the sandbox policy escalates to it (and to ONCALL_CHANNEL)
+ONCALL_CHANNEL = "C0ONCALL01"
 POLICY_FILE = os.path.join(os.path.dirname(__file__), "policy.yaml")
 
 
@@ -245,11 +248,17 @@ class LocalDeployment:
     def start(self) -> LocalDeployment:
         self.notifier_timeout = sandbox_notifier_timeout(self.slack_time_scale)
         self.aws = LocalAws().start().provision(self.bot_token, self.signing_secret, self.notifier_timeout)
+        # S3 and CloudTrail keep the product's time (``advance`` moves it for them too: creation and suspension
+        # times, the history's window).
         self.cloudtrail = CloudTrailStandIn(
-            CloudTrailHistory(account_id=ACCOUNT_ID, region=REGION, visibility_delay=self.history_delay)
+            CloudTrailHistory(account_id=ACCOUNT_ID, region=REGION, visibility_delay=self.history_delay, clock=self.now)
         ).start()
         self.jobs = JobStore(
-            region=REGION, active_steps=3, trail_enabled=self.trail, on_management_event=self.cloudtrail.record
+            region=REGION,
+            active_steps=3,
+            trail_enabled=self.trail,
+            on_management_event=self.cloudtrail.record,
+            clock=self.now,
         )
         self.s3 = S3ControlEmulator(self.jobs, auto_advance=self.auto_advance, interval=self.advance_interval).start()
         self.proxy = LoopbackProxy(self.s3.url).start()
@@ -266,8 +275,9 @@ class LocalDeployment:
                 for p in PEOPLE
             ],
             groups=self.approver_groups,
-            channels=[{"id": CHANNEL, "name": "s3-approvals"}],
+            channels=[{"id": CHANNEL, "name": "s3-approvals"}, {"id": ONCALL_CHANNEL, "name": "s3-approvals-oncall"}],
             time_scale=self.slack_time_scale,
+            clock=lambda: self.now().timestamp(),  # Slack signs and stamps with the product's time
         ).start()
         self._environment()
         # Imported after the environment is set, as Lambda would: Powertools reads it at import.
@@ -275,6 +285,10 @@ class LocalDeployment:
         from approvals.handlers import callback, decider, notifier
 
         wiring.reset_cold_start()
+        # The product's clock (wiring.clock): ``advance`` moves it for every function, the signature check and
+        # the requests this sandbox signs alike.
+        self.clock = wiring.clock
+        self.clock.reset()
         self.notifier_handler = notifier.handler
         # The rules' dead-letter queue: events EventBridge could not put on the job events queue at all.
         self.event_dlq: list[dict[str, Any]] = []
@@ -289,7 +303,13 @@ class LocalDeployment:
             function_name="notifier",
         ).start()
         self.api = ApiGatewayFront(
-            {("POST", "/" + c.SLACK_INTERACTIONS_PATH): callback.handler}, function_name="callback", timeout_seconds=10
+            {
+                ("POST", "/" + c.SLACK_INTERACTIONS_PATH): callback.handler,
+                ("POST", "/" + c.SLACK_EVENTS_PATH): callback.handler,
+                ("POST", "/" + c.SLACK_COMMANDS_PATH): callback.handler,
+            },
+            function_name="callback",
+            timeout_seconds=10,
         ).start()
         self.router = EventRouter()
         self.router.add_rule("job-events", c.JOB_EVENT_PATTERN, self._deliver)
@@ -314,6 +334,8 @@ class LocalDeployment:
             self.jobs.close()
         if hasattr(self, "aws"):
             self.aws.stop()
+        if hasattr(self, "clock"):
+            self.clock.reset()
         for key in getattr(self, "_env_keys", []):
             os.environ.pop(key, None)
         urllib.request.install_opener(None)  # urllib's default opener remembers the proxy settings
@@ -392,6 +414,49 @@ class LocalDeployment:
             "detail": {},
         }
         return self.notifier_handler(event, LambdaContext("notifier", timeout_seconds=60))
+
+    # -- time: the lifecycle tick and the clock ---------------------------------------------------
+
+    def now(self) -> datetime:
+        """The product's time (the system clock, moved by ``advance``)."""
+        return self.clock() if hasattr(self, "clock") else datetime.now(UTC)
+
+    def tick(self) -> Any:
+        """The lifecycle schedule's event (every minute in AWS), now."""
+        return self.notifier_handler(dict(c.LIFECYCLE_TICK_EVENT), LambdaContext("notifier", timeout_seconds=60))
+
+    def next_due(self) -> datetime | None:
+        """When the earliest lifecycle step of any request is due (the state index, as the sweep reads it)."""
+        from approvals.adapters.store import DynamoRequestStore
+
+        store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table, self.aws.audit_table)
+        soonest = store.open_requests(1)
+        return soonest[0].due_at if soonest else None
+
+    def advance(self, by: timedelta, max_ticks: int = 200) -> list[Any]:
+        """Move the clock ``by`` forward as a minute's tick would see it pass: the clock stops at each step
+        that falls due on the way (a reminder, an escalation, an expiry), the tick runs, the events it
+        causes settle; then the clock reaches its end and the tick runs once more. Returns the ticks'
+        results."""
+        if by < timedelta(0):
+            raise ValueError("the clock only moves forward")
+        end = self.now() + by
+        results = []
+        for _ in range(max_ticks):
+            due = self.next_due()
+            if due is None or due > end:
+                break
+            if due > self.now():
+                self.clock.advance(due - self.now())
+            results.append(self.tick())
+            self.settle()
+            if self.next_due() == due:  # the step failed and is due again at once: the next tick's to retry
+                break
+        if end > self.now():
+            self.clock.advance(end - self.now())
+        results.append(self.tick())
+        self.settle()
+        return results
 
     # -- driving the story ------------------------------------------------------------------------
 
@@ -500,7 +565,7 @@ class LocalDeployment:
         timestamp: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> Click:
-        ts = str(timestamp if timestamp is not None else int(time.time()))
+        ts = str(timestamp if timestamp is not None else int(self.now().timestamp()))
         signature = SignatureVerifier(secret or self.signing_secret).generate_signature(timestamp=ts, body=body)
         all_headers = {
             "Content-Type": "application/x-www-form-urlencoded",
@@ -529,3 +594,37 @@ class LocalDeployment:
 
         store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table, self.aws.audit_table)
         return store.get(JobRef(account_id=ACCOUNT_ID, region=REGION, job_id=job_id))
+
+    # -- the approver's queue: Slack's side of the Home tab and the slash command ---------------------
+
+    def open_home(self, person: Person) -> list[Any]:
+        """``person`` opens the app's Home tab: Slack sends app_home_opened (signed, 3 s, retried as Slack
+        retries); the decider publishes their view. Returns Slack's deliveries (sandbox.slack.Delivery)."""
+        envelope = self.slack.app_home_opened_event(person.id)
+        deliveries = self.slack.send_event(self.api.url_for("/" + c.SLACK_EVENTS_PATH), envelope, self.signing_secret)
+        self.settle()
+        return deliveries
+
+    def home(self, person: Person) -> str:
+        """``person``'s Home tab, rendered as text, after opening it."""
+        self.open_home(person)
+        return self.slack.render_home(person.id)
+
+    def command(self, text: str, person: Person, channel: str = CHANNEL) -> list[str]:
+        """``person`` runs ``text`` (for example ``/s3-approvals pending``): the replies they see."""
+        name, _, rest = text.strip().partition(" ")
+        before = len(self.slack.ephemerals(person.id))
+        form = self.slack.slash_command_form(name, rest.strip(), user=person.id, channel=channel)
+        delivery = self.slack.send_command(self.api.url_for("/" + c.SLACK_COMMANDS_PATH), form, self.signing_secret)
+        self.settle()
+        replies = [self.slack.render_ephemeral(e) for e in self.slack.ephemerals(person.id)[before:]]
+        if delivery.status != 200:
+            replies.insert(0, f"(Slack: the command failed, HTTP {delivery.status})")
+        elif delivery.body:
+            answer = delivery.json() if delivery.body.startswith("{") else {"text": delivery.body}
+            replies.insert(0, str(answer.get("text", "")))
+        return replies
+
+    def click_home(self, job_id: str, action_id: str, person: Person) -> Click:
+        """``person`` clicks Approve or Cancel for ``job_id`` on their Home tab (as last published)."""
+        return self.post_payload(self.slack.home_block_actions_payload(person.id, job_id, action_id))

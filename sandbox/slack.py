@@ -5,14 +5,22 @@ slack_sdk sends (JSON bodies, form bodies with `blocks`/`metadata`/`view` as JSO
 and the token as `Authorization: Bearer` or a `token` field, and answers with Slack's envelope:
 HTTP 200 and `{"ok": true, ...}` or `{"ok": false, "error": ...}`, HTTP 429 when rate-limited.
 
-Methods: chat.postMessage, chat.update, chat.postEphemeral, views.open, usergroups.users.list,
-users.info, users.lookupByEmail, conversations.history and auth.test. Errors follow Slack's documented
-codes, e.g. `not_authed`, `invalid_auth`, `missing_scope` (with `needed` and `provided`),
+Methods: chat.postMessage, chat.update, chat.postEphemeral, views.open, views.publish (Home tabs),
+usergroups.users.list, users.info, users.lookupByEmail, conversations.history and auth.test. Errors
+follow Slack's documented codes, e.g. `not_authed`, `invalid_auth`, `missing_scope` (with `needed` and `provided`),
 `channel_not_found`, `not_in_channel`, `no_text`, `msg_too_long`, `invalid_blocks` (with Slack-style
 `response_metadata.messages` naming the JSON pointer), `invalid_blocks_format` (blocks that are not a
 JSON array), `message_not_found`, `cant_update_message`, `invalid_trigger_id`, `expired_trigger_id`,
 `exchanged_trigger_id`, `invalid_arguments`, `no_such_subteam`, `user_not_found`, `users_not_found`,
 `invalid_cursor`, `invalid_ts_oldest`, `invalid_ts_latest`.
+
+Slack's side of the Events API and slash commands (the approver's queue): `app_home_opened_event()` and
+`slash_command_form()` build what Slack sends, `send_event()` / `send_command()` sign it and POST it to
+the app as strictly as Slack does (an answer later than 3 s, or not HTTP 200, is a failure; an event is
+retried up to 3 times with `X-Slack-Retry-Num` and `X-Slack-Retry-Reason`). A command's response_url
+points back here (`/response/<id>`): replies are recorded as ephemerals for the person who ran it, at most
+5 in 30 minutes per URL, as Slack allows. `views.publish` keeps each person's Home view (`home_view()`,
+`render_home()`); `home_block_actions_payload()` is a click on a Home view's button.
 
 The bot token carries OAuth scopes (by default the app manifest's bot scopes) and each method needs its
 scope, as Slack enforces: chat:write for chat.*, usergroups:read, users:read, users:read.email for
@@ -49,7 +57,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from infra.slack_manifest import BOT_SCOPES
 from sandbox._http import LoopbackService
@@ -58,6 +66,7 @@ __all__ = [
     "DEFAULT_BOT_TOKEN",
     "HISTORY_MAX_LIMIT",
     "METHOD_SCOPES",
+    "Delivery",
     "Ephemeral",
     "Message",
     "OpenedView",
@@ -65,7 +74,9 @@ __all__ = [
     "SlackStandIn",
     "SlackUser",
     "block_kit_builder_url",
+    "deliver",
     "validate_blocks",
+    "validate_home_view",
 ]
 
 DEFAULT_BOT_TOKEN = "xoxb-0000000000-0000000000000-standinstandinstandin00"
@@ -74,6 +85,12 @@ MAX_MESSAGE_BLOCKS = 50
 HISTORY_DEFAULT_LIMIT = 100
 HISTORY_MAX_LIMIT = 999
 MAX_VIEW_BLOCKS = 100
+# Events API: Slack waits 3 s for an HTTP 200, then retries up to 3 times (docs.slack.dev, Events API).
+EVENT_ACK_SECONDS = 3.0
+EVENT_RETRIES = 3
+# response_url: "up to 5 times within 30 minutes" (docs.slack.dev, handling user interaction).
+RESPONSE_URL_POSTS = 5
+RESPONSE_URL_SECONDS = 30 * 60
 MAX_TEXT = 40_000
 TRIGGER_TTL_SECONDS = 3.0
 # chat.postMessage: "1 per second [per channel]. Short bursts >1 allowed. If you attempt bursts, there is no
@@ -152,6 +169,13 @@ def validate_blocks(blocks: Any, *, limit: int = MAX_MESSAGE_BLOCKS, pointer: st
 def _validate_view(view: Any) -> list[str]:
     checker = _Checker()
     checker.view(view, "/view")
+    return checker.problems
+
+
+def validate_home_view(view: Any) -> list[str]:
+    """Slack-style problems with a views.publish view (empty when valid): type home, at most 100 blocks."""
+    checker = _Checker()
+    checker.home_view(view, "/view")
     return checker.problems
 
 
@@ -324,6 +348,22 @@ class _Checker:
         elif kind == "markdown":
             self.string(block.get("text"), f"{pointer}/text", 12_000, required=True)
 
+    def home_view(self, view: Any, pointer: str) -> None:
+        if not isinstance(view, Mapping):
+            self.fail(pointer, "must be an object")
+            return
+        if view.get("type") != "home":
+            self.fail(f"{pointer}/type", "must be `home`")
+        self.string(view.get("private_metadata"), f"{pointer}/private_metadata", 3000)
+        self.string(view.get("callback_id"), f"{pointer}/callback_id", 255)
+        self.string(view.get("external_id"), f"{pointer}/external_id", 255)
+        if view.get("blocks") is None:
+            self.fail(f"{pointer}/blocks", "missing required field")
+            return
+        self.blocks(view["blocks"], f"{pointer}/blocks", MAX_VIEW_BLOCKS)
+        if any(isinstance(b, Mapping) and b.get("type") == "input" for b in view["blocks"] or []):
+            self.fail(f"{pointer}/blocks", "input blocks are not allowed in a Home tab")
+
     def view(self, view: Any, pointer: str) -> None:
         if not isinstance(view, Mapping):
             self.fail(pointer, "must be an object")
@@ -483,6 +523,31 @@ class Ephemeral:
     thread_ts: str | None = None
 
 
+@dataclass
+class _ResponseUrl:
+    user: str
+    channel: str | None
+    issued: float
+    posts: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One request Slack sent the app: what came back, how fast, and whether Slack counts it as received."""
+
+    status: int | None  # None: no answer within the wait (or no connection)
+    body: str
+    seconds: float
+    retry_num: int = 0
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status == 200 and self.seconds <= EVENT_ACK_SECONDS
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
 @dataclass(frozen=True)
 class OpenedView:
     id: str
@@ -578,6 +643,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write",
     "views.open": None,
+    "views.publish": None,
     "usergroups.users.list": "usergroups:read",
     "users.info": "users:read",
     "users.lookupByEmail": "users:read.email",
@@ -648,6 +714,8 @@ class SlackStandIn(LoopbackService):
         self._messages: dict[tuple[str, str], Message] = {}
         self._ephemerals: list[Ephemeral] = []
         self._views: list[OpenedView] = []
+        self._home_views: dict[str, dict[str, Any]] = {}
+        self._response_urls: dict[str, _ResponseUrl] = {}
         self._triggers: dict[str, _Trigger] = {}
         self._calls: list[SlackCall] = []
         self._faults: list[_Fault] = []
@@ -779,6 +847,183 @@ class SlackStandIn(LoopbackService):
             "response_url": response_url,
             "actions": [action],
         }
+
+    # ------------------------------------------------------------------ the Events API and slash commands
+
+    def home_view(self, user: str) -> dict[str, Any] | None:
+        """The Home view last published for `user` (views.publish), or None."""
+        with self._lock:
+            view = self._home_views.get(user)
+            return copy.deepcopy(view) if view is not None else None
+
+    def render_home(self, user: str) -> str:
+        """A terminal rendering of `user`'s Home tab."""
+        view = self.home_view(user)
+        if view is None:
+            return f"(no Home view published for {user})"
+        lines = [f"Home tab of {user}"]
+        for block in view.get("blocks", []):
+            lines.extend(f"│ {line}".rstrip() for line in _render_block(block))
+        lines.append("└" + "─" * (_WIDTH + 1))
+        return "\n".join(lines)
+
+    @staticmethod
+    def render_ephemeral(ephemeral: Ephemeral) -> str:
+        """An ephemeral (or a response_url reply) as a terminal shows it: its blocks, else its text."""
+        if not ephemeral.blocks:
+            return ephemeral.text
+        return "\n".join(line for block in ephemeral.blocks for line in _render_block(block))
+
+    def app_home_opened_event(self, user: str, *, tab: str = "home") -> dict[str, Any]:
+        """The Events API envelope Slack sends when `user` opens the app's Home (or Messages) tab."""
+        now = self.clock()
+        view = self._home_views.get(user)
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": "D" + user[1:],
+            "tab": tab,
+            "event_ts": f"{now:.6f}",
+        }
+        if view is not None:
+            event["view"] = {"id": view["id"], "type": "home", "team_id": self.team_id}
+        return {
+            "token": "verification-token-deprecated",
+            "team_id": self.team_id,
+            "api_app_id": self.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": "Ev" + secrets.token_hex(6).upper(),
+            "event_time": int(now),
+            "authorizations": [{"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}],
+            "is_ext_shared_channel": False,
+        }
+
+    def issue_response_url(self, user: str, channel: str | None = None) -> str:
+        """A response_url as a slash command carries, pointing back at this stand-in (5 posts, 30 minutes)."""
+        key = secrets.token_hex(8)
+        with self._lock:
+            self._response_urls[key] = _ResponseUrl(user, channel, self.clock())
+        return f"{self.url}/response/{self.team_id}/{key}"
+
+    def slash_command_form(
+        self, command: str, text: str, *, user: str, channel: str = "C0APPROVALS", response_url: str | None = None
+    ) -> dict[str, str]:
+        """The form fields Slack posts when `user` runs `command text` in `channel`."""
+        person = self._users.get(user)
+        return {
+            "token": "verification-token-deprecated",
+            "team_id": self.team_id,
+            "team_domain": self.team_name,
+            "channel_id": channel,
+            "channel_name": self._channels[channel].name if channel in self._channels else channel.lower(),
+            "user_id": user,
+            "user_name": person.name if person else user,
+            "command": command,
+            "text": text,
+            "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": response_url or self.issue_response_url(user, channel),
+            "trigger_id": self.issue_trigger_id(user),
+        }
+
+    def send_event(
+        self, url: str, envelope: dict[str, Any], signing_secret: str, *, retries: int = EVENT_RETRIES
+    ) -> list[Delivery]:
+        """POST the event to the app as Slack does: signed, waiting at most 3 s; a delivery that is not an
+        HTTP 200 within them is retried (up to `retries` times) with X-Slack-Retry-Num / -Reason."""
+        body = json.dumps(envelope)
+        deliveries: list[Delivery] = []
+        for attempt in range(retries + 1):
+            headers = {}
+            if attempt:
+                last = deliveries[-1]
+                headers = {
+                    "X-Slack-Retry-Num": str(attempt),
+                    "X-Slack-Retry-Reason": "http_timeout" if last.status is None else "http_error",
+                }
+            delivery = deliver(url, body, "application/json", signing_secret, headers=headers, clock=self.clock)
+            deliveries.append(Delivery(delivery.status, delivery.body, delivery.seconds, attempt))
+            if delivery.acknowledged:
+                break
+        return deliveries
+
+    def send_command(self, url: str, form: dict[str, str], signing_secret: str) -> Delivery:
+        """POST a slash command as Slack does (signed, 3 s, never retried)."""
+        return deliver(url, urlencode(form), "application/x-www-form-urlencoded", signing_secret, clock=self.clock)
+
+    def home_block_actions_payload(self, user: str, job_id: str, action_id: str) -> dict[str, Any]:
+        """The `block_actions` payload of a click on a button of `user`'s Home view: `container.type` is
+        "view", and there is no `channel` or `message`, as Slack sends it."""
+        with self._lock:
+            view = self._home_views.get(user)
+            if view is None:
+                raise KeyError(f"no Home view published for {user}")
+            view = copy.deepcopy(view)
+        for block in view.get("blocks", []):
+            if block.get("type") != "actions":
+                continue
+            for button in block.get("elements", []):
+                if button.get("action_id") == action_id and job_id in str(button.get("value", "")):
+                    break
+            else:
+                continue
+            break
+        else:
+            raise KeyError(f"no {action_id!r} button for job {job_id} in the Home view of {user}")
+        person = self._users.get(user)
+        name = person.name if person else user
+        action = {
+            "type": "button",
+            "action_id": action_id,
+            "block_id": block.get("block_id"),
+            "text": button["text"],
+            "value": button.get("value"),
+            "action_ts": self._next_ts(),
+        }
+        if "style" in button:
+            action["style"] = button["style"]
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": self.app_id,
+            "token": "verification-token-deprecated",
+            "container": {"type": "view", "view_id": view["id"]},
+            "trigger_id": self.issue_trigger_id(user),
+            "team": {"id": self.team_id, "domain": self.team_name},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": {**view, "state": {"values": {}}, "hash": "h"},
+            "actions": [action],
+        }
+
+    def _handle_response_url(self, path: str, content_type: str, raw: bytes) -> tuple[int, str]:
+        """A post to a response_url: recorded as an ephemeral for the person who ran the command."""
+        key = path.rstrip("/").rsplit("/", 1)[-1]
+        with self._lock:
+            entry = self._response_urls.get(key)
+            if entry is None:
+                return 404, "invalid_url"
+            if self.clock() - entry.issued > RESPONSE_URL_SECONDS:
+                return 404, "expired_url"
+            if entry.posts >= RESPONSE_URL_POSTS:
+                return 404, "used_url"
+            try:
+                params = _decode_json_fields(_parse_body(content_type, raw))
+            except _ApiError as problem:
+                return 400, problem.error
+            try:
+                text, blocks = self._content(params, required=True)
+            except _ApiError as problem:
+                return 400, problem.error
+            entry.posts += 1
+            channel = entry.channel or "D" + entry.user[1:]
+            if params.get("response_type") == "in_channel" and entry.channel in self._channels:
+                self._store_message(entry.channel, text, blocks, None, self.bot_user_id, self.bot_id, None)
+            else:
+                self._ephemerals.append(Ephemeral(channel, entry.user, self._next_ts(), text, blocks))
+            self._calls.append(SlackCall("response_url", params, self.clock(), 200, {"ok": True}, None, content_type))
+        return 200, "ok"
 
     # ------------------------------------------------------------------ faults
 
@@ -935,6 +1180,7 @@ class SlackStandIn(LoopbackService):
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
             "views.open": self._views_open,
+            "views.publish": self._views_publish,
             "usergroups.users.list": self._usergroup_users,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
@@ -1041,6 +1287,23 @@ class SlackStandIn(LoopbackService):
         }
         self._views.append(OpenedView(view_id, trigger.user, str(trigger_id), opened))
         return {"view": opened}
+
+    def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = str(params.get("user_id") or "")
+        if not user:
+            raise _ApiError("invalid_arguments", ["[ERROR] missing required field: user_id"])
+        if self._users and user not in self._users:
+            raise _ApiError("user_not_found")
+        view = params.get("view")
+        if isinstance(view, _Undecodable):
+            raise _ApiError("invalid_arguments", ["[ERROR] view must be a JSON object [json-pointer:/view]"])
+        problems = validate_home_view(view)
+        if problems:
+            raise _ApiError("invalid_arguments", problems)
+        view_id = "V" + secrets.token_hex(5).upper()
+        published = {"id": view_id, "team_id": self.team_id, "app_id": self.app_id, **copy.deepcopy(view)}
+        self._home_views[user] = published
+        return {"view": published}
 
     def _usergroup_users(self, params: dict[str, Any]) -> dict[str, Any]:
         group = params.get("usergroup")
@@ -1337,6 +1600,15 @@ def _make_handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
             split = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if split.path.startswith("/response/"):
+                status, text = standin._handle_response_url(split.path, self.headers.get("Content-Type", ""), raw)
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             if not split.path.startswith("/api/") or len(split.path) <= len("/api/"):
                 self._send(404, {"ok": False, "error": "unknown_method"}, {})
                 return
@@ -1371,6 +1643,51 @@ def _make_handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
             pass
 
     return _SlackHandler
+
+
+# =============================================================================== Slack → the app
+
+
+def deliver(
+    url: str,
+    body: str,
+    content_type: str,
+    signing_secret: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+    wait: float = EVENT_ACK_SECONDS,
+) -> Delivery:
+    """Sign `body` as Slack signs a request (v0, HMAC-SHA256 over `v0:<timestamp>:<body>`) and POST it,
+    waiting at most `wait` seconds for the answer, as Slack does."""
+    import hashlib
+    import hmac
+    import urllib.error
+    import urllib.request
+
+    timestamp = str(int(clock()))
+    digest = hmac.new(signing_secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    request = urllib.request.Request(
+        url,
+        data=body.encode(),
+        method="POST",
+        headers={
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": f"v0={digest}",
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+            **dict(headers or {}),
+        },
+    )
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=wait) as response:
+            text = response.read().decode()
+            return Delivery(response.status, text, time.perf_counter() - started)
+    except urllib.error.HTTPError as error:
+        return Delivery(error.code, error.read().decode(), time.perf_counter() - started)
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return Delivery(None, "", time.perf_counter() - started)
 
 
 # =============================================================================== rendering

@@ -23,6 +23,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from approvals import __version__
 from approvals.adapters.store import AuditReader
 from approvals.models.job import JobRef
 from approvals.models.records import AuditRecord
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m approvals.audit_cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"s3-batch-approvals {__version__}")
     parser.add_argument("job_id")
     parser.add_argument("--account")
     parser.add_argument("--region")

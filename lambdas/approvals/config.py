@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from functools import cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -19,6 +20,9 @@ SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SLACK_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,}$")  # a workspace (T…) or an Enterprise Grid org (E…)
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_SLASH_COMMAND = "/s3-approvals"
+SLACK_HOOKS_PREFIX = "https://hooks.slack.com/"  # where Slack's response_url values point
+SLASH_COMMAND = re.compile(r"^/[a-z0-9_-]{1,31}$")
 
 
 class SettingsError(RuntimeError):
@@ -66,6 +70,15 @@ class Settings(BaseModel):
     # Seconds between two messages posted to one channel (Slack allows about one a second); 0 turns pacing off.
     slack_post_interval_seconds: float = Field(default=1.0, ge=0, le=60, alias="SLACK_POST_INTERVAL_SECONDS")
     requester_lookup: Literal["cloudtrail", "off"] = Field(default="cloudtrail", alias="REQUESTER_LOOKUP")
+    # The approver's queue: the slash command this app answers (the manifest registers the same name).
+    slash_command: str = Field(default=DEFAULT_SLASH_COMMAND, alias="SLASH_COMMAND")
+
+    @field_validator("slash_command")
+    @classmethod
+    def _slash_command(cls, value: str) -> str:
+        if not SLASH_COMMAND.fullmatch(value):
+            raise ValueError("must be a slash and up to 31 lowercase letters, digits, - or _, like /s3-approvals")
+        return value
 
     @field_validator("slack_channel_id")
     @classmethod
@@ -104,6 +117,15 @@ class Settings(BaseModel):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @property
+    def response_url_prefixes(self) -> tuple[str, ...]:
+        """Where a slash command's ``response_url`` may point: Slack's hooks, and, when SLACK_API_URL names
+        another Slack (a stand-in), that server's origin."""
+        if self.slack_api_url == DEFAULT_SLACK_API_URL:
+            return (SLACK_HOOKS_PREFIX,)
+        split = urlsplit(self.slack_api_url)
+        return (SLACK_HOOKS_PREFIX, f"{split.scheme}://{split.netloc}/")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

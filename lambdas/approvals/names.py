@@ -2,6 +2,8 @@
 
 SERVICE_NAME = "s3-batch-approvals"
 METRICS_NAMESPACE = "S3BatchApprovals"
+# The lifecycle schedule's constant input: {"source": SERVICE_NAME, "detail-type": LIFECYCLE_TICK}.
+LIFECYCLE_TICK = "Lifecycle Tick"
 
 METRIC_APPROVAL_REQUESTED = "ApprovalRequested"
 METRIC_APPROVED = "Approved"
@@ -21,3 +23,5 @@ METRIC_FOREIGN_TEAM = "ForeignTeamRefused"  # a signed request from a Slack work
 METRIC_POLICY_DECISION = "PolicyDecision"  # a job cancelled (deny) or confirmed (approve) by a policy rule
 METRIC_REQUESTER_REFUSED = "RequesterRefused"  # the job's creator tried to approve it
 METRIC_VOTE_RECORDED = "VoteRecorded"  # an approval counted towards a rule's quorum
+METRIC_REMINDER_SENT = "ReminderSent"  # a reminder (or an escalation) posted in a pending request's thread
+METRIC_REQUEST_EXPIRED = "RequestExpired"  # a request reached its deadline undecided (cancelled or left)

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from approvals import __version__
 from approvals.domain.identity import IdentityResolver, sso_email
 from approvals.domain.policy import JobFacts, PolicyMatch, evaluate
 from approvals.models.events import CreateJobCall
@@ -235,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m approvals.policy", description="Check an approval policy, or explain it for a job."
     )
+    parser.add_argument("--version", action="version", version=f"s3-batch-approvals {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     check_cmd = commands.add_parser("check", help="validate a policy file")
     check_cmd.add_argument("file", nargs="?", default=EXAMPLE_POLICY_FILE, help=f"default {EXAMPLE_POLICY_FILE}")

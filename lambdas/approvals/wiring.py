@@ -8,11 +8,12 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from slack_sdk.signature import Clock as SignatureClock
 
 from approvals.adapters import aws
 from approvals.adapters.secrets import SlackSecrets
@@ -29,13 +30,46 @@ if TYPE_CHECKING:  # imported where used, so the callback's cold start does not 
     from approvals.adapters.slack import SlackChat
     from approvals.adapters.store import DynamoRequestStore
     from approvals.domain.decisions import DecisionService
+    from approvals.domain.home import HomeService
     from approvals.domain.requests import RequestService
+    from approvals.domain.sweep import LifecycleSweep
     from approvals.domain.work import QueuedWork
     from approvals.models.policy import Policy
+    from approvals.models.records import ApprovalRequest
+
+
+class Clock:
+    """The time every function reads: the port through which tests and the sandbox move time.
+
+    In Lambda it is the system clock. ``advance`` shifts it (the sandbox's ``advance <duration>``); every
+    service, the signature check and the proof-age check read it, so time moves for all of them at once.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, by: timedelta) -> None:
+        self.offset += by
+
+    def reset(self) -> None:
+        self.offset = timedelta(0)
+
+
+clock = Clock()
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    return clock()
+
+
+class SigningClock(SignatureClock):
+    """slack_sdk's clock for the signature's 5-minute window, reading the product's ``clock``."""
+
+    def now(self) -> float:
+        return utc_now().timestamp()
 
 
 class Deadline:
@@ -171,8 +205,38 @@ class NotifierDeps:
 
     @cached_property
     def decisions(self) -> DecisionService:
-        """Made on the first reconciliation, which finishes decision claims left past their lease."""
-        return decision_service(self.common)
+        """Made on the first reconciliation, which finishes decision claims left past their lease, or on a
+        rule's or an expiry's own decision."""
+        service = decision_service(self.common)
+        service.on_change = self.refresh_home
+        return service
+
+    @cached_property
+    def home(self) -> HomeService:
+        """Made on the first request posted, decided or expired here: the Home views it refreshes."""
+        return home_service(self.common, self.decisions)
+
+    def refresh_home(self, request: ApprovalRequest) -> None:
+        """Best effort (HomeService.refresh_for never raises): only people who opened Home are refreshed."""
+        self.home.refresh_for(request)
+
+    @cached_property
+    def lifecycle(self) -> LifecycleSweep:
+        """Made on the first lifecycle tick: reminders, escalation and expiry (approvals.domain.sweep)."""
+        from approvals.domain.sweep import LifecycleSweep
+
+        c = self.common
+        return LifecycleSweep(
+            store=c.store,
+            chat=self.requests.chat,
+            jobs=c.jobs,
+            approvers=c.approvers,
+            decide=lambda command: self.decisions.apply(command),
+            clock=utc_now,
+            large_job_threshold=c.settings.large_job_threshold,
+            seconds_left=c.deadline.seconds_left,
+            on_change=self.refresh_home,
+        )
 
 
 @cache
@@ -202,6 +266,7 @@ def notifier() -> NotifierDeps:
     )
     deps = NotifierDeps(common=c, requests=service, idempotency=idempotency)
     service.decide = lambda command: deps.decisions.apply(command)  # a rule's own decisions (deny, approve)
+    service.on_change = deps.refresh_home  # a request posted, or its creator learnt: the Home tab
     return deps
 
 
@@ -235,7 +300,7 @@ def callback() -> CallbackDeps:
         raise SettingsError("invalid settings: DECISIONS_QUEUE_URL: required by the callback function")
     return CallbackDeps(
         common=c,
-        verifier=SlackRequestVerifier(c.secrets),
+        verifier=SlackRequestVerifier(c.secrets, clock=SigningClock()),
         sqs=aws.client("sqs", quick=True),
         queue_url=c.settings.decisions_queue_url,
         teams=c.settings.require_teams(),
@@ -247,6 +312,7 @@ class DeciderDeps:
     common: Common
     decisions: DecisionService
     work: QueuedWork
+    home: HomeService | None = None
 
 
 @cache
@@ -255,13 +321,41 @@ def decider() -> DeciderDeps:
 
     c = common()
     service = decision_service(c)
+    home = home_service(c, service)
+    service.on_change = home.refresh_for  # a decision: the Home tab of the people it concerns
     work = QueuedWork(
         decisions=service,
-        verified=SlackRequestVerifier(c.secrets).verify_signed,
+        verified=SlackRequestVerifier(c.secrets, clock=SigningClock()).verify_signed,
         teams=c.settings.require_teams(),
         clock=utc_now,
+        home=home,
+        response_prefixes=c.settings.response_url_prefixes,
     )
-    return DeciderDeps(common=c, decisions=service, work=work)
+    return DeciderDeps(common=c, decisions=service, work=work, home=home)
+
+
+def home_service(c: Common, decisions: DecisionService) -> HomeService:
+    """The approver's queue: Home views and slash-command replies, from the requests table's indexes.
+
+    ``decisions`` says who may decide a request (its rule's approvers, else the deployment's), so the Home
+    tab lists exactly what a click would be allowed to decide. The notifier builds one with
+    ``home_service(deps.common, deps.decisions)`` to call ``refresh_for(request)`` after posting or expiry.
+    """
+    from approvals.adapters.queries import DynamoHomeQueries
+    from approvals.domain.home import HomeService
+    from approvals.observability import logger
+
+    chat = c.chat(paced=False)  # views.publish and response_url replies post no channel message
+    return HomeService(
+        queries=DynamoHomeQueries(aws.client("dynamodb"), c.settings.requests_table_name, c.store),
+        chat=chat,
+        approvers_for=decisions.approvers_for,
+        members_of=chat.group_members,
+        history=None,  # the trail in short comes from the request record: no read of the audit table
+        clock=utc_now,
+        command_name=c.settings.slash_command,
+        report=lambda detail: logger.warning("home not refreshed", detail=detail),
+    )
 
 
 def decision_service(c: Common) -> DecisionService:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.constants import REQUESTS_DECIDING_INDEX
+from infra.constants import REQUESTS_DECIDING_INDEX, REQUESTS_STATE_INDEX
 from tests.infra.conftest import Synth, as_list, synthesize
 
 # Actions AWS authorizes only on Resource "*".
@@ -92,7 +92,7 @@ def _may_update(synth: Synth) -> set[str]:
 
 
 def test_only_the_decider_may_update_job_status_when_no_rule_decides_itself(tmp_path: Path) -> None:
-    # given: a policy whose every rule needs a person
+    # given: a policy whose every rule needs a person, and whose expiry leaves the job Suspended
     synth = synthesize({"policyFile": _policy(tmp_path, "require_approval")}, tmp_path / "cdk")
     # then
     assert _may_update(synth) == {"decider"}
@@ -112,15 +112,27 @@ def test_a_policy_rule_that_denies_or_approves_lets_the_notifier_update_job_stat
     assert update["Resource"] == JOB_ARN
 
 
-def _policy(tmp_path: Path, action: str) -> str:
-    path = tmp_path / f"policy-{action}.yaml"
+def _policy(tmp_path: Path, action: str, expiry: str = "leave") -> str:
+    path = tmp_path / f"policy-{action}-{expiry}.yaml"
     match = "" if action == "require_approval" else "    match: {operations: [LambdaInvoke]}\n    reason: no.\n"
     path.write_text(
         f"version: 1\nrules:\n  - name: first\n{match}    action: {action}\n  - name: default\n"
         if match
-        else "version: 1\nrules:\n  - name: default\n"
+        else f"version: 1\nrules:\n  - name: default\n    expiry: {{action: {expiry}}}\n"
     )
     return str(path)
+
+
+def test_an_expiry_that_cancels_lets_the_notifier_update_job_status_on_job_arns_only(tmp_path: Path) -> None:
+    # given: a policy whose every rule needs a person, and whose default expiry cancels (the default)
+    synth = synthesize({"policyFile": _policy(tmp_path, "require_approval", expiry="cancel")}, tmp_path / "cdk")
+
+    # then: the lifecycle sweep, in the notifier, cancels at the deadline itself
+    assert _may_update(synth) == {"decider", "notifier"}
+    [update] = [
+        s for s in synth.role_statements(synth.stack.notifier.function) if "s3:UpdateJobStatus" in as_list(s["Action"])
+    ]
+    assert update["Resource"] == JOB_ARN
 
 
 def test_the_job_tag_setting_limits_update_job_status_to_tagged_jobs(custom_synth: Synth) -> None:
@@ -214,12 +226,15 @@ def test_the_notifier_gets_exactly_the_table_actions_its_adapters_call(default_s
     assert grants == {
         _arn(default_synth, storage.requests_table): items,
         _index_arn(default_synth, storage.requests_table, REQUESTS_DECIDING_INDEX): {"dynamodb:Query"},
+        _index_arn(default_synth, storage.requests_table, REQUESTS_STATE_INDEX): {"dynamodb:Query"},
         _arn(default_synth, storage.audit_table): {"dynamodb:PutItem"},
         _arn(default_synth, storage.idempotency_table): items,
     }
 
 
-def test_the_decider_may_claim_and_record_decisions_and_insert_audit_records_only(default_synth: Synth) -> None:
+def test_the_decider_may_claim_and_record_decisions_insert_audit_records_and_read_the_state_index(
+    default_synth: Synth,
+) -> None:
     # given
     storage = default_synth.stack.storage
 
@@ -229,6 +244,8 @@ def test_the_decider_may_claim_and_record_decisions_and_insert_audit_records_onl
     # then
     assert grants == {
         _arn(default_synth, storage.requests_table): {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        # the Home tab and the slash command read the state index (open, decided, a creator's jobs)
+        _index_arn(default_synth, storage.requests_table, REQUESTS_STATE_INDEX): {"dynamodb:Query"},
         _arn(default_synth, storage.audit_table): {"dynamodb:PutItem"},
     }
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import json
+
 from infra.constants import (
     CREATE_JOB_CALL_PATTERN,
     JOB_EVENT_PATTERN,
     JOB_EVENTS_QUEUE_MAX_RECEIVES,
     JOB_EVENTS_QUEUE_VISIBILITY_SECONDS,
+    LIFECYCLE_TICK_EVENT,
     NOTIFIER_ASYNC_RETRY_ATTEMPTS,
     NOTIFIER_HANDLER,
     NOTIFIER_MAX_CONCURRENCY,
@@ -60,6 +63,30 @@ def test_a_schedule_reconciles_every_15_minutes_through_the_same_notifier(defaul
     assert "DeadLetterConfig" in target
 
 
+def test_a_schedule_ticks_the_lifecycle_every_minute_through_the_same_notifier(default_synth: Synth) -> None:
+    # given
+    notifier = default_synth.stack.notifier
+    rule = _rule(default_synth, notifier.lifecycle_rule)
+    [target] = rule["Targets"]
+
+    # then: the notifier's tick (reminders, escalation, expiry), retried, then parked where an alarm watches
+    assert rule["ScheduleExpression"] == "rate(1 minute)"
+    assert rule["State"] == "ENABLED"
+    assert (
+        json.loads(target["Input"])
+        == LIFECYCLE_TICK_EVENT
+        == {
+            "source": "s3-batch-approvals",
+            "detail-type": "Lifecycle Tick",
+        }
+    )
+    assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(notifier.function), "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60}
+    assert target["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": [default_synth.logical_id(notifier.dead_letter_queue), "Arn"]}
+    }
+
+
 def test_the_event_dead_letter_queue_is_encrypted_tls_only_and_keeps_events_14_days(default_synth: Synth) -> None:
     # given
     notifier = default_synth.stack.notifier
@@ -79,7 +106,7 @@ def test_the_event_dead_letter_queue_is_encrypted_tls_only_and_keeps_events_14_d
     allowed = [s for s in statements if s["Effect"] == "Allow"]
     assert {s["Principal"]["Service"] for s in allowed} == {"events.amazonaws.com"}
     assert {s["Action"] for s in allowed} == {"sqs:SendMessage"}
-    rules = [notifier.job_events_rule, notifier.create_job_calls_rule, notifier.reconcile_rule]
+    rules = [notifier.job_events_rule, notifier.create_job_calls_rule, notifier.reconcile_rule, notifier.lifecycle_rule]
     assert [s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in allowed] == [
         {"Fn::GetAtt": [default_synth.logical_id(rule), "Arn"]} for rule in rules
     ]

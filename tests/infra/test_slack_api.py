@@ -10,11 +10,17 @@ from infra.constants import (
     DECIDER_HANDLER,
     DECIDER_TIMEOUT_SECONDS,
     DECISIONS_QUEUE_VISIBILITY_SECONDS,
+    DEFAULT_SLASH_COMMAND,
+    ENV_SLASH_COMMAND,
     OUTPUT_SLACK_INTERACTIVITY_URL,
+    REQUESTS_STATE_INDEX,
+    SLACK_COMMANDS_PATH,
+    SLACK_EVENTS_PATH,
 )
 from infra.settings import InfraSettingsError
 from infra.slack_api import API_SECURITY_POLICY
-from tests.infra.conftest import Synth, synthesize
+from infra.slack_manifest import manifest
+from tests.infra.conftest import Synth, as_list, synthesize
 
 
 def _render(value: object) -> str:
@@ -24,20 +30,22 @@ def _render(value: object) -> str:
     return separator.join(part if isinstance(part, str) else f"<{part['Ref']}>" for part in parts)
 
 
-def test_slack_posts_to_one_route_that_proxies_the_raw_request_to_the_callback(default_synth: Synth) -> None:
+def test_slack_posts_to_three_routes_that_proxy_the_raw_request_to_the_callback(default_synth: Synth) -> None:
     # given
-    [method] = default_synth.props("AWS::ApiGateway::Method")
-    integration = method["Integration"]
+    methods = default_synth.props("AWS::ApiGateway::Method")
     paths = {p["PathPart"] for p in default_synth.props("AWS::ApiGateway::Resource")}
-
-    # then
-    assert method["HttpMethod"] == "POST"
-    assert paths == {"slack", "interactions"}
-    assert integration["Type"] == "AWS_PROXY"
-    assert integration["IntegrationHttpMethod"] == "POST"
-    assert "RequestTemplates" not in integration, "a mapping template would rewrite the signed body"
     callback_id = default_synth.logical_id(default_synth.stack.slack_api.callback)
-    assert {"Fn::GetAtt": [callback_id, "Arn"]} in integration["Uri"]["Fn::Join"][1]
+
+    # then: interactions, the Events API and the slash command, each a POST to the same callback
+    assert paths == {"slack", "interactions", "events", "commands"}
+    assert len(methods) == 3
+    for method in methods:
+        integration = method["Integration"]
+        assert method["HttpMethod"] == "POST"
+        assert integration["Type"] == "AWS_PROXY"
+        assert integration["IntegrationHttpMethod"] == "POST"
+        assert "RequestTemplates" not in integration, "a mapping template would rewrite the signed body"
+        assert {"Fn::GetAtt": [callback_id, "Arn"]} in integration["Uri"]["Fn::Join"][1]
 
 
 def test_the_api_accepts_only_tls_1_3_and_only_through_its_own_endpoint(default_synth: Synth) -> None:
@@ -232,3 +240,96 @@ def test_the_decider_runs_at_most_five_decisions_at_once_without_reserving_concu
     assert mapping["BatchSize"] == 1
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert all("ReservedConcurrentExecutions" not in f for f in default_synth.props("AWS::Lambda::Function"))
+
+
+# -- the approver's queue: the Events API and slash command routes, their IAM, the manifest -------------
+
+
+def _route_resources(synth: Synth) -> dict[str, str]:
+    """Path part -> logical ID of the API's resources."""
+    return {r["Properties"]["PathPart"]: lid for lid, r in synth.resources("AWS::ApiGateway::Resource").items()}
+
+
+def test_the_events_and_commands_routes_sit_beside_interactions_under_slack(default_synth: Synth) -> None:
+    # given
+    resources = default_synth.resources("AWS::ApiGateway::Resource")
+    ids = _route_resources(default_synth)
+
+    # then
+    assert SLACK_EVENTS_PATH == "slack/events"
+    assert SLACK_COMMANDS_PATH == "slack/commands"
+    for part in ("interactions", "events", "commands"):
+        assert resources[ids[part]]["Properties"]["ParentId"] == {"Ref": ids["slack"]}
+    routed = {m["ResourceId"]["Ref"] for m in default_synth.props("AWS::ApiGateway::Method")}
+    assert routed == {ids["interactions"], ids["events"], ids["commands"]}
+
+
+def test_api_gateway_may_invoke_the_callback_on_each_route(default_synth: Synth) -> None:
+    # given
+    callback_id = default_synth.logical_id(default_synth.stack.slack_api.callback)
+    permissions = [
+        p
+        for p in default_synth.props("AWS::Lambda::Permission")
+        if p["FunctionName"] == {"Fn::GetAtt": [callback_id, "Arn"]}
+    ]
+
+    # then: one for each route (and its test invocation)
+    arns = [_render(p["SourceArn"]) for p in permissions]
+    for path in ("slack/interactions", "slack/events", "slack/commands"):
+        assert any(arn.endswith(f"/POST/{path}") and "/test-invoke-stage/" not in arn for arn in arns), path
+
+
+def test_the_slash_commands_name_reaches_the_callback_and_the_decider(default_synth: Synth) -> None:
+    for handler in (CALLBACK_HANDLER, DECIDER_HANDLER):
+        variables = default_synth.function_props(handler)["Environment"]["Variables"]
+        assert variables[ENV_SLASH_COMMAND] == DEFAULT_SLASH_COMMAND == "/s3-approvals"
+
+
+def test_a_malformed_slash_command_name_stops_synth(tmp_path: Path) -> None:
+    with pytest.raises(InfraSettingsError) as raised:
+        synthesize({"slashCommand": "s3 approvals"}, tmp_path)
+    assert "'slashCommand'" in str(raised.value)
+
+
+def _index_arn(synth: Synth, index: str) -> dict[str, object]:
+    table_id = synth.logical_id(synth.stack.storage.requests_table)
+    return {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, f"/index/{index}"]]}
+
+
+def test_the_decider_queries_exactly_the_state_index_and_nothing_wider(default_synth: Synth) -> None:
+    # given
+    api, storage = default_synth.stack.slack_api, default_synth.stack.storage
+    statements = default_synth.role_statements(api.decider)
+    table = json.dumps({"Fn::GetAtt": [default_synth.logical_id(storage.requests_table), "Arn"]})
+
+    # when
+    queried = [r for s in statements if as_list(s["Action"]) == ["dynamodb:Query"] for r in as_list(s["Resource"])]
+    on_table = {a for s in statements if table in map(json.dumps, as_list(s["Resource"])) for a in as_list(s["Action"])}
+
+    # then: Query on the state index behind the Home tab (never the table or index/*), and the HOME# and
+    # SLACKDELIVERY# items written with the GetItem and UpdateItem the decider has already: no PutItem, no Scan
+    assert list(map(json.dumps, queried)) == [json.dumps(_index_arn(default_synth, REQUESTS_STATE_INDEX))]
+    assert not any("*" in json.dumps(r) for r in queried)
+    assert on_table == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert "dynamodb:Scan" not in default_synth.actions_of(api.decider)
+
+
+def test_the_manifest_adds_the_home_tab_its_event_and_the_slash_command() -> None:
+    # given
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/slack/interactions"
+
+    # when
+    app = manifest(url, "/approvals")
+
+    # then
+    assert app["features"]["app_home"] == {"home_tab_enabled": True}
+    assert app["settings"]["event_subscriptions"] == {
+        "request_url": "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/slack/events",
+        "bot_events": ["app_home_opened"],
+    }
+    [command] = app["features"]["slash_commands"]
+    assert command["command"] == "/approvals"
+    assert command["url"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/slack/commands"
+    assert command["should_escape"] is False
+    assert "commands" in app["oauth_config"]["scopes"]["bot"]
+    assert app["settings"]["interactivity"]["request_url"] == url

@@ -33,6 +33,10 @@ def test_the_manifest_points_slack_at_the_deployed_interactivity_url(tmp_path: P
     assert code == 0
     manifest = yaml.safe_load(out.read_text())
     assert manifest["settings"] == {
+        "event_subscriptions": {
+            "request_url": URL.replace("/interactions", "/events"),
+            "bot_events": ["app_home_opened"],
+        },
         "interactivity": {"is_enabled": True, "request_url": URL},
         "org_deploy_enabled": False,
         "socket_mode_enabled": False,
@@ -45,6 +49,7 @@ def test_the_manifest_points_slack_at_the_deployed_interactivity_url(tmp_path: P
         "channels:history",
         "groups:history",
         "users:read.email",
+        "commands",
     ]
     assert manifest["display_information"]["name"]
     assert manifest["features"]["bot_user"]["display_name"]

@@ -120,16 +120,18 @@ def test_a_version_is_published_again_when_the_code_or_configuration_changes(sna
 def test_the_slack_endpoint_invokes_the_callbacks_alias_and_may_invoke_only_it(snap_synth: Synth) -> None:
     # given
     alias = alias_id(snap_synth, CALLBACK_HANDLER)
-    [method] = snap_synth.props("AWS::ApiGateway::Method")
+    methods = snap_synth.props("AWS::ApiGateway::Method")
     permissions = [
         p for p in snap_synth.props("AWS::Lambda::Permission") if p["Principal"] == "apigateway.amazonaws.com"
     ]
 
-    # then
-    assert method["Integration"]["Type"] == "AWS_PROXY"
-    assert refs(method["Integration"]["Uri"]) == {alias}
-    assert len(permissions) == 2  # the stage, and the console's test invocations
-    assert [p["FunctionName"] for p in permissions] == [{"Ref": alias}] * 2
+    # then: interactions, events and commands, each through the alias
+    assert len(methods) == 3
+    for method in methods:
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        assert refs(method["Integration"]["Uri"]) == {alias}
+    assert len(permissions) == 2 * len(methods)  # per route: the stage, and the console's test invocations
+    assert [p["FunctionName"] for p in permissions] == [{"Ref": alias}] * len(permissions)
 
 
 def test_the_decider_reads_the_decisions_queue_through_its_alias(snap_synth: Synth) -> None:
@@ -204,13 +206,14 @@ def test_snapstart_can_be_given_to_one_function_alone(callback_only_synth: Synth
 def test_by_default_nothing_is_published_and_every_invoker_names_the_function(default_synth: Synth) -> None:
     # given
     functions = set(default_synth.resources("AWS::Lambda::Function"))
-    [method] = default_synth.props("AWS::ApiGateway::Method")
+    methods = default_synth.props("AWS::ApiGateway::Method")
 
     # then
     assert default_synth.resources("AWS::Lambda::Version") == {}
     assert default_synth.resources("AWS::Lambda::Alias") == {}
     assert not [p for p in default_synth.props("AWS::Lambda::Function") if "SnapStart" in p]
-    assert refs(method["Integration"]["Uri"]) == {function_id(default_synth, CALLBACK_HANDLER)}
+    for method in methods:
+        assert refs(method["Integration"]["Uri"]) == {function_id(default_synth, CALLBACK_HANDLER)}
     for mapping in default_synth.props("AWS::Lambda::EventSourceMapping"):
         assert refs(mapping["FunctionName"]) <= functions
 

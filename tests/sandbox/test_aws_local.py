@@ -232,7 +232,7 @@ def test_the_audit_table_is_keyed_like_the_stack_streams_both_images_and_never_e
     assert ttl["TimeToLiveStatus"] == "DISABLED"
 
 
-def test_the_requests_table_has_the_sparse_deciding_index_and_no_stream(local_aws: LocalAws) -> None:
+def test_the_requests_table_has_the_stacks_sparse_indexes_and_no_stream(local_aws: LocalAws) -> None:
     # given
     dynamodb = local_aws.client("dynamodb")
     pk, sk = c.REQUESTS_TABLE_PARTITION_KEY, c.REQUESTS_TABLE_SORT_KEY
@@ -252,8 +252,8 @@ def test_the_requests_table_has_the_sparse_deciding_index_and_no_stream(local_aw
         ExpressionAttributeValues={":one": {"S": "1"}},
     )["Items"]
     # then
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == c.REQUESTS_DECIDING_INDEX
+    index = next(i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == c.REQUESTS_DECIDING_INDEX)
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [name for name, _, _ in c.REQUESTS_INDEXES]
     assert index["KeySchema"] == [
         {"AttributeName": deciding, "KeyType": "HASH"},
         {"AttributeName": since, "KeyType": "RANGE"},

@@ -246,8 +246,33 @@ RULE_ERRORS: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "later settings are not known yet",
+        {"preview": {"rows": 10}},
+        f"{RULE}: preview: unknown field; the fields here are name, match, action, reason, approvers, quorum, channel, allow_self_approval, requester_wait, reminders, expiry",
+    ),
+    (
+        "a misspelt reminder setting",
         {"reminders": {"every_minutes": 30}},
-        f"{RULE}: reminders: unknown field; the fields here are name, match, action, reason, approvers, quorum, channel, allow_self_approval, requester_wait",
+        f"{RULE}: reminders.every_minutes: unknown field; did you mean 'first_after_minutes'?",
+    ),
+    (
+        "an escalation that could never happen",
+        {"reminders": {"max": 2, "escalate": {"after_reminders": 2, "groups": ["S0ONCALL01"]}}},
+        f"{RULE}: reminders: escalate.after_reminders: 2 reminders come before the escalation but max allows only 2, so it would never happen",
+    ),
+    (
+        "an escalation to nobody",
+        {"reminders": {"escalate": {"after_reminders": 1}}},
+        f"{RULE}: reminders.escalate: name users, groups or a channel to escalate to",
+    ),
+    (
+        "an expiry past what S3 allows",
+        {"expiry": {"after_hours": 800}},
+        f"{RULE}: expiry.after_hours: must be at most 696",
+    ),
+    (
+        "an unknown expiry action",
+        {"expiry": {"action": "approve"}},
+        f"{RULE}: expiry.action: 'approve' is not one of: 'cancel', 'leave'",
     ),
 ]
 

@@ -130,6 +130,7 @@ class SlackChat:
         self._clock = clock
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._me: tuple[str | None, str | None] | None = None
+        self._respond_timeout = 10
 
     def post(
         self,
@@ -164,6 +165,26 @@ class SlackChat:
 
     def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views_open", trigger_id=trigger_id, view=view)
+
+    def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        """views.publish: the person's Home tab (``view`` of type home)."""
+        self._call("views_publish", user_id=user_id, view=view)
+
+    def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """An ephemeral reply through a slash command's response_url (Slack allows 5 in 30 minutes).
+
+        Sent once, without retries: a resent reply could count twice against those 5. The caller checked
+        that the URL points at Slack (domain.home.response_url_allowed)."""
+        from slack_sdk.webhook import WebhookClient
+
+        client = WebhookClient(response_url, timeout=self._respond_timeout, retry_handlers=[])
+        try:
+            response = client.send(text=text, blocks=blocks, response_type="ephemeral")
+        except (SlackClientError, OSError) as exc:
+            raise ChatUnavailable(f"Slack response_url did not answer: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            body = str(response.body)[:100]
+            raise ChatUnavailable(f"Slack response_url answered HTTP {response.status_code}: {body}")
 
     def group_members(self, group_id: str) -> frozenset[str]:
         cached = self.cached_group_members(group_id)

@@ -27,6 +27,21 @@ AUDIT_PREFIX = "AUDIT#"
 UNATTRIBUTED_PREFIX = "UNATTRIBUTED#"  # partition of audit records that name no valid job, by UTC day
 DECIDING_INDEX = "DecidingIndex"  # sparse: only requests whose claim is held carry its key
 DECIDING = "1"
+# The state index (infra.constants.REQUESTS_STATE_INDEX): one sparse index, overloaded, so that an upgrade adds
+# one index (CloudFormation adds at most one global secondary index per update). Its keys, ``listed`` and
+# ``listed_at`` (both written through ``#k`` / ``#t``):
+#   - an open request (pending or deciding; REQUEST item): ``OPEN`` and when its next lifecycle step is due
+#     (``NEVER`` once none is left), so the sweep queries what is due and the Home tab what is open;
+#   - a decided or closed request (REQUEST item): ``DECIDED`` and when, newest last;
+#   - who created a job (REQUESTER item): ``REQUESTER#<Slack user ID>`` and when it was learnt.
+STATE_INDEX = "StateIndex"
+OPEN = "OPEN"
+DECIDED = "DECIDED"
+REQUESTER_LISTING = "REQUESTER#"
+NEVER = "9999-12-31T23:59:59.999999Z"  # an open request with no lifecycle step left
+_KEYS = {"#k": "listed", "#t": "listed_at"}
+# Attributes only the store writes, for its indexes and claims: never part of the request model.
+_INDEX_ONLY = ("pk", "sk", "expires_at", "deciding", "listed", "listed_at", "step_claim")
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
@@ -48,6 +63,11 @@ def _numbers(value: Any) -> Any:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
+
+
+def due_key(moment: datetime) -> str:
+    """A time as the state index sorts it: fixed width, so text order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -144,15 +164,24 @@ class DynamoRequestStore:
             raise
         return True
 
-    def mark_posted(self, ref: JobRef, channel: str, message_ts: str) -> None:
+    def mark_posted(self, ref: JobRef, channel: str, message_ts: str, due_at: datetime | None = None) -> None:
+        """The request is in the channel: pending, and listed open with its first lifecycle step due at
+        ``due_at`` (None: a request without a lifecycle, listed open with no step)."""
         self._db.update_item(
             TableName=self._table,
             Key=self._key(ref),
-            UpdateExpression="SET #s = :pending, channel = :channel, message_ts = :ts REMOVE claimed_at",
+            UpdateExpression=(
+                "SET #s = :pending, channel = :channel, message_ts = :ts, #k = :open, #t = :due REMOVE claimed_at"
+            ),
             ConditionExpression="#s = :posting",
-            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeNames={"#s": "state", **_KEYS},
             ExpressionAttributeValues=_values(
-                pending=RequestState.PENDING.value, posting=RequestState.POSTING.value, channel=channel, ts=message_ts
+                pending=RequestState.PENDING.value,
+                posting=RequestState.POSTING.value,
+                channel=channel,
+                ts=message_ts,
+                open=OPEN,
+                due=due_key(due_at) if due_at is not None else NEVER,
             ),
         )
 
@@ -177,20 +206,25 @@ class DynamoRequestStore:
             if not _conditional_failed(exc):
                 raise
 
-    def adopt_posted(self, ref: JobRef, channel: str, message_ts: str, claimed_at: datetime | None) -> bool:
+    def adopt_posted(
+        self, ref: JobRef, channel: str, message_ts: str, claimed_at: datetime | None, due_at: datetime | None = None
+    ) -> bool:
         """Record a message an earlier delivery posted, if the claim is still the one that was seen expired."""
         condition = "#s = :posting AND " + ("claimed_at = :seen" if claimed_at else "attribute_not_exists(claimed_at)")
         values: dict[str, Any] = {"pending": RequestState.PENDING.value, "posting": RequestState.POSTING.value}
         values |= {"channel": channel, "ts": message_ts}
         if claimed_at:
             values["seen"] = _iso(claimed_at)
+        values |= {"open": OPEN, "due": due_key(due_at) if due_at is not None else NEVER}
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(ref),
-                UpdateExpression="SET #s = :pending, channel = :channel, message_ts = :ts REMOVE claimed_at",
+                UpdateExpression=(
+                    "SET #s = :pending, channel = :channel, message_ts = :ts, #k = :open, #t = :due REMOVE claimed_at"
+                ),
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeNames={"#s": "state", **_KEYS},
                 ExpressionAttributeValues=_values(**values),
             )
         except ClientError as exc:
@@ -274,6 +308,11 @@ class DynamoRequestStore:
             "sk": _ser.serialize(REQUESTER_SK),
             "expires_at": _ser.serialize(int((now + self._ttl).timestamp())),
         }
+        if requester.slack_user_id:  # listed under its creator: "Your jobs" on the Home tab
+            item |= {
+                "listed": _ser.serialize(f"{REQUESTER_LISTING}{requester.slack_user_id}"),
+                "listed_at": _ser.serialize(due_key(now)),
+            }
         try:
             self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
@@ -426,10 +465,10 @@ class DynamoRequestStore:
                 Key=self._key(ref),
                 UpdateExpression=(
                     "SET #s = :state, s3_status = :s3, status_update_reason = :sur, decided_at = :now, "
-                    f"outcome_note = :note{decided_by}"
+                    f"outcome_note = :note, #k = :decided, #t = :at{decided_by} REMOVE step_claim"
                 ),
                 ConditionExpression="#s = :deciding AND decision_id = :id",
-                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeNames={"#s": "state", **_KEYS},
                 ExpressionAttributeValues=_values(
                     state=state.value,
                     s3=s3_status,
@@ -438,6 +477,8 @@ class DynamoRequestStore:
                     note=note,
                     deciding=RequestState.DECIDING.value,
                     id=decision_id,
+                    decided=DECIDED,
+                    at=due_key(now),
                     **extra,
                 ),
                 ReturnValues="ALL_NEW",
@@ -502,16 +543,18 @@ class DynamoRequestStore:
                 TableName=self._table,
                 Key=self._key(ref),
                 UpdateExpression=(
-                    "SET #s = :closed, outcome_note = :note, decided_at = :now, job_status = :status "
-                    "REMOVE deciding_since, deciding"
+                    "SET #s = :closed, outcome_note = :note, decided_at = :now, job_status = :status, "
+                    "#k = :decided, #t = :at REMOVE deciding_since, deciding, step_claim"
                 ),
                 ConditionExpression=owned,
-                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeNames={"#s": "state", **_KEYS},
                 ExpressionAttributeValues=_values(
                     closed=RequestState.CLOSED.value,
                     note=note,
                     now=_iso(now),
                     status=job_status,
+                    decided=DECIDED,
+                    at=due_key(now),
                     pending=RequestState.PENDING.value,
                     **({"deciding": RequestState.DECIDING.value, "id": decision_id} if decision_id else {}),
                 ),
@@ -522,6 +565,177 @@ class DynamoRequestStore:
                 return self.get(ref)
             raise
         return self._request(response["Attributes"])
+
+    # -- lifecycle (reminders, escalation, expiry) -------------------------------------------------
+
+    def due(self, now: datetime, limit: int) -> list[ApprovalRequest]:
+        """Up to ``limit`` open requests whose next lifecycle step is due by ``now``, the most overdue first:
+        one Query of the state index, which reads only the due items however many requests there are."""
+        return self._listed(OPEN, limit, before=due_key(now))
+
+    def open_requests(self, limit: int) -> list[ApprovalRequest]:
+        """Up to ``limit`` open requests (pending or deciding), the soonest due first."""
+        return self._listed(OPEN, limit)
+
+    def recently_decided(self, limit: int) -> list[ApprovalRequest]:
+        """The ``limit`` most recently decided or closed requests, newest first."""
+        return self._listed(DECIDED, limit, newest_first=True)
+
+    def jobs_of(self, slack_user_id: str, limit: int) -> list[ApprovalRequest]:
+        """Up to ``limit`` requests for jobs this Slack user created, the most recently learnt first."""
+        found = self._query_listing(f"{REQUESTER_LISTING}{slack_user_id}", limit, newest_first=True)
+        refs = [self._ref_of(item) for item in found]
+        return [request for ref in refs if ref is not None and (request := self.get(ref)) is not None]
+
+    def _listed(
+        self, listed: str, limit: int, before: str | None = None, newest_first: bool = False
+    ) -> list[ApprovalRequest]:
+        items = self._query_listing(listed, limit, before=before, newest_first=newest_first)
+        return [self._request(item) for item in items if item.get("sk", {}).get("S") == REQUEST_SK]
+
+    def _query_listing(
+        self, listed: str, limit: int, before: str | None = None, newest_first: bool = False
+    ) -> list[dict[str, Any]]:
+        condition = "#k = :listed" + (" AND #t <= :before" if before is not None else "")
+        values = {"listed": listed, **({"before": before} if before is not None else {})}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": STATE_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": _KEYS if before is not None else {"#k": _KEYS["#k"]},
+            "ExpressionAttributeValues": _values(**values),
+            "ScanIndexForward": not newest_first,
+            "Limit": min(limit, 100),
+        }
+        found: list[dict[str, Any]] = []
+        while len(found) < limit:
+            page = self._db.query(**kwargs)
+            found.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found[:limit]
+
+    @staticmethod
+    def _ref_of(item: dict[str, Any]) -> JobRef | None:
+        """The job a record's partition key (``JOB#<account>#<region>#<job id>``) names."""
+        parts = item.get("pk", {}).get("S", "").split("#", 3)
+        if len(parts) != 4 or parts[0] != "JOB":
+            return None
+        try:
+            return JobRef(account_id=parts[1], region=parts[2], job_id=parts[3])
+        except ValueError:
+            return None
+
+    def claim_step(self, request: ApprovalRequest, claim_id: str, lease_until: datetime) -> ApprovalRequest | None:
+        """Take the request's due step (one conditional write): while it is pending and its step is still the
+        one seen, move its due time to the end of the lease (a holder that dies leaves it due again then).
+        None when another sweep took it, or the request was decided or moved on meanwhile."""
+        if request.due_at is None:
+            return None
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(request.job),
+                UpdateExpression="SET #t = :lease, step_claim = :id",
+                ConditionExpression="#s = :pending AND #k = :open AND #t = :seen",
+                ExpressionAttributeNames={"#s": "state", **_KEYS},
+                ExpressionAttributeValues=_values(
+                    lease=due_key(lease_until),
+                    id=claim_id,
+                    pending=RequestState.PENDING.value,
+                    open=OPEN,
+                    seen=due_key(request.due_at),
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return self._request(response["Attributes"])
+
+    def finish_step(self, ref: JobRef, claim_id: str, reminders_sent: int, next_due: datetime | None) -> bool:
+        """The claimed step is done: count the reminder and schedule the next step (None: no step left; the
+        request stays listed open). False when the claim is no longer this one's (taken over after its lease)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression="SET reminders_sent = :sent, #t = :next REMOVE step_claim",
+                ConditionExpression="step_claim = :id AND #k = :open",
+                ExpressionAttributeNames=_KEYS,
+                ExpressionAttributeValues=_values(
+                    id=claim_id,
+                    sent=reminders_sent,
+                    open=OPEN,
+                    next=due_key(next_due) if next_due is not None else NEVER,
+                ),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_step(self, ref: JobRef, claim_id: str, due_at: datetime) -> None:
+        """Give the claimed step back, due at ``due_at`` (now: the next sweep tries again)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression="SET #t = :due REMOVE step_claim",
+                ConditionExpression="step_claim = :id AND #k = :open",
+                ExpressionAttributeNames=_KEYS,
+                ExpressionAttributeValues=_values(id=claim_id, due=due_key(due_at), open=OPEN),
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def mark_expired(self, ref: JobRef, claim_id: str, now: datetime) -> ApprovalRequest | None:
+        """The claimed expiry left the request pending (rule action ``leave`` with its buttons kept): record
+        when it expired; it stays listed open with no step left. None when the claim is no longer this one's."""
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression="SET expired_at = :now, #t = :never REMOVE step_claim",
+                ConditionExpression="step_claim = :id AND #s = :pending AND #k = :open",
+                ExpressionAttributeNames={"#s": "state", **_KEYS},
+                ExpressionAttributeValues=_values(
+                    id=claim_id, now=_iso(now), never=NEVER, pending=RequestState.PENDING.value, open=OPEN
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return self._request(response["Attributes"])
+
+    def defer_step(self, request: ApprovalRequest, until: datetime) -> None:
+        """A due request that is not pending: one with a decision under way is looked at again at ``until``;
+        one decided or closed (every decision lists it as decided already) is left alone."""
+        if request.due_at is None or request.state != RequestState.DECIDING:
+            return
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(request.job),
+                UpdateExpression="SET #t = :until",
+                ConditionExpression="#s = :deciding AND #k = :open AND #t = :seen",
+                ExpressionAttributeNames={"#s": "state", **_KEYS},
+                ExpressionAttributeValues=_values(
+                    until=due_key(until),
+                    deciding=RequestState.DECIDING.value,
+                    open=OPEN,
+                    seen=due_key(request.due_at),
+                ),
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
 
     # -- audit ----------------------------------------------------------------------------------
 
@@ -570,13 +784,16 @@ class DynamoRequestStore:
         data["votes"] = {}
         data["pk"] = request.job.key
         data["sk"] = REQUEST_SK
+        data.pop("due_at", None)  # listed (open, and when due) by mark_posted alone, once the message exists
         data["expires_at"] = int((request.requested_at + self._ttl).timestamp())
         return {k: _ser.serialize(v) for k, v in data.items()}
 
     @staticmethod
     def _request(item: dict[str, Any]) -> ApprovalRequest:
         data = {k: _numbers(_de.deserialize(v)) for k, v in item.items()}
-        for key in ("pk", "sk", "expires_at", "deciding"):
+        listed, listed_at = data.get("listed"), data.get("listed_at")
+        data["due_at"] = listed_at if listed == OPEN and listed_at != NEVER else None
+        for key in _INDEX_ONLY:
             data.pop(key, None)
         votes = data.pop("votes", None) or {}
         ordered = sorted(votes.values(), key=lambda vote: (str(vote.get("at")), str(vote.get("user_id"))))

@@ -9,6 +9,7 @@ is finished by the next delivery of its click, or by the reconciliation (``recov
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,8 @@ from approvals.domain.ports import (
 )
 from approvals.domain.reasons import (
     decider_of,
+    expiry_of,
+    expiry_reason,
     policy_of,
     policy_reason,
     recorded_by,
@@ -92,6 +95,15 @@ class DecisionResult:
         }
 
 
+def announce(hook: Callable[[ApprovalRequest], object], request: ApprovalRequest | None) -> None:
+    """Tell ``hook`` a request changed (posted, decided, expired). What it does (the Home tab's refresh) never
+    affects the change itself: whatever it raises is dropped here."""
+    if request is None:
+        return
+    with contextlib.suppress(Exception):  # best effort by design; the hook reports its own failures
+        hook(request)
+
+
 def origin_of(command: DecisionCommand) -> str:
     """How the audit names where a decision came from."""
     return f"system:{command.origin.source}" if isinstance(command.origin, SystemOrigin) else "slack"
@@ -123,9 +135,32 @@ def policy_command(request: ApprovalRequest, rule: Rule) -> DecisionCommand:
     )
 
 
+EXPIRY_SOURCE = "expiry"
+
+
+def expiry_command(request: ApprovalRequest, rule_name: str, within: str) -> DecisionCommand:
+    """The cancellation a request's expiry makes (rule action ``cancel``): one decision ID per job, so however
+    often the sweep runs and whatever clicks come in late, one claim wins."""
+    return DecisionCommand(
+        job=request.job,
+        decision="cancel",
+        actor=Actor(user_id=f"expiry:{rule_name}", name=f"expiry of policy rule {rule_name}"),
+        reason=expiry_reason(rule_name, within),
+        decision_id=f"{EXPIRY_SOURCE}:{rule_name}",
+        channel=request.channel,
+        message_ts=request.message_ts,
+        origin=SystemOrigin(source=EXPIRY_SOURCE),
+    )
+
+
 def rule_of(command: DecisionCommand) -> str:
-    """The rule a policy decision is made under, from its decision ID (``policy_command`` writes it)."""
-    return command.decision_id.removeprefix(f"{POLICY_SOURCE}:")
+    """The rule a policy or expiry decision is made under, from its decision ID (``policy_command`` and
+    ``expiry_command`` write it)."""
+    return command.decision_id.partition(":")[2]
+
+
+def _by_expiry(command: DecisionCommand) -> bool:
+    return isinstance(command.origin, SystemOrigin) and command.origin.source == EXPIRY_SOURCE
 
 
 def counted_votes(request: ApprovalRequest) -> tuple[Actor, ...]:
@@ -151,6 +186,8 @@ class DecisionService:
     clock: Callable[[], datetime]
     large_job_threshold: int
     lease_seconds: int = 120
+    # Told each request this service decided or closed (the Home tab's refresh): best effort, never raises.
+    on_change: Callable[[ApprovalRequest], object] = lambda _request: None
 
     def apply(self, command: DecisionCommand) -> DecisionResult:
         ref = command.job
@@ -487,6 +524,8 @@ class DecisionService:
         return any(actor.user_id == command.actor.user_id for actor in self._deciders(command, request))
 
     def _reason(self, command: DecisionCommand, request: ApprovalRequest | None) -> str:
+        if _by_expiry(command) and command.reason:
+            return command.reason  # expiry_command's: "Expired: no decision within 24 h (policy <rule>)"
         if isinstance(command.origin, SystemOrigin):
             return policy_reason(command.decision, rule_of(command), command.reason)
         return status_update_reason(command.decision, self._deciders(command, request), command.reason)
@@ -501,6 +540,8 @@ class DecisionService:
 
     def _carries(self, job: Job, command: DecisionCommand, request: ApprovalRequest | None) -> bool:
         """True when the job carries this very command's decision (a person's, a quorum's or a rule's)."""
+        if _by_expiry(command):
+            return job.status in AFTER_CANCEL and expiry_of(job.status_update_reason) == rule_of(command)
         if isinstance(command.origin, SystemOrigin):
             after = AFTER_APPROVE if command.decision == "approve" else AFTER_CANCEL
             return job.status in after and policy_of(job.status_update_reason) == (command.decision, rule_of(command))
@@ -580,6 +621,7 @@ class DecisionService:
         # Only now is the decision fully carried out: until this, the reconciliation finds it (DecidingIndex)
         # and finishes the audit record and the message should this decider die and its message be lost.
         self.store.settle_decision(command.job, command.decision_id)
+        announce(self.on_change, request)
         return DecisionResult(Outcome.APPLIED, request, s3_status, audit=[record])
 
     def _decision_record(

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from approvals.domain.lifecycle import allowed_hours, hours_text
 from approvals.domain.operations import (
     UNKNOWN_OPERATION,
     describe_manifest,
@@ -39,7 +40,7 @@ from approvals.domain.operations import (
 from approvals.domain.reasons import WHY_RESERVE, policy_of
 from approvals.domain.risk import risk_warnings
 from approvals.models.job import Job, JobRef
-from approvals.models.policy import Rule
+from approvals.models.policy import Expiry, Rule
 from approvals.models.records import Actor, ApprovalRequest, Requester, RequestState
 from approvals.models.slack import (
     APPROVE_ACTION_ID,
@@ -99,7 +100,9 @@ INFO_SIGN = "\u2139\ufe0f"
 BACKTICK_LOOKALIKE = "\u02cb"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+SLACK_CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,}$")
 POLICY_ORIGIN = "system:policy"
+EXPIRY_ORIGIN = "system:expiry"
 PENDING_STATES = frozenset({RequestState.POSTING, RequestState.PENDING})
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -265,16 +268,16 @@ def _mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
-def _plain_text(text: str, limit: int) -> dict[str, Any]:
+def plain_text(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
 
 
-def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": _plain_text(text, MAX_HEADER_TEXT)}
+def header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": plain_text(text, MAX_HEADER_TEXT)}
 
 
-def _section(text: str, block_id: str | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(_fit(text, MAX_SECTION_TEXT))}
+def section(text: str, block_id: str | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(fit(text, MAX_SECTION_TEXT))}
     if block_id:
         block["block_id"] = block_id
     return block
@@ -282,21 +285,21 @@ def _section(text: str, block_id: str | None = None) -> dict[str, Any]:
 
 def _fields(pairs: list[tuple[str, str]], block_id: str) -> dict[str, Any]:
     """A two-column section; ``pairs`` hold a label and an already-safe mrkdwn value."""
-    fields = [_mrkdwn(_fit(f"*{label}*\n{value}", MAX_FIELD_TEXT)) for label, value in pairs]
+    fields = [_mrkdwn(fit(f"*{label}*\n{value}", MAX_FIELD_TEXT)) for label, value in pairs]
     return {"type": "section", "block_id": block_id, "fields": fields[:MAX_SECTION_FIELDS]}
 
 
-def _context(*texts: str, block_id: str | None = None) -> dict[str, Any]:
+def context(*texts: str, block_id: str | None = None) -> dict[str, Any]:
     block: dict[str, Any] = {
         "type": "context",
-        "elements": [_mrkdwn(_fit(text, MAX_SECTION_TEXT)) for text in texts[:MAX_CONTEXT_ELEMENTS]],
+        "elements": [_mrkdwn(fit(text, MAX_SECTION_TEXT)) for text in texts[:MAX_CONTEXT_ELEMENTS]],
     }
     if block_id:
         block["block_id"] = block_id
     return block
 
 
-def _fit(mrkdwn: str, limit: int) -> str:
+def fit(mrkdwn: str, limit: int) -> str:
     """Last-resort cut of already-escaped mrkdwn: drop whole lines, never cut inside ``&…;`` or ``<…>``."""
     if slack_len(mrkdwn) <= limit:
         return mrkdwn
@@ -376,20 +379,20 @@ def _buttons(job: Job, ref: JobRef) -> dict[str, Any]:
     approve = {
         "type": "button",
         "action_id": APPROVE_ACTION_ID,
-        "text": _plain_text("Approve", MAX_BUTTON_TEXT),
+        "text": plain_text("Approve", MAX_BUTTON_TEXT),
         "style": "primary",
         "value": value,
         "confirm": {
-            "title": _plain_text("Approve this job?", MAX_CONFIRM_TITLE),
-            "text": _plain_text(confirm_text, MAX_CONFIRM_TEXT),
-            "confirm": _plain_text("Approve", MAX_CONFIRM_BUTTON),
-            "deny": _plain_text("Back", MAX_CONFIRM_BUTTON),
+            "title": plain_text("Approve this job?", MAX_CONFIRM_TITLE),
+            "text": plain_text(confirm_text, MAX_CONFIRM_TEXT),
+            "confirm": plain_text("Approve", MAX_CONFIRM_BUTTON),
+            "deny": plain_text("Back", MAX_CONFIRM_BUTTON),
         },
     }
     cancel = {
         "type": "button",
         "action_id": CANCEL_ACTION_ID,
-        "text": _plain_text("Cancel", MAX_BUTTON_TEXT),
+        "text": plain_text("Cancel", MAX_BUTTON_TEXT),
         "style": "danger",
         "value": value,
     }
@@ -409,6 +412,41 @@ def _decision(request: ApprovalRequest | None, job: Job) -> tuple[str, str]:
     if request is not None and state == RequestState.CLOSED:
         return INFO_SIGN, request.outcome_note or "Closed"
     return INFO_SIGN, f"No longer awaiting confirmation: the job is {job.status}"
+
+
+def _by_expiry(request: ApprovalRequest | None) -> bool:
+    """Cancelled at its deadline, nobody having decided (the rule's expiry action ``cancel``)."""
+    return request is not None and request.decision_origin == EXPIRY_ORIGIN and request.state == RequestState.CANCELLED
+
+
+def _expiry_of(request: ApprovalRequest) -> Expiry:
+    return request.rule.expiry if request.rule is not None else Expiry()
+
+
+def _rule_named(request: ApprovalRequest) -> str:
+    return f"policy rule {code(request.rule.name, 60)}" if request.rule is not None else "the default policy"
+
+
+def _expired_line(request: ApprovalRequest) -> str:
+    within = hours_text(allowed_hours(request))
+    return f"⌛ Expired: nobody decided within {within}, so the job was cancelled ({_rule_named(request)})"
+
+
+def lifecycle_line(request: ApprovalRequest | None) -> str | None:
+    """While pending: when the request expires and what happens then; once it expired and was left, that."""
+    if request is None or request.deadline is None:
+        return None
+    expiry = _expiry_of(request)
+    if request.expired_at is not None:
+        late = " A late decision is still possible." if request.state in PENDING_STATES else ""
+        return (
+            f"⌛ Expired {format_utc(request.expired_at)}: nobody decided within {hours_text(allowed_hours(request))}. "
+            f"The job is left Suspended.{late}"
+        )
+    if request.state not in PENDING_STATES:
+        return None
+    then = "then the job is cancelled" if expiry.action == "cancel" else "then the request is marked expired"
+    return f"⏰ Expires {format_utc(request.deadline)}: {then}"
 
 
 def _by_policy(request: ApprovalRequest | None) -> bool:
@@ -448,6 +486,8 @@ def _policy_decision_line(request: ApprovalRequest) -> str:
 def _decision_line(request: ApprovalRequest | None, job: Job) -> str:
     if request is not None and _by_policy(request):
         return _policy_decision_line(request)
+    if request is not None and _by_expiry(request):
+        return _expired_line(request)
     emoji, words = _decision(request, job)
     return f"{emoji} {safe(words, 300)}"
 
@@ -466,7 +506,7 @@ def _without_requester_warning(request: ApprovalRequest) -> str:
 def _outcome(request: ApprovalRequest | None, job: Job) -> str:
     rows = [f"*Decision:* {_decision_line(request, job)}"]
     if request is not None:
-        policy = _by_policy(request)
+        policy = _by_policy(request) or _by_expiry(request)
         people = deciders(request)
         if people and not policy:
             rows.append(f"*By:* {_people(people)}")
@@ -489,6 +529,8 @@ def _header_for(request: ApprovalRequest | None, job: Job, pending: bool) -> str
     if state == RequestState.APPROVED:
         return "✅ S3 Batch Operations job approved"
     if state == RequestState.CANCELLED:
+        if _by_expiry(request):
+            return "⌛ S3 Batch Operations job expired and cancelled"
         return "🛑 S3 Batch Operations job cancelled"
     if state == RequestState.DECIDING:
         return "⏳ S3 Batch Operations job: decision in progress"
@@ -507,6 +549,8 @@ def _fallback(ref: JobRef, job: Job, request: ApprovalRequest | None, pending: b
         if request is not None and _by_policy(request):
             name = _policy_rule_name(request)
             head += f" by policy rule {name}" if name else " by policy"
+        elif request is not None and _by_expiry(request):
+            head += " at its deadline: nobody decided"
         elif request is not None and request.state != RequestState.CLOSED and deciders(request):
             head += " by " + ", ".join(actor.name for actor in deciders(request))
     return safe(f"{head}. {what}", FALLBACK_BUDGET)
@@ -572,13 +616,13 @@ def _requester_section(request: ApprovalRequest | None, pending: bool) -> dict[s
     if request is None:
         return None
     if request.requester is not None:
-        return _section(_requester_line(request.requester), "requester")
+        return section(_requester_line(request.requester), "requester")
     if not pending:
-        return _section("*Requested by:* not known (CloudTrail had not said who created this job)", "requester")
+        return section("*Requested by:* not known (CloudTrail had not said who created this job)", "requester")
     rows = ["*Requested by:* 🔎 Looking up who created this job in CloudTrail…"]
     if _holds_for_requester(request):
         rows.append(_hold_line(request))
-    return _section("\n".join(rows), "requester")
+    return section("\n".join(rows), "requester")
 
 
 def _rule_line(rule: Rule) -> str:
@@ -626,7 +670,7 @@ def _policy_section(request: ApprovalRequest | None, pending: bool) -> dict[str,
     rows = [_rule_line(rule)]
     if pending and rule.action == "require_approval" and rule.quorum > 1:
         rows.append(_progress_line(request, rule))
-    return _section("\n".join(rows), "policy")
+    return section("\n".join(rows), "policy")
 
 
 def render_request(job: Job, ref: JobRef, request: ApprovalRequest | None, large_job_threshold: int) -> SlackMessage:
@@ -637,8 +681,8 @@ def render_request(job: Job, ref: JobRef, request: ApprovalRequest | None, large
 
     description = code(job.description, DESCRIPTION_BUDGET) or "_none_"
     blocks: list[dict[str, Any]] = [
-        _header(_header_for(request, job, pending)),
-        _section(
+        header(_header_for(request, job, pending)),
+        section(
             f"*Job* {code(ref.job_id)} · <{ref.console_url}|Open in the S3 console>\n*Description:* {description}",
             "summary",
         ),
@@ -656,19 +700,22 @@ def render_request(job: Job, ref: JobRef, request: ApprovalRequest | None, large
             ],
             "details",
         ),
-        _section(_lines(f"Operation: {safe(title, 200)}", summary.fields), "operation"),
-        _section(_lines("Objects (manifest)", describe_manifest(job)), "manifest"),
+        section(_lines(f"Operation: {safe(title, 200)}", summary.fields), "operation"),
+        section(_lines("Objects (manifest)", describe_manifest(job)), "manifest"),
     ]
     warnings = risk_warnings(job, large_job_threshold)
     if warnings:
         rows = [f"{WARNING_SIGN} {safe(warning, WARNING_BUDGET)}" for warning in warnings]
         heading = "*Check before approving*" if pending else "*Warnings*"
-        blocks.append(_section(heading + "\n" + "\n".join(rows), "warnings"))
-    blocks.append(_context(*filter(None, [_status_line(job), _deadline(job)]), block_id="status"))
+        blocks.append(section(heading + "\n" + "\n".join(rows), "warnings"))
+    blocks.append(context(*filter(None, [_status_line(job), _deadline(job)]), block_id="status"))
+    lifecycle = lifecycle_line(request) if job.awaiting_confirmation else None
+    if lifecycle:
+        blocks.append(context(safe(lifecycle, 300), block_id="lifecycle"))
     if pending:
         blocks.append(_buttons(job, ref))
     else:
-        blocks += [{"type": "divider"}, _section(_outcome(request, job), "outcome")]
+        blocks += [{"type": "divider"}, section(_outcome(request, job), "outcome")]
 
     message = SlackMessage(
         text=_fallback(ref, job, request, pending),
@@ -683,6 +730,93 @@ def render_request(job: Job, ref: JobRef, request: ApprovalRequest | None, large
 
 
 # -- thread replies -------------------------------------------------------------------------------
+
+
+def waited_text(since: datetime, now: datetime) -> str:
+    """``45 min``, ``3 h 45 min``, ``2 days 3 h``: how long a request has waited."""
+    minutes = max(int((now - since).total_seconds() // 60), 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{_plural(days, 'day')}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    return f"{minutes} min"
+
+
+def render_reminder(
+    request: ApprovalRequest,
+    number: int,
+    of: int,
+    approvers: Sequence[str],
+    escalated_to: Sequence[str],
+    now: datetime,
+) -> SlackMessage:
+    """A reminder in the request's thread, mentioning who may decide (``approvers``: mentions, already
+    formatted by ``user_mention`` / ``group_mention``) and, once escalated, ``escalated_to`` as well."""
+    job = _job(request.job.job_id)
+    waited = waited_text(request.requested_at, now)
+    head = f"⏰ *Reminder {number} of {of}*: job {job} has waited {waited} for a decision."
+    if escalated_to:
+        head = f"📣 *Escalated (reminder {number} of {of})*: job {job} has waited {waited} for a decision."
+    rows = [head]
+    if approvers:
+        rows.append(f"Who may decide: {_listed(list(approvers))}")
+    if escalated_to:
+        rows.append(f"Escalated to: {_listed(list(escalated_to))}")
+    lifecycle = lifecycle_line(request)
+    if lifecycle:
+        rows.append(safe(lifecycle, 300))
+    text = "\n".join(rows)
+    plain = f"Reminder {number} of {of}: S3 Batch Operations job {request.job.job_id} waits for a decision"
+    if escalated_to:
+        plain = (
+            f"Escalated (reminder {number} of {of}): S3 Batch Operations job {request.job.job_id} waits for a decision"
+        )
+    reply = SlackMessage(text=safe(plain, FALLBACK_BUDGET), blocks=[section(text, "reminder")], metadata=None)
+    validate_message(reply)
+    return reply
+
+
+def render_escalation_notice(request: ApprovalRequest, escalated_to: Sequence[str], now: datetime) -> SlackMessage:
+    """The notice an escalation posts in its own channel: which job waits, where, since when."""
+    job = _job(request.job.job_id)
+    where = f"<#{request.channel}>" if request.channel and SLACK_CHANNEL.fullmatch(request.channel) else "its channel"
+    rows = [
+        f"📣 *Escalated*: S3 Batch Operations job {job} has waited {waited_text(request.requested_at, now)} "
+        f"for a decision in {where}."
+    ]
+    if escalated_to:
+        rows.append(f"Please look: {_listed(list(escalated_to))}")
+    lifecycle = lifecycle_line(request)
+    if lifecycle:
+        rows.append(safe(lifecycle, 300))
+    plain = f"Escalated: S3 Batch Operations job {request.job.job_id} waits for a decision"
+    notice = SlackMessage(
+        text=safe(plain, FALLBACK_BUDGET), blocks=[section("\n".join(rows), "escalation")], metadata=None
+    )
+    validate_message(notice)
+    return notice
+
+
+def render_expired_reply(request: ApprovalRequest, cancelled: bool) -> SlackMessage:
+    """The thread reply at the deadline: what the expiry did."""
+    job = _job(request.job.job_id)
+    within = hours_text(allowed_hours(request))
+    if cancelled:
+        rule = _rule_named(request)
+        text = f"⌛ *Expired*: nobody decided on job {job} within {within}, so it was cancelled ({rule})."
+    else:
+        late = (
+            " Approve or Cancel still work."
+            if _expiry_of(request).keep_buttons
+            else " The request is closed: decide in the S3 console if the job should still run."
+        )
+        text = f"⌛ *Expired*: nobody decided on job {job} within {within}. The job is left Suspended.{late}"
+    plain = f"S3 Batch Operations job {request.job.job_id} expired: nobody decided within {within}"
+    reply = SlackMessage(text=safe(plain, FALLBACK_BUDGET), blocks=[section(text, "expired")], metadata=None)
+    validate_message(reply)
+    return reply
 
 
 def render_status_reply(job: Job, ref: JobRef) -> SlackMessage | None:
@@ -722,8 +856,8 @@ def render_status_reply(job: Job, ref: JobRef) -> SlackMessage | None:
     if job.termination_date and job.status != "Active":
         rows.append(f"Finished {format_utc(job.termination_date)}.")
     blocks = [
-        _section("\n".join(rows), "status_reply"),
-        _context(f"Job {code(ref.job_id)} · <{ref.console_url}|Open in the S3 console>"),
+        section("\n".join(rows), "status_reply"),
+        context(f"Job {code(ref.job_id)} · <{ref.console_url}|Open in the S3 console>"),
     ]
     message = SlackMessage(text=safe(f"{head}: S3 Batch Operations job {ref.job_id}", 300), blocks=blocks)
     validate_message(message)
@@ -741,12 +875,12 @@ def render_reason_modal(metadata: ModalMetadata, job_id: str) -> dict[str, Any]:
     view = {
         "type": "modal",
         "callback_id": REASON_MODAL_CALLBACK_ID,
-        "title": _plain_text("Cancel S3 job", MAX_MODAL_TITLE),
-        "submit": _plain_text("Cancel job", MAX_MODAL_BUTTON),
-        "close": _plain_text("Back", MAX_MODAL_BUTTON),
+        "title": plain_text("Cancel S3 job", MAX_MODAL_TITLE),
+        "submit": plain_text("Cancel job", MAX_MODAL_BUTTON),
+        "close": plain_text("Back", MAX_MODAL_BUTTON),
         "private_metadata": private,
         "blocks": [
-            _section(
+            section(
                 f"Job {code(job_id, 60)} will be cancelled and will not run. "
                 "Your name and reason are recorded on the job in S3.",
                 "cancel_summary",
@@ -754,22 +888,22 @@ def render_reason_modal(metadata: ModalMetadata, job_id: str) -> dict[str, Any]:
             {
                 "type": "input",
                 "block_id": REASON_BLOCK_ID,
-                "label": _plain_text("Why cancel this job?", MAX_INPUT_LABEL),
+                "label": plain_text("Why cancel this job?", MAX_INPUT_LABEL),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": REASON_INPUT_ACTION_ID,
                     "multiline": True,
                     "max_length": REASON_MAX_LENGTH,
-                    "placeholder": _plain_text("For example: wrong prefix, this would touch production", 150),
+                    "placeholder": plain_text("For example: wrong prefix, this would touch production", 150),
                 },
             },
         ],
     }
-    _check_view(view)
+    check_view(view)
     return view
 
 
-def _check_view(view: dict[str, Any]) -> None:
+def check_view(view: dict[str, Any]) -> None:
     for key, limit in (("title", MAX_MODAL_TITLE), ("submit", MAX_MODAL_BUTTON), ("close", MAX_MODAL_BUTTON)):
         if key in view and slack_len(view[key]["text"]) > limit:
             raise MessageTooLarge(f"modal {key} is longer than {limit} characters")
@@ -796,6 +930,13 @@ def not_an_approver_text(job_id: str) -> str:
 def already_decided_text(request: ApprovalRequest) -> str:
     """Who decided what and when, or that a decision is being applied. Nothing was changed."""
     job = _job(request.job.job_id)
+    if _by_expiry(request):
+        within = hours_text(allowed_hours(request))
+        when = f" on {format_utc(request.decided_at)}" if request.decided_at else ""
+        return (
+            f"Job {job} expired{when}: nobody decided within {within}, so it was cancelled "
+            f"({_rule_named(request)}). Nothing was changed."
+        )
     if _by_policy(request):
         name = _policy_rule_name(request)
         who = f"policy rule {code(name, 60)}" if name else "policy"

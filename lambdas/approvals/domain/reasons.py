@@ -207,5 +207,24 @@ def policy_of(reason: str | None) -> tuple[DecisionKind, str] | None:
     return decision, head["rule"]
 
 
+_EXPIRY_HEAD = re.compile(rf"^Expired: no decision within [0-9]+ (?:h|days) \(policy (?P<rule>{_RULE})\)\Z")
+
+
+def expiry_reason(rule_name: str, within: str) -> str:
+    """``Expired: no decision within 24 h (policy RULE)``: the reason of a job its request's expiry cancelled."""
+    if not RULE_NAME.fullmatch(rule_name):
+        raise ValueError(f"{rule_name!r} is not a policy rule name")
+    reason = f"Expired: no decision within {within} (policy {rule_name})"
+    if not _EXPIRY_HEAD.match(reason):
+        raise ValueError(f"{within!r} is not a duration such as '24 h' or '3 days'")
+    return reason
+
+
+def expiry_of(reason: str | None) -> str | None:
+    """The rule whose expiry cancelled the job, from a StatusUpdateReason ``expiry_reason`` wrote; else None."""
+    found = _EXPIRY_HEAD.match(reason or "")
+    return found["rule"] if found else None
+
+
 def requested_status(decision: DecisionKind) -> str:
     return "Ready" if decision == "approve" else "Cancelled"

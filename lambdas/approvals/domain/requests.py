@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from approvals.domain import message
+from approvals.domain import lifecycle, message
 from approvals.domain.audit import audit_record
-from approvals.domain.decisions import DecisionResult, policy_command
+from approvals.domain.decisions import DecisionResult, announce, policy_command
 from approvals.domain.identity import IdentityResolver
+from approvals.domain.lifecycle import Lifecycle
 from approvals.domain.policy import JobFacts, evaluate
 from approvals.domain.ports import Chat, ChatUnavailable, Jobs, Requesters, RequestersUnavailable, RequestStore
 from approvals.models.events import CreateJobCall
@@ -71,6 +72,8 @@ class RequestService:
     identities: IdentityResolver | None = None
     requesters: Requesters | None = None
     decide: Callable[[DecisionCommand], DecisionResult] | None = None
+    # Told each request posted (the Home tab's refresh): best effort, never raises.
+    on_change: Callable[[ApprovalRequest], object] = lambda _request: None
 
     def on_create_job(self, call: CreateJobCall) -> EventResult:
         """Who created a job, from its CreateJob API-call event: kept, and shown on its request if posted."""
@@ -148,6 +151,15 @@ class RequestService:
         self.store.put_requester(ref, requester, self.clock())
         return requester, None
 
+    @staticmethod
+    def first_step(request: ApprovalRequest) -> datetime | None:
+        """When the posted request's first lifecycle step (a reminder, or its expiry) is due; None for a
+        request without a deadline (recorded before requests had one)."""
+        if request.deadline is None:
+            return None
+        plan = Lifecycle.of(request.rule)
+        return lifecycle.next_step(request.requested_at, request.deadline, plan, 0).at
+
     def channel_for(self, rule: Rule | None) -> str:
         """Where a request is posted: the rule's channel, else the deployment's."""
         return rule.channel if rule is not None and rule.channel else self.channel
@@ -180,6 +192,8 @@ class RequestService:
         if updated.state == RequestState.PENDING and job is not None:
             self._render(ref, job, updated)
             decided = self._apply_rule(updated)
+        if decided is None:  # the creator's "Your jobs", and the approvers' queue (the rule may have changed)
+            announce(self.on_change, updated)
         return EventResult(EventOutcome.REQUESTER_LEARNT, job, updated, [record], policy_decision=decided)
 
     def _apply_rule(self, request: ApprovalRequest) -> DecisionResult | None:
@@ -211,9 +225,12 @@ class RequestService:
         ts = self.chat.find_own_message(channel, since, metadata)
         if ts is None:
             return None
-        if not self.store.adopt_posted(ref, channel, ts, earlier.claimed_at):
+        first = self.first_step(earlier)
+        if not self.store.adopt_posted(ref, channel, ts, earlier.claimed_at, first):
             return self.store.get(ref)  # another delivery recorded it (or took the claim) meanwhile
-        adopted = earlier.model_copy(update={"state": RequestState.PENDING, "channel": channel, "message_ts": ts})
+        adopted = earlier.model_copy(
+            update={"state": RequestState.PENDING, "channel": channel, "message_ts": ts, "due_at": first}
+        )
         self._requested_record(adopted)
         return adopted
 
@@ -221,16 +238,18 @@ class RequestService:
         requester, problem = self._known_requester(ref, job)
         rule = self.rule_for(job, ref, requester)
         now = self.clock()
+        # A takeover keeps the first claim's time: the message may have been posted any time since.
+        requested_at = earlier.requested_at if earlier is not None else now
         claim = ApprovalRequest(
             job=ref,
             state=RequestState.POSTING,
-            # A takeover keeps the first claim's time: the message may have been posted any time since.
-            requested_at=earlier.requested_at if earlier is not None else now,
+            requested_at=requested_at,
             operation=job.operation_name,
             object_count=job.object_count,
             job_status=job.status,
             requester=requester,
             rule=rule,
+            deadline=lifecycle.deadline(requested_at, Lifecycle.of(rule).expiry, job.suspended_date),
         )
         if not self.store.claim_posting(claim, now, self.posting_lease_seconds):
             existing = self.store.get(ref)
@@ -248,8 +267,11 @@ class RequestService:
             # looks for the message before posting, but let the retry take the claim at once.
             self.store.release_posting(ref, now)
             raise
-        self.store.mark_posted(ref, channel, ts)
-        request = claim.model_copy(update={"state": RequestState.PENDING, "channel": channel, "message_ts": ts})
+        first = self.first_step(claim)
+        self.store.mark_posted(ref, channel, ts, first)
+        request = claim.model_copy(
+            update={"state": RequestState.PENDING, "channel": channel, "message_ts": ts, "due_at": first}
+        )
         result = EventResult(EventOutcome.POSTED, job, request, [self._requested_record(request)])
         result.requester_problem = problem
         if requester is None:
@@ -259,6 +281,8 @@ class RequestService:
                 result.request, result.policy_decision = learnt.request, learnt.policy_decision
                 return result
         result.policy_decision = self._apply_rule(request)
+        if result.policy_decision is None:  # a rule's own decision announces itself
+            announce(self.on_change, request)
         return result
 
     def _requested_record(self, request: ApprovalRequest) -> AuditRecord:

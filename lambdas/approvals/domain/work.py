@@ -1,9 +1,10 @@
 """What the decider does with one message from the decisions queue: prove it came from Slack, then act.
 
-The queue carries only ``SignedSlackRequest``: a request exactly as Slack signed it, plus the callback's
-``intent``. Nothing in the message is believed until Slack's signature over the body checks out with the
-signing secret; then the job, the person, the decision and every text are read from the signed body
-itself, the same way the callback read it (``interactions.read``). The intent only selects which of the
+The queue carries only ``SignedSlackRequest``: a request exactly as Slack signed it (an interaction, an
+Events API event or a slash command), plus the callback's ``intent``. Nothing in the message is believed
+until Slack's signature over the body checks out with the signing secret; then the job, the person, the
+decision and every text are read from the signed body itself, the same way the callback read it
+(``interactions.read``, ``home.read_event``, ``home.read_command``). The intent only selects which of the
 follow-ups that body allows. Anything else is refused as ``unverified``: recorded, counted, alarmed.
 """
 
@@ -13,6 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -29,6 +31,9 @@ from approvals.domain.interactions import (
 from approvals.models.job import JobRef
 from approvals.models.slack import SignedSlackRequest
 
+if TYPE_CHECKING:
+    from approvals.domain.home import HomeResult, HomeService
+
 # A signed request is acted on for at most this long after Slack signed it. Retries of a failing
 # decision end well within it (5 receives, 6 minutes apart); a message redriven from the dead-letter
 # queue later, or replayed, is refused and recorded instead of deciding a job in someone's name.
@@ -44,8 +49,11 @@ class QueuedWork:
     verified: ProofCheck
     teams: tuple[str, ...]
     clock: Callable[[], datetime]
+    # The approver's queue (Home tab, slash command); without it, such work is refused as not fitting.
+    home: HomeService | None = None
+    response_prefixes: tuple[str, ...] = ()  # where a slash command's response_url may point
 
-    def handle(self, raw: str, on_read: Callable[[str | None], object] = lambda _: None) -> DecisionResult:
+    def handle(self, raw: str, on_read: Callable[[str | None], object] = lambda _: None) -> DecisionResult | HomeResult:
         """One queue message body → its effect. Never raises for a bad message: it is refused instead.
 
         ``on_read`` gets the callback's correlation ID (API Gateway's request ID) once the message is read.
@@ -66,7 +74,9 @@ class QueuedWork:
             return self._unverified(work, "signed in the future")
         return self._act(work)
 
-    def _act(self, work: SignedSlackRequest) -> DecisionResult:
+    def _act(self, work: SignedSlackRequest) -> DecisionResult | HomeResult:
+        if work.intent in ("home", "command"):
+            return self._queue_view(work)
         try:
             action = read(work.body, self.teams, correlation_id=work.correlation_id)
         except BadInteraction as exc:
@@ -87,6 +97,25 @@ class QueuedWork:
             failed = self.decisions.tell(command.channel, command.actor.user_id, text)
             return DecisionResult(Outcome.INVALID_REQUEST, detail="cancel form not opened", notices_failed=failed)
         return self._unverified(work, f"the intent {work.intent!r} does not fit the signed request")
+
+    def _queue_view(self, work: SignedSlackRequest) -> DecisionResult | HomeResult:
+        """An app_home_opened event (publish the person's Home) or a slash command (answer it), read from
+        the signed body the way the callback read it."""
+        from approvals.domain.home import HomeOpened, read_command, read_event
+
+        home = self.home
+        if home is None:
+            return self._unverified(work, f"the intent {work.intent!r} is not served here")
+        try:
+            if work.intent == "home":
+                event = read_event(work.body, self.teams)
+                if not isinstance(event, HomeOpened):
+                    return self._unverified(work, "the intent 'home' does not fit the signed request")
+                return home.opened(event.user_id, event.event_id)
+            command = read_command(work.body, self.teams, home.command_name, self.response_prefixes)
+        except BadInteraction as exc:
+            return self._unverified(work, f"the intent {work.intent!r} does not fit the signed request ({exc})")
+        return home.answer(command)
 
     def _unverified(self, work: SignedSlackRequest, detail: str) -> DecisionResult:
         """Filed under the job the body names (unproven, but the job's history should show the attempt)."""

@@ -1,10 +1,16 @@
-"""Callback: Slack interactivity (POST /slack/interactions) → verified, parsed, queued, acked in time.
+"""Callback: Slack's requests → verified, parsed, queued, acked within Slack's 3 seconds. Three routes:
 
-API Gateway → ``handler`` → verify Slack's signature over the raw body (nothing is read before
-that) → read the payload (approvals.domain.interactions: the workspace first, then the action) →
-queue the request exactly as Slack signed it (models.slack.SignedSlackRequest) to SQS, or open the
-cancel-reason modal → HTTP 200 within Slack's 3 seconds. The decider verifies the signature again
-and applies the decision (approvals.handlers.decider → approvals.domain.work → domain.decisions).
+- ``POST /slack/interactions`` (interactivity): verify Slack's signature over the raw body (nothing is
+  read before that) → read the payload (approvals.domain.interactions: the workspace first, then the
+  action) → queue the request exactly as Slack signed it (models.slack.SignedSlackRequest) to SQS, or
+  open the cancel-reason modal. The decider verifies the signature again and applies the decision
+  (approvals.handlers.decider → approvals.domain.work → domain.decisions).
+- ``POST /slack/events`` (Events API): verify → ``url_verification`` is answered with its challenge;
+  ``app_home_opened`` (Home tab) is queued for the decider, which publishes the person's Home view. Slack
+  retries an event it thinks was lost (``X-Slack-Retry-Num``); every delivery is queued and the decider
+  handles each ``event_id`` once (a conditional write), so a retry is never processed twice.
+- ``POST /slack/commands`` (the slash command): verify → read the form (approvals.domain.home) → queue;
+  the decider answers through the command's response_url, ephemerally.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from approvals.observability import MetricUnit, logger, metrics
 
 ROUTE = ("POST", "/slack/interactions")
+EVENTS_ROUTE = ("POST", "/slack/events")
+COMMANDS_ROUTE = ("POST", "/slack/commands")
 _correlation_id: TypeAdapter[str] = TypeAdapter(CorrelationId)
 
 
@@ -117,13 +125,62 @@ class TooLarge(Exception):
     pass
 
 
-def interactions(event: Request) -> dict[str, Any]:
-    if (event.method, event.resource) != ROUTE:
-        raise NotFound(f"{event.method} {event.resource}")
+def _verified(event: Request) -> wiring.CallbackDeps:
+    """The callback's dependencies, once Slack's signature over the body checks out."""
     deps = wiring.callback()
     if len(event.body.encode()) > MAX_BODY_BYTES:
         raise TooLarge()
     deps.verifier.verify(event.body, event.headers)  # nothing about the request is read before this passes
+    return deps
+
+
+def route(event: Request) -> dict[str, Any]:
+    """One route per Slack entry point; anything else is not found."""
+    target = {ROUTE: interactions, EVENTS_ROUTE: events, COMMANDS_ROUTE: commands}.get((event.method, event.resource))
+    if target is None:
+        raise NotFound(f"{event.method} {event.resource}")
+    return target(event)
+
+
+def events(event: Request) -> dict[str, Any]:
+    """The Events API: the challenge, or app_home_opened queued for the decider; every event acked at once."""
+    deps = _verified(event)
+    from approvals.domain import home  # only Events API requests and commands load the Home tab's code
+
+    action = home.read_event(event.body, deps.teams)
+    if isinstance(action, home.Challenge):
+        return _response(200, json.dumps({"challenge": action.challenge}), "application/json")
+    if isinstance(action, home.HomeOpened):
+        lowered = {k.lower(): v for k, v in event.headers.items()}
+        retry = lowered.get("x-slack-retry-num")
+        if retry:  # queued anyway: the first delivery may have failed before it was queued
+            logger.info("event retried by slack", retry=retry[:4], reason=lowered.get("x-slack-retry-reason", "")[:40])
+        _enqueue(deps, "home", event)
+    return _response(200, "")
+
+
+def commands(event: Request) -> dict[str, Any]:
+    """The slash command: queued for the decider, which answers through its response_url; acked empty."""
+    deps = _verified(event)
+    from approvals.domain import home
+
+    cfg = deps.common.settings
+    try:
+        home.read_command(event.body, deps.teams, cfg.slash_command, cfg.response_url_prefixes)
+    except ForeignTeam:
+        raise
+    except BadInteraction as exc:  # Slack shows a 4xx as a bare "failed": say why, to the person only
+        logger.warning("command refused", reason=str(exc))
+        reply = {"response_type": "ephemeral", "text": f"Sorry, this command could not be handled: {exc}."}
+        return _response(200, json.dumps(reply), "application/json")
+    _enqueue(deps, "command", event)
+    return _response(200, "")
+
+
+def interactions(event: Request) -> dict[str, Any]:
+    if (event.method, event.resource) != ROUTE:
+        raise NotFound(f"{event.method} {event.resource}")
+    deps = _verified(event)
 
     try:
         action = read(event.body, deps.teams, correlation_id=event.request_id)
@@ -217,7 +274,7 @@ def handle(raw: Any, context: LambdaContext) -> dict[str, Any]:
     event = None
     try:
         event = Request.of(raw)
-        return interactions(event)
+        return route(event)
     except (InvalidSignature, BadInteraction, MalformedEvent, TooLarge, NotFound, QueueUnavailable, SecretError) as exc:
         return _error_response(exc, event)
 

@@ -1,4 +1,5 @@
-"""Decider: queued Slack requests (SQS) → verified again → ``DecisionService`` → UpdateJobStatus, once.
+"""Decider: queued Slack requests (SQS) → verified again → ``DecisionService`` → UpdateJobStatus, once;
+or, for an app_home_opened event or a slash command, ``HomeService`` → views.publish or the response_url.
 
 ``handle_record`` hands each message body to ``approvals.domain.work.QueuedWork``, which checks Slack's
 signature over the queued request before reading anything in it. A record that raises, or whose
@@ -23,12 +24,14 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     import approvals.snapstart  # noqa: F401 (SnapStart's runtime hooks register on import)
     from approvals import wiring
     from approvals.domain.decisions import DecisionResult, Outcome
+    from approvals.domain.home import HomeResult
     from approvals.names import (
         METRIC_APPROVED,
         METRIC_CANCELLED,
         METRIC_DECISION_FAILED,
         METRIC_DECISION_UNVERIFIED,
         METRIC_DUPLICATE_DECISION,
+        METRIC_DUPLICATE_EVENT,
         METRIC_NOTICE_FAILED,
         METRIC_REFUSED,
         METRIC_REQUESTER_REFUSED,
@@ -56,6 +59,9 @@ class RetryLater(Exception):
 def handle_record(record: SQSRecord) -> dict[str, Any]:
     deps = wiring.decider()
     result = deps.work.handle(record.body, on_read=logger.set_correlation_id)
+    if isinstance(result, HomeResult):  # the Home tab or a slash command: best effort, never retried
+        _observe_home(result)
+        return {"outcome": result.outcome}
     _observe(result)
     if result.retry_later:
         raise RetryLater(f"{result.outcome.value}: {result.detail or 'the claim is held'}")
@@ -96,6 +102,15 @@ def _observe(result: DecisionResult) -> None:
         detail=result.detail,
         retry_later=result.retry_later,
     )
+
+
+def _observe_home(result: HomeResult) -> None:
+    if result.outcome == "duplicate":
+        metrics.add_metric(name=METRIC_DUPLICATE_EVENT, unit=MetricUnit.Count, value=1)
+    if result.failures:
+        metrics.add_metric(name=METRIC_NOTICE_FAILED, unit=MetricUnit.Count, value=result.failures)
+        logger.warning("home or command reply not delivered", detail=result.detail)
+    logger.info("home work handled", outcome=result.outcome, detail=result.detail)
 
 
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -8,7 +8,9 @@ concurrency) → parse the event → dedupe on jobEventId (Powertools idempotenc
 Events it does not handle are logged, counted and acknowledged, never retried forever; AWS or Slack
 failures fail the record, so SQS delivers it again after the visibility timeout and, after the
 queue's maximum receives, moves it to the dead-letter queue, which alarms. The reconciliation
-schedule invokes the function directly (asynchronously); its failures go to the on-failure queue.
+schedule and the lifecycle tick (every minute: reminders, escalation and expiry of pending requests,
+approvals.domain.sweep) invoke the function directly (asynchronously); their failures go to the
+on-failure queue.
 """
 
 from __future__ import annotations
@@ -38,11 +40,15 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     from approvals.models.events import CreateJobApiEvent, JobEvent
     from approvals.models.job import JobRef
     from approvals.names import (
+        LIFECYCLE_TICK,
         METRIC_APPROVAL_REQUESTED,
         METRIC_DECISION_STUCK,
         METRIC_DUPLICATE_EVENT,
         METRIC_EVENT_DROPPED,
         METRIC_POLICY_DECISION,
+        METRIC_REMINDER_SENT,
+        METRIC_REQUEST_EXPIRED,
+        SERVICE_NAME,
     )
     from approvals.observability import MetricUnit, logger, metrics, tracer
 
@@ -165,6 +171,24 @@ def reconcile(account_id: str, region: str) -> dict[str, Any]:
     return {"outcome": "reconciled", "suspended_jobs": len(ids), "recovered": recovered, **outcomes}
 
 
+def sweep() -> dict[str, Any]:
+    """The lifecycle tick: remind, escalate and expire the pending requests whose next step is due."""
+    result = wiring.notifier().lifecycle.run()
+    reminded = result.outcomes["reminded"] + result.outcomes["escalated"]
+    expired = sum(count for outcome, count in result.outcomes.items() if outcome.startswith("expired_"))
+    if reminded:
+        metrics.add_metric(name=METRIC_REMINDER_SENT, unit=MetricUnit.Count, value=reminded)
+    if expired:
+        metrics.add_metric(name=METRIC_REQUEST_EXPIRED, unit=MetricUnit.Count, value=expired)
+    for error in result.errors:
+        logger.warning("lifecycle step failed, due again at the next tick", error=error)
+    logger.info("lifecycle sweep done", due=result.due, outcomes=dict(result.outcomes), failures=result.failures)
+    if result.failures:
+        # Lambda retries the tick; the steps that failed are due again at once, the others are done.
+        raise RuntimeError(f"the lifecycle sweep failed for {result.failures} of {result.due} due requests")
+    return {"outcome": "swept", "due": result.due, **result.outcomes}
+
+
 def recover_stuck(deps: wiring.NotifierDeps) -> int:
     """Claims left past the point where their message could still come back: each is finished."""
     results = deps.decisions.recover_stuck(deps.common.settings.decision_stuck_after_seconds)
@@ -204,13 +228,15 @@ def queued(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
         event = json.loads(record.body)
     except (ValueError, TypeError, RecursionError) as exc:
         return _dropped(None, f"the queued message is not JSON ({type(exc).__name__})", "body")
-    if isinstance(event, dict) and event.get("detail-type") == SCHEDULED:
+    if isinstance(event, dict) and event.get("detail-type") in (SCHEDULED, LIFECYCLE_TICK):
         return _dropped(event, "a schedule event on the job events queue", "detail-type")
     return dispatch(event, lambda_context)
 
 
 def dispatch(event: Any, context: LambdaContext) -> dict[str, Any]:
-    """An EventBridge event: the schedule's, a CreateJob call or a job event."""
+    """An EventBridge event: a schedule's (reconciliation, lifecycle tick), a CreateJob call or a job event."""
+    if isinstance(event, dict) and event.get("detail-type") == LIFECYCLE_TICK and event.get("source") == SERVICE_NAME:
+        return sweep()
     if isinstance(event, dict) and event.get("detail-type") == SCHEDULED and event.get("source") == "aws.events":
         try:
             where = JobRef(account_id=event.get("account"), region=event.get("region"), job_id="reconcile")

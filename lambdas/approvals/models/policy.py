@@ -80,6 +80,10 @@ MAX_QUORUM = 10
 MAX_IDENTITIES = 1000  # entries of identities.map: each is tried for every job's requester
 # A job left Suspended for 30 days fails, so waiting longer for its requester means nothing.
 MAX_REQUESTER_WAIT_MINUTES = 30 * 24 * 60
+MAX_REMINDERS = 20
+MAX_LIFECYCLE_MINUTES = 29 * 24 * 60
+# S3 fails a job left Suspended for more than 30 days; a request expires before that, with a day to spare.
+MAX_EXPIRY_HOURS = 29 * 24
 
 
 class PolicyError(ValueError):
@@ -246,6 +250,61 @@ class RequesterWait(_Block):
     )
 
 
+class Escalation(_Block):
+    """After some reminders, a request still waiting is escalated: the reminders from then on also mention
+    these people and groups, and (with ``channel``) a notice goes to a second channel."""
+
+    after_reminders: int = Field(
+        default=2, ge=0, le=MAX_REMINDERS, description="Escalate with the reminder after this many (0: the first)."
+    )
+    users: list[SlackUserId] = Field(default=[], description="Slack user IDs to mention.")
+    groups: list[SlackGroupId] = Field(default=[], description="Slack user group IDs to mention.")
+    channel: SlackChannelId | None = Field(default=None, description="Also post the escalation in this channel.")
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Escalation:
+        if not self.users and not self.groups and self.channel is None:
+            raise ValueError("name users, groups or a channel to escalate to")
+        return self
+
+
+class Reminders(_Block):
+    """While a request waits, reminders in its thread mention the approvers: the first after
+    ``first_after_minutes``, each later one ``backoff`` times the gap before it, at most ``max``."""
+
+    first_after_minutes: int = Field(
+        default=15, ge=1, le=MAX_LIFECYCLE_MINUTES, description="Minutes before the first reminder."
+    )
+    backoff: int | float = Field(default=2, ge=1, le=10, description="Each gap is this many times the one before.")
+    max: int = Field(default=4, ge=0, le=MAX_REMINDERS, description="At most this many reminders (0: none).")
+    escalate: Escalation | None = Field(default=None, description="Omitted: reminders are never escalated.")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Reminders:
+        if self.escalate is not None and self.escalate.after_reminders >= self.max:
+            raise ValueError(
+                f"escalate.after_reminders: {self.escalate.after_reminders} reminders come before the escalation "
+                f"but max allows only {self.max}, so it would never happen"
+            )
+        return self
+
+
+class Expiry(_Block):
+    """A request nobody decides expires: ``cancel`` cancels the job (through the same exactly-once path as a
+    person's decision); ``leave`` marks the request expired and leaves the job Suspended."""
+
+    after_hours: int = Field(
+        default=24,
+        ge=1,
+        le=MAX_EXPIRY_HOURS,
+        description="Hours after the request is posted (never later than S3 allows a job to wait: 30 days).",
+    )
+    action: Literal["cancel", "leave"] = Field(default="cancel", description="What happens at the deadline.")
+    keep_buttons: bool = Field(
+        default=True, description="With leave: keep Approve and Cancel on the expired request (a late decision)."
+    )
+
+
 class Rule(_Block):
     name: RuleName
     match: Match = Field(default_factory=Match, description="Which jobs; empty (the default rule) means every job.")
@@ -267,6 +326,8 @@ class Rule(_Block):
         default=False, description="Whether the job's creator may approve it. Never by default."
     )
     requester_wait: RequesterWait = Field(default_factory=RequesterWait)
+    reminders: Reminders = Field(default_factory=Reminders)
+    expiry: Expiry = Field(default_factory=Expiry)
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:

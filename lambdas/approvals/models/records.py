@@ -92,6 +92,12 @@ class ApprovalRequest(BaseModel):
     # Where the decision came from: "slack" (a verified click), or "system:<source>" (e.g. system:policy).
     decision_origin: str | None = None
     approved_without_requester: bool = False  # approved after the requester wait ran out (rule said allow)
+    # The lifecycle (approvals.domain.lifecycle): when the request expires, how many reminders went out,
+    # when its next step (reminder, escalation, expiry) is due (None once none is left), and when it expired.
+    deadline: datetime | None = None
+    reminders_sent: int = 0
+    due_at: datetime | None = None
+    expired_at: datetime | None = None
 
 
 class AuditEventType(StrEnum):
@@ -102,6 +108,9 @@ class AuditEventType(StrEnum):
     JOB_STATUS_CHANGED = "job_status_changed"
     REQUESTER_IDENTIFIED = "requester_identified"
     VOTE_RECORDED = "vote_recorded"
+    REMINDER_SENT = "reminder_sent"
+    REQUEST_ESCALATED = "request_escalated"
+    REQUEST_EXPIRED = "request_expired"
 
 
 AUDIT_SCHEMA_VERSION: Literal[1] = 1

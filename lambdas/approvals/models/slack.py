@@ -205,6 +205,8 @@ Intent = Literal[
     "refuse_cancel",  # a Cancel click by someone certainly not an approver: refuse it (no form opened)
     "modal_failed",  # the cancel form could not be opened in time: tell the person to try again
     "invalid",  # a signed request that cannot be acted on: record it and tell the person why
+    "home",  # an Events API app_home_opened (Home tab): publish that person's Home view
+    "command",  # a slash command: answer it through its response_url
 ]
 
 
@@ -223,3 +225,79 @@ class SignedSlackRequest(BaseModel):
     timestamp: str = Field(pattern=r"^[0-9]{1,15}$")
     signature: str = Field(pattern=r"^v0=[0-9a-f]{64}$")
     correlation_id: CorrelationId | None = None
+
+
+# -- the Events API and slash commands (README, "The approver's queue") ----------------------------------
+
+HOME_TAB = "home"
+APP_HOME_OPENED = "app_home_opened"
+EventId = Annotated[str, StringConstraints(pattern=r"^Ev[A-Za-z0-9]{4,60}$")]
+
+
+class UrlVerification(BaseModel):
+    """The Events API's handshake: answered with its ``challenge`` (after the signature check)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["url_verification"]
+    challenge: str = Field(min_length=1, max_length=256)
+
+
+class AppHomeOpened(BaseModel):
+    """``app_home_opened``: someone opened the app's Home (``tab: home``) or Messages tab."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["app_home_opened"]
+    user: UserId
+    tab: str | None = Field(default=None, max_length=32)
+
+
+class OtherEvent(BaseModel):
+    """Any other event type: acknowledged and ignored (the manifest subscribes to app_home_opened only)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str = Field(max_length=64)
+
+
+class EventCallback(BaseModel):
+    """The Events API envelope of one event. ``event_id`` is the same on Slack's retries of it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["event_callback"]
+    team_id: TeamId | None = None
+    enterprise_id: TeamId | None = None
+    event_id: EventId
+    event_time: int | None = None
+    event: dict[str, Any]
+
+    def home_opened(self) -> AppHomeOpened | None:
+        """The event when it is someone opening the Home tab; None for anything else."""
+        if self.event.get("type") != APP_HOME_OPENED:
+            return None
+        opened = AppHomeOpened.model_validate(self.event)
+        return opened if opened.tab == HOME_TAB else None
+
+
+EventsPayload = Annotated[UrlVerification | EventCallback, Field(discriminator="type")]
+
+
+class SlashCommand(BaseModel):
+    """A slash command's form fields (``application/x-www-form-urlencoded``), after the signature check."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    command: str = Field(min_length=2, max_length=32)
+    text: str = Field(default="", max_length=4000)
+    user_id: UserId
+    user_name: str | None = Field(default=None, max_length=255)
+    team_id: TeamId
+    enterprise_id: TeamId | None = None
+    channel_id: str | None = Field(default=None, max_length=32)
+    response_url: str = Field(min_length=1, max_length=1024)
+    trigger_id: TriggerId
+
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, name=self.user_name or self.user_id, team_id=self.team_id)
