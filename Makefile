@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # The policy file the deployment uses: cdk.json's policyFile context setting, else the example.
 POLICY ?= $(shell $(PYTHON) -c 'import json; print(json.load(open("cdk.json")).get("context", {}).get("policyFile") or "policy.example.yaml")' 2>/dev/null || echo policy.example.yaml)
 
-.PHONY: help venv test lint typecheck unit synth deploy demo sandbox slack-manifest audit bench policy-check policy-explain clean
+.PHONY: help venv test lint typecheck unit synth deploy demo sandbox slack-manifest audit redrive bench policy-check policy-explain clean
 
 help:
 	@echo "make demo            run the whole approval loop locally (stand-ins for S3 Control, Slack, DynamoDB)"
@@ -68,6 +68,10 @@ slack-manifest: $(STAMP)
 audit: $(STAMP)
 	@test -n "$(JOB)" || (echo "usage: make audit JOB=<job id> [SANDBOX=1] [ACCOUNT=<id>] [REGION=<region>] [TABLE=<name>]" && exit 2)
 	$(RUN) -m approvals.audit_cli $(JOB) $(if $(SANDBOX),--sandbox) $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(TABLE),--table $(TABLE))
+
+redrive: $(STAMP)
+	@test -n "$(QUEUE)" || (echo "usage: make redrive QUEUE=job-events|events|notifier-failures [APPLY=1] [STACK=<name>] [REGION=<region>]" && exit 2)
+	$(RUN) -m approvals.redrive $(QUEUE) $(if $(APPLY),--apply) $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION))
 
 policy-check: $(STAMP)
 	$(RUN) -m approvals.policy check $(POLICY)

@@ -77,7 +77,7 @@ print(" ".join(sorted(session.get_available_services())))
 # A client created in the functions' code: `client("sqs"`, `aws.client("s3control", region)`, ...
 CLIENT_CALL = re.compile(r"""\bclient\(\s*["']([a-z0-9-]+)["']""")
 # Run on a workstation (make audit) from lambdas/, never in a function.
-NOT_IN_FUNCTIONS = {"audit_cli.py"}
+NOT_IN_FUNCTIONS = {"audit_cli.py", "redrive.py"}  # operator tools beside the functions, never run in Lambda
 
 
 def _binary_tag(version: str, machine: str) -> str:
