@@ -54,6 +54,7 @@ synth: $(STAMP)
 	$(PY) app.py $(CONTEXT)
 
 deploy: $(STAMP)
+	$(PY) -m infra.deploy_guard $(CDK_ARGS)
 	npx --yes aws-cdk@2 deploy --app "$(PY) app.py" $(CDK_ARGS)
 
 demo: $(STAMP)

@@ -8,34 +8,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from infra.settings import InfraSettingsError, cdk_json_context
+from infra.settings import InfraSettingsError, cdk_json_context, context_overrides
 from infra.stack import build_app
 
 ROOT = Path(__file__).resolve().parent
 
 
 def overrides(argv: list[str]) -> dict[str, Any]:
-    """``-c key=value`` / ``--context key=value`` pairs from the command line.
-
-    Values are strings, except JSON lists such as ``-c aws:cdk:bundling-stacks=[]`` (skip bundling).
-    """
-    values: dict[str, Any] = {}
-    args = iter(argv)
-    for arg in args:
-        if arg in ("-c", "--context"):
-            key, sep, value = next(args, "").partition("=")
-            if not sep or not key:
-                raise SystemExit(f"error: {arg} expects key=value")
-            values[key] = json.loads(value) if value.startswith("[") else value
-        else:
-            raise SystemExit(f"error: unexpected argument {arg!r} (usage: python app.py [-c key=value]...)")
-    return values
+    """``-c key=value`` / ``--context key=value`` pairs from the command line (infra.settings.context_overrides)."""
+    return context_overrides(argv)
 
 
 def main(argv: list[str]) -> int:

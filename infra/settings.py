@@ -112,7 +112,33 @@ EXAMPLES: dict[str, str] = {
     "requesterLookup": "true",
     "createTrail": "false",
     "slashCommand": DEFAULT_SLASH_COMMAND,
+    "apiGatewayCloudWatchRole": "false",
+    "apiAccessLogs": "false",
 }
+
+
+# What cdk.json ships for the two Slack IDs a deployment must set (InfraSettings.placeholders).
+PLACEHOLDER_CHANNEL_ID = "C0000000000"
+PLACEHOLDER_TEAM_ID = "T0000000000"
+
+
+def context_overrides(argv: list[str]) -> dict[str, Any]:
+    """``-c key=value`` / ``--context key=value`` pairs from a command line, as the CDK CLI takes them.
+
+    Values are strings, except JSON lists such as ``-c aws:cdk:bundling-stacks=[]`` (skip bundling). Raises
+    SystemExit for anything else.
+    """
+    values: dict[str, Any] = {}
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-c", "--context"):
+            key, sep, value = next(args, "").partition("=")
+            if not sep or not key:
+                raise SystemExit(f"error: {arg} expects key=value")
+            values[key] = json.loads(value) if value.startswith("[") else value
+        else:
+            raise SystemExit(f"error: unexpected argument {arg!r} (usage: [-c key=value]...)")
+    return values
 
 
 class InfraSettingsError(ValueError):
@@ -175,6 +201,16 @@ class InfraSettings(BaseModel):
     create_trail: bool = Field(default=False, alias="createTrail")
     # The approver's queue in Slack: the slash command's name (the manifest and the functions use it).
     slash_command: str = Field(default=DEFAULT_SLASH_COMMAND, alias="slashCommand")
+    # API Gateway writes access logs only with the region's account-level CloudWatch role set. Creating that
+    # role (AWS::ApiGateway::Account) replaces the region's setting for every API in the account, so it is
+    # opt-in; access logs are on with it, or on their own where the region has the role already.
+    api_gateway_cloudwatch_role: bool = Field(default=False, alias="apiGatewayCloudWatchRole")
+    api_access_logs: bool = Field(default=False, alias="apiAccessLogs")
+
+    @property
+    def access_logs(self) -> bool:
+        """Whether the API's stage writes access logs (the account-level role is created, or said to exist)."""
+        return self.api_access_logs or self.api_gateway_cloudwatch_role
 
     @field_validator("slack_channel_id")
     @classmethod
@@ -318,6 +354,31 @@ class InfraSettings(BaseModel):
             raise InfraSettingsError(
                 "\n".join(f"context setting 'policyFile' ({self.policy_file}): {problem}" for problem in exc.problems)
             ) from None
+
+    def placeholders(self) -> list[str]:
+        """What would make this deployment one nobody can use, each with how to fix it: the placeholder
+        channel or workspace cdk.json ships, or nobody who could approve a job. Synth warns of each; ``make
+        deploy`` refuses while there is any (infra/deploy_guard.py)."""
+        found = []
+        if self.slack_channel_id == PLACEHOLDER_CHANNEL_ID:
+            found.append(
+                f"slackChannelId is the placeholder {PLACEHOLDER_CHANNEL_ID}: set the ID of the channel for approval "
+                "requests (in Slack: the channel's details, at the bottom), in cdk.json or with -c slackChannelId=C…"
+            )
+        if PLACEHOLDER_TEAM_ID in self.slack_team_ids:
+            found.append(
+                f"slackTeamId is the placeholder {PLACEHOLDER_TEAM_ID}: set your Slack workspace's ID (T…, in the "
+                "workspace's about page or any Slack URL), in cdk.json or with -c slackTeamId=T…"
+            )
+        unnamed = [r.name for r in self.policy.rules if r.action == "require_approval" and r.approvers is None]
+        if unnamed and not self.approver_user_ids and not self.approver_group_ids:
+            found.append(
+                "nobody could approve a job: approverUserIds and approverGroupIds are empty, and policy rule"
+                f"{'s' if len(unnamed) > 1 else ''} {', '.join(unnamed)} name{'' if len(unnamed) > 1 else 's'} no "
+                "approvers; set approverUserIds (U…) or approverGroupIds (S…) in cdk.json or with -c, or name "
+                "approvers on every such rule of the policy file"
+            )
+        return found
 
     @cached_property
     def policy_json(self) -> str:

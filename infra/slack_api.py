@@ -185,27 +185,23 @@ class SlackApi(Construct):
             )
         )
 
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=settings.log_retention,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.api = apigateway.RestApi(
-            self,
-            "Api",
-            rest_api_name=f"{Stack.of(self).stack_name}-slack",
-            description="Slack interactivity endpoint for S3 Batch Operations approvals",
-            endpoint_types=[apigateway.EndpointType.REGIONAL],
-            # Access logs need the account-level API Gateway CloudWatch role; create it so a fresh
-            # account deploys. It is kept when the stack is deleted (other APIs may rely on it).
-            cloud_watch_role=True,
-            deploy_options=apigateway.StageOptions(
-                stage_name=STAGE_NAME,
-                throttling_rate_limit=settings.api_throttle_rate_limit,
-                throttling_burst_limit=settings.api_throttle_burst_limit,
-                access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
-                access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
+        # Access logs need the region's account-level API Gateway CloudWatch role. Creating it
+        # (AWS::ApiGateway::Account) replaces that setting for every API of the account in the region, and it
+        # is kept when the stack is deleted, so it is opt-in (apiGatewayCloudWatchRole); apiAccessLogs turns
+        # access logs on where the region has the role already. Without either, a stage with access logs
+        # would fail to deploy, so it has none (the function logs every request it refuses).
+        self.access_logs: logs.LogGroup | None = None
+        access: dict[str, object] = {}
+        if settings.access_logs:
+            self.access_logs = logs.LogGroup(
+                self,
+                "AccessLogs",
+                retention=settings.log_retention,
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            access = {
+                "access_log_destination": apigateway.LogGroupLogDestination(self.access_logs),
+                "access_log_format": apigateway.AccessLogFormat.json_with_standard_fields(
                     caller=True,
                     http_method=True,
                     ip=True,
@@ -216,13 +212,36 @@ class SlackApi(Construct):
                     status=True,
                     user=True,
                 ),
+            }
+        self.api = apigateway.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"{Stack.of(self).stack_name}-slack",
+            description="Slack interactivity endpoint for S3 Batch Operations approvals",
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            cloud_watch_role=settings.api_gateway_cloudwatch_role,
+            deploy_options=apigateway.StageOptions(
+                stage_name=STAGE_NAME,
+                throttling_rate_limit=settings.api_throttle_rate_limit,
+                throttling_burst_limit=settings.api_throttle_burst_limit,
                 tracing_enabled=True,
                 metrics_enabled=True,
+                **access,  # type: ignore[arg-type]
             ),
             # binary_media_types stays unset: Slack's form bodies arrive as text. The callback honours
             # isBase64Encoded anyway, so setting it later would not break signature checks.
         )
         nag.acknowledge(self.api, *API_ACKNOWLEDGMENTS)
+        if not settings.access_logs:
+            nag.acknowledge(
+                self.api,
+                nag.acknowledgment(
+                    "APIG1",
+                    "Access logs need the region's account-level API Gateway CloudWatch role, which replaces "
+                    "the setting for every API of the account: off unless apiGatewayCloudWatchRole or "
+                    "apiAccessLogs says so. The callback logs every request it refuses.",
+                ),
+            )
         # The RestApi L2 of this aws-cdk-lib does not expose these two properties; its CfnRestApi does.
         cfn_api: apigateway.CfnRestApi = self.api.node.default_child  # type: ignore[assignment]
         cfn_api.security_policy = API_SECURITY_POLICY

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ from infra.constants import (
 )
 
 APP_NAME = "S3 Batch Approvals"
+# The bot's display name, as people @-mention and /invite it. Slack accepts lowercase letters, digits, "-", "_"
+# and "." only (up to 80); a manifest with anything else is refused when it is created.
+BOT_DISPLAY_NAME = "s3-batch-approvals"
+BOT_DISPLAY_NAME_RULE = re.compile(r"^[a-z0-9._-]{1,80}$")
 # Each bot scope, and the Web API calls that need it (the history scopes let a retried notifier find the
 # request it already posted, by its message metadata, instead of posting a second one).
 BOT_SCOPE_USES: dict[str, str] = {
@@ -72,7 +77,7 @@ def manifest(request_url: str, command: str = DEFAULT_SLASH_COMMAND) -> dict[str
         },
         "features": {
             "app_home": {"home_tab_enabled": True},
-            "bot_user": {"display_name": APP_NAME, "always_online": False},
+            "bot_user": {"display_name": BOT_DISPLAY_NAME, "always_online": False},
             "slash_commands": [
                 {
                     "command": command,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import App, CfnOutput, Stack
+from aws_cdk import Annotations, App, CfnOutput, Stack
 from constructs import Construct
 
 from infra import nag
@@ -54,6 +54,9 @@ TRAIL_NEEDED = (
 )
 
 
+PLACEHOLDER_WARNING = "s3-batch-approvals:notReadyToDeploy"
+
+
 class ApprovalsStack(Stack):
     """Slack sign-off for S3 Batch Operations jobs that wait for confirmation."""
 
@@ -64,6 +67,10 @@ class ApprovalsStack(Stack):
             description="Human sign-off from Slack before an Amazon S3 Batch Operations job runs",
         )
         self.settings = settings
+        # A deployment nobody can use (the placeholder channel or workspace, nobody to approve) is said loudly
+        # at every synth; `make deploy` refuses it (infra/deploy_guard.py).
+        for problem in settings.placeholders():
+            Annotations.of(self).add_warning_v2(PLACEHOLDER_WARNING, f"Not ready to deploy: {problem}.")
 
         self.storage = Storage(self, "Storage", settings=settings)
         self.defaults = LambdaDefaults(self, "LambdaDefaults", settings=settings)

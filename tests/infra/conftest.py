@@ -36,6 +36,7 @@ CUSTOM_SETTINGS: dict[str, Any] = {
     "stackName": "ApprovalsCustom",
     "createTrail": "true",
     "requesterLookup": "true",
+    "apiGatewayCloudWatchRole": "true",
 }
 
 

@@ -60,10 +60,9 @@ def test_the_api_takes_form_bodies_as_text(default_synth: Synth) -> None:
     assert api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
 
 
-def test_the_prod_stage_is_throttled_traced_measured_and_access_logged_as_json(default_synth: Synth) -> None:
+def test_the_prod_stage_is_throttled_traced_and_measured_and_touches_no_account_setting(default_synth: Synth) -> None:
     # given
     [stage] = default_synth.props("AWS::ApiGateway::Stage")
-    access_logs_id = default_synth.logical_id(default_synth.stack.slack_api.access_logs)
 
     # then
     assert stage["StageName"] == "prod"
@@ -78,20 +77,44 @@ def test_the_prod_stage_is_throttled_traced_measured_and_access_logged_as_json(d
             "ThrottlingRateLimit": 10,
         }
     ]
-    assert _render(stage["AccessLogSetting"]["DestinationArn"]).endswith(f":log-group:<{access_logs_id}>")
+    # by default nothing account-wide: no API Gateway account role, so no access logs (they need it)
+    assert default_synth.resources("AWS::ApiGateway::Account") == {}
+    assert "AccessLogSetting" not in stage
+    assert default_synth.stack.slack_api.access_logs is None
+    assert default_synth.resources("AWS::Logs::LogGroup")  # the functions' own logs are still there
+
+
+def test_opting_into_the_account_role_creates_it_and_logs_access_as_json(custom_synth: Synth) -> None:
+    # given: apiGatewayCloudWatchRole=true
+    [stage] = custom_synth.props("AWS::ApiGateway::Stage")
+    access_logs = custom_synth.stack.slack_api.access_logs
+    assert access_logs is not None
+
+    # then
+    [account] = custom_synth.props("AWS::ApiGateway::Account")
+    assert "CloudWatchRoleArn" in account
+    assert _render(stage["AccessLogSetting"]["DestinationArn"]).endswith(
+        f":log-group:<{custom_synth.logical_id(access_logs)}>"
+    )
     access_log_fields = json.loads(stage["AccessLogSetting"]["Format"])
     assert {"requestId", "ip", "status", "httpMethod", "resourcePath", "responseLength"} <= set(access_log_fields)
+    assert custom_synth.resource(access_logs)["Properties"]["RetentionInDays"] == 90
+
+
+def test_access_logs_alone_use_the_regions_existing_account_role(tmp_path: Path) -> None:
+    # given: the region has the role already (set by the organisation), so only the logs are asked for
+    synth = synthesize({"apiAccessLogs": "true"}, tmp_path)
+
+    # then
+    [stage] = synth.props("AWS::ApiGateway::Stage")
+    assert "AccessLogSetting" in stage
+    assert synth.resources("AWS::ApiGateway::Account") == {}
 
 
 def test_throttling_follows_the_settings(custom_synth: Synth) -> None:
     [stage] = custom_synth.props("AWS::ApiGateway::Stage")
     assert stage["MethodSettings"][0]["ThrottlingRateLimit"] == 5
     assert stage["MethodSettings"][0]["ThrottlingBurstLimit"] == 7
-
-
-def test_the_access_log_group_keeps_30_days(default_synth: Synth) -> None:
-    group = default_synth.resource(default_synth.stack.slack_api.access_logs)
-    assert group["Properties"]["RetentionInDays"] == 30
 
 
 def test_the_stack_outputs_the_full_interactivity_url(default_synth: Synth) -> None:

@@ -135,3 +135,15 @@ def test_every_bot_scope_names_the_web_api_call_that_needs_it() -> None:
         "channels:history",
         "groups:history",
     }
+
+
+def test_the_bots_display_name_is_one_slack_accepts_and_the_one_the_readme_invites() -> None:
+    from infra.slack_manifest import BOT_DISPLAY_NAME, BOT_DISPLAY_NAME_RULE, manifest
+
+    shown = manifest("https://example.execute-api.eu-west-1.amazonaws.com/prod/slack/interactions")
+    name = shown["features"]["bot_user"]["display_name"]
+    assert name == BOT_DISPLAY_NAME == "s3-batch-approvals"
+    assert BOT_DISPLAY_NAME_RULE.fullmatch(name)
+    assert not BOT_DISPLAY_NAME_RULE.fullmatch("S3 Batch Approvals")  # what an earlier version shipped
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"/invite @{name}" in readme
