@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # The policy file the deployment uses: cdk.json's policyFile context setting, else the example.
 POLICY ?= $(shell $(PYTHON) -c 'import json; print(json.load(open("cdk.json")).get("context", {}).get("policyFile") or "policy.example.yaml")' 2>/dev/null || echo policy.example.yaml)
 
-.PHONY: help venv test lint typecheck unit synth deploy demo sandbox slack-manifest audit redrive bench policy-check policy-explain clean
+.PHONY: help venv test lint typecheck unit synth deploy demo sandbox slack-manifest slack-app audit redrive bench policy-check policy-explain clean
 
 help:
 	@echo "make demo            run the whole approval loop locally (stand-ins for S3 Control, Slack, DynamoDB)"
@@ -19,6 +19,7 @@ help:
 	@echo "make synth           synthesize the stack into cdk.out/ (no AWS account needed; CONTEXT='-c key=value')"
 	@echo "make deploy          deploy with the AWS CDK CLI (needs AWS credentials)"
 	@echo "make slack-manifest  write slack-app-manifest.yaml for this deployment"
+	@echo "make slack-app       create (or, with APP_ID=A…, update) the Slack app from it (SLACK_CONFIG_TOKEN=…)"
 	@echo "make audit JOB=<id>  print the decision history of a job"
 	@echo "make policy-check    validate the approval policy (POLICY=file; default: cdk.json's policyFile or the example)"
 	@echo "make policy-explain JOB=<file> [REQUESTER=<arn>] [TAGS=k=v,...]"
@@ -65,6 +66,9 @@ sandbox: $(STAMP)
 
 slack-manifest: $(STAMP)
 	$(PY) -m infra.slack_manifest $(if $(STACK_OUTPUTS),--outputs $(STACK_OUTPUTS)) --out slack-app-manifest.yaml
+
+slack-app: slack-manifest
+	$(PY) -m infra.slack_app --manifest slack-app-manifest.yaml $(if $(APP_ID),--app-id $(APP_ID))
 
 audit: $(STAMP)
 	@test -n "$(JOB)" || (echo "usage: make audit JOB=<job id> [SANDBOX=1] [ACCOUNT=<id>] [REGION=<region>] [TABLE=<name>]" && exit 2)

@@ -62,6 +62,54 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from infra.slack_manifest import BOT_SCOPES
 from sandbox._http import LoopbackService
 
+DEFAULT_CONFIG_TOKEN = "xoxe.xoxp-1-standin-config-token"
+_DISPLAY_NAME = re.compile(r"^[a-z0-9._-]{1,80}$")
+_COMMAND = re.compile(r"^/[a-z0-9_-]{1,31}$")
+KNOWN_BOT_SCOPES = frozenset(
+    [*BOT_SCOPES, "commands", "channels:read", "groups:read", "im:history", "im:read", "im:write", "mpim:history"]
+)
+
+
+def manifest_errors(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
+    """What Slack's manifest validation refuses, as its ``errors`` (message and JSON pointer), for the parts
+    of a manifest this app writes: names, the bot's display name, scopes, and https Request URLs."""
+    errors: list[dict[str, str]] = []
+
+    def fail(pointer: str, message: str) -> None:
+        errors.append({"message": message, "pointer": pointer})
+
+    def at(path: str) -> Any:
+        node: Any = manifest
+        for part in path.strip("/").split("/"):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        return node
+
+    name = at("/display_information/name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 35:
+        fail("/display_information/name", "must be a string of 1 to 35 characters")
+    display = at("/features/bot_user/display_name")
+    if display is not None and not (isinstance(display, str) and _DISPLAY_NAME.fullmatch(display)):
+        fail(
+            "/features/bot_user/display_name",
+            "must be 80 characters or fewer of lowercase letters, numbers, periods, hyphens and underscores",
+        )
+    for index, scope in enumerate(at("/oauth_config/scopes/bot") or []):
+        if scope not in KNOWN_BOT_SCOPES:
+            fail(f"/oauth_config/scopes/bot/{index}", f"{scope!r} is not a valid bot scope")
+    for pointer in ("/settings/interactivity/request_url", "/settings/event_subscriptions/request_url"):
+        url = at(pointer)
+        if url is not None and not (isinstance(url, str) and url.startswith("https://")):
+            fail(pointer, "must be an https URL")
+    for index, command in enumerate(at("/features/slash_commands") or []):
+        if not isinstance(command, Mapping) or not _COMMAND.fullmatch(str(command.get("command", ""))):
+            fail(f"/features/slash_commands/{index}/command", "must be a slash and up to 31 lowercase characters")
+        elif not str(command.get("url", "")).startswith("https://"):
+            fail(f"/features/slash_commands/{index}/url", "must be an https URL")
+        elif not command.get("description"):
+            fail(f"/features/slash_commands/{index}/description", "is required")
+    return errors
+
+
 __all__ = [
     "DEFAULT_BOT_TOKEN",
     "HISTORY_MAX_LIMIT",
@@ -699,6 +747,10 @@ class SlackStandIn(LoopbackService):
         if time_scale <= 0 or post_rate <= 0 or post_burst < 1:
             raise ValueError("time_scale and post_rate must be positive and post_burst at least 1")
         self.bot_token = bot_token
+        # An app configuration token (api.slack.com/apps → Your App Configuration Tokens): the only token the
+        # apps.manifest.* methods take, as in Slack; apps made with it, by app ID.
+        self.config_token = DEFAULT_CONFIG_TOKEN
+        self.apps: dict[str, dict[str, Any]] = {}
         self.scopes: frozenset[str] = frozenset(BOT_SCOPES if scopes is None else scopes)
         self.team_id = team_id
         self.team_name = team_name
@@ -1148,6 +1200,12 @@ class SlackStandIn(LoopbackService):
         try:
             if not token:
                 raise _ApiError("not_authed")
+            if method.startswith("apps.manifest."):
+                if token == self.bot_token:
+                    raise _ApiError("not_allowed_token_type")
+                if token != self.config_token:
+                    raise _ApiError("invalid_auth")
+                return {"ok": True, **self._manifest_methods()[method](params)}
             if token != self.bot_token:
                 raise _ApiError("invalid_auth")
             for fault in self._faults:
@@ -1186,6 +1244,65 @@ class SlackStandIn(LoopbackService):
             "users.lookupByEmail": self._users_lookup_by_email,
             "conversations.history": self._conversations_history,
         }
+
+    # -- apps.manifest.* (an app configuration token) ---------------------------------------------
+
+    def _manifest_methods(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {
+            "apps.manifest.validate": self._manifest_validate,
+            "apps.manifest.create": self._manifest_create,
+            "apps.manifest.update": self._manifest_update,
+        }
+
+    def _manifest_of(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The ``manifest`` argument (JSON text, or already decoded), checked as Slack checks it."""
+        raw = params.get("manifest")
+        if raw is None:
+            raise _ApiError("invalid_arguments", ["[ERROR] missing required field: manifest"])
+        manifest = raw
+        if isinstance(raw, str):
+            try:
+                manifest = json.loads(raw)
+            except ValueError:
+                raise _ApiError("invalid_manifest", errors=[{"message": "not valid JSON", "pointer": "/"}]) from None
+        if not isinstance(manifest, dict):
+            raise _ApiError("invalid_manifest", errors=[{"message": "must be an object", "pointer": "/"}])
+        errors = manifest_errors(manifest)
+        if errors:
+            raise _ApiError("invalid_manifest", errors=errors)
+        return manifest
+
+    def _manifest_validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("app_id") and params["app_id"] not in self.apps:
+            raise _ApiError("invalid_app_id")
+        self._manifest_of(params)
+        return {}
+
+    def _manifest_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        manifest = self._manifest_of(params)
+        app_id = f"A0STANDIN{len(self.apps) + 1:03d}"
+        self.apps[app_id] = manifest
+        return {
+            "app_id": app_id,
+            "credentials": {
+                "client_id": f"{self.team_id}.{app_id}",
+                "client_secret": secrets.token_hex(16),
+                "verification_token": secrets.token_hex(12),
+                "signing_secret": secrets.token_hex(16),
+            },
+            "oauth_authorize_url": f"https://slack.com/oauth/v2/authorize?client_id={self.team_id}.{app_id}",
+        }
+
+    def _manifest_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        app_id = params.get("app_id")
+        if not app_id:
+            raise _ApiError("invalid_arguments", ["[ERROR] missing required field: app_id"])
+        if app_id not in self.apps:
+            raise _ApiError("invalid_app_id")
+        manifest = self._manifest_of(params)
+        before = self.apps[app_id].get("oauth_config", {}).get("scopes", {})
+        self.apps[app_id] = manifest
+        return {"app_id": app_id, "permissions_updated": manifest.get("oauth_config", {}).get("scopes", {}) != before}
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
