@@ -255,8 +255,14 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
 
         # A customer managed key: CloudWatch cannot publish to a topic under the AWS managed aws/sns key.
+        # Nothing stays encrypted under it (SNS keeps no messages), so it goes with the stack (its deletion is
+        # scheduled, as KMS requires) instead of costing a month's key fee for ever after an uninstall.
         self.topic_key = kms.Key(
-            self, "AlarmTopicKey", description=f"{SERVICE_NAME} alarm topic", enable_key_rotation=True
+            self,
+            "AlarmTopicKey",
+            description=f"{SERVICE_NAME} alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.topic_key.add_to_resource_policy(
             iam.PolicyStatement(

@@ -272,3 +272,14 @@ def test_the_dashboard_shows_product_metrics_queues_and_each_functions_health(de
         assert f'\\"{metric}\\"' in body, metric
     for function in ("Notifier", "Callback", "Decider", "AuditWriter"):
         assert f'\\"label\\":\\"{function}\\"' in body, function
+
+
+def test_the_alarm_topics_key_goes_with_the_stack_and_the_audit_logs_key_stays(custom_synth: Synth) -> None:
+    # given (auditLogKmsEncryption on)
+    resources = custom_synth.json["Resources"]
+    topic_key = resources[custom_synth.logical_id(custom_synth.stack.monitoring.topic_key)]
+    audit_keys = [r for r in resources.values() if r["Type"] == "AWS::KMS::Key" and r is not topic_key]
+
+    # then: nothing stays encrypted under the topic's key; the audit log must stay readable
+    assert topic_key["DeletionPolicy"] == "Delete"
+    assert [key["DeletionPolicy"] for key in audit_keys] == ["Retain"]

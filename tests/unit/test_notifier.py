@@ -881,24 +881,17 @@ def test_a_queued_message_that_fails_comes_back_alone(aws_lambda: NotifierLambda
     assert aws_lambda.request(second).state == RequestState.PENDING
 
 
-@pytest.mark.parametrize(
-    ("body", "reason"),
-    [
-        ("not json {", "the queued message is not JSON"),
-        (json.dumps({"detail-type": "Scheduled Event", "source": "aws.events"}), "a schedule event on the job events"),
-        (json.dumps(["a", "list"]), "the event is not a JSON object"),
-    ],
-    ids=["not_json", "schedule", "list"],
-)
-def test_a_queued_message_no_rule_could_have_sent_is_dropped_not_retried(
-    aws_lambda: NotifierLambda, body: str, reason: str
-) -> None:
-    # when
-    response = aws_lambda.invoke(sqs_event(body))
+def test_a_queued_message_that_fails_is_logged_at_once_with_why(aws_lambda: NotifierLambda) -> None:
+    # given Slack failing the post (the bot not in the channel, say)
+    job = aws_lambda.suspended_job()
+    aws_lambda.slack.fail("chat.postMessage", error="not_in_channel", times=1)
 
-    # then
-    assert response == {"batchItemFailures": []}
-    [dropped] = aws_lambda.logs.named("event dropped")
-    assert dropped.reason.startswith(reason)  # type: ignore[attr-defined]
-    assert aws_lambda.metrics()[METRIC_EVENT_DROPPED] == 1
-    assert len(aws_lambda.slack) == 0
+    # when
+    aws_lambda.invoke(sqs_event(json.dumps(aws_lambda.event("eventbridge_job_status_changed_suspended", job))))
+
+    # then an ERROR record names the message and the cause (the batch processor alone logs nothing above DEBUG)
+    [failed] = aws_lambda.logs.named("event failed, the queue delivers it again")
+    assert failed.levelno == logging.ERROR
+    assert failed.__dict__.get("message_id") == "message-0"
+    assert failed.exc_info is not None
+    assert "not_in_channel" in str(failed.exc_info[1])

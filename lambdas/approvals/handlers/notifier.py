@@ -230,7 +230,13 @@ def queued(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
         return _dropped(None, f"the queued message is not JSON ({type(exc).__name__})", "body")
     if isinstance(event, dict) and event.get("detail-type") in (SCHEDULED, LIFECYCLE_TICK):
         return _dropped(event, "a schedule event on the job events queue", "detail-type")
-    return dispatch(event, lambda_context)
+    try:
+        return dispatch(event, lambda_context)
+    except Exception:
+        # The batch processor marks the record failed (SQS delivers it again) but logs nothing above DEBUG:
+        # say what failed here, so a Slack or AWS failure shows in the log at once, not only as a DLQ alarm.
+        logger.exception("event failed, the queue delivers it again", message_id=record.message_id)
+        raise
 
 
 def dispatch(event: Any, context: LambdaContext) -> dict[str, Any]:
