@@ -71,8 +71,8 @@ slack-app: slack-manifest
 	$(PY) -m infra.slack_app --manifest slack-app-manifest.yaml $(if $(APP_ID),--app-id $(APP_ID))
 
 audit: $(STAMP)
-	@test -n "$(JOB)" || (echo "usage: make audit JOB=<job id> [SANDBOX=1] [ACCOUNT=<id>] [REGION=<region>] [TABLE=<name>]" && exit 2)
-	$(RUN) -m approvals.audit_cli $(JOB) $(if $(SANDBOX),--sandbox) $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(TABLE),--table $(TABLE))
+	@test -n "$(JOB)" || (echo "usage: make audit JOB=<job id> [SANDBOX=1] [ACCOUNT=<id>] [REGION=<region>] [TABLE=<name> | STACK=<name>]" && exit 2)
+	$(RUN) -m approvals.audit_cli $(JOB) $(if $(SANDBOX),--sandbox) $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(TABLE),--table $(TABLE)) $(if $(STACK),--stack $(STACK))
 
 redrive: $(STAMP)
 	@test -n "$(QUEUE)" || (echo "usage: make redrive QUEUE=job-events|events|notifier-failures [APPLY=1] [STACK=<name>] [REGION=<region>]" && exit 2)
