@@ -60,10 +60,13 @@ def test_approvers_named_on_every_rule_are_enough(tmp_path: Path) -> None:
 
 def test_make_deploy_stops_before_the_cdk_cli_runs() -> None:
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(["make", "-n", "deploy"], cwd=root, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "deploy"], cwd=root, capture_output=True, text=True, check=True
+    )
     lines = result.stdout.strip().splitlines()
-    assert "infra.deploy_guard" in lines[0]
-    assert "aws-cdk@2 deploy" in lines[-1]
+    guard = next(i for i, line in enumerate(lines) if "infra.deploy_guard" in line)
+    deploy = next(i for i, line in enumerate(lines) if "aws-cdk@2 deploy" in line)
+    assert guard < deploy  # the guard runs first, and make stops at its non-zero exit
 
 
 def test_a_bad_setting_is_refused_too() -> None:
