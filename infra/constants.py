@@ -72,7 +72,6 @@ SLACK_INTERACTIONS_PATH: Final = "slack/interactions"
 # slash command's name (a setting), and the environment variable that carries it.
 SLACK_EVENTS_PATH: Final = "slack/events"
 SLACK_COMMANDS_PATH: Final = "slack/commands"
-DEFAULT_SLASH_COMMAND: Final = "/s3-approvals"
 ENV_SLASH_COMMAND: Final = "SLASH_COMMAND"
 
 # Environment variables the functions read (approvals.config.Settings declares each one).
@@ -175,6 +174,8 @@ def _load_names() -> Any:
 
 
 _names = _load_names()
+DEFAULT_SLASH_COMMAND: Final[str] = _names.DEFAULT_SLASH_COMMAND
+SLASH_COMMAND_PATTERN: Final[str] = _names.SLASH_COMMAND_PATTERN
 
 
 def product_version() -> str:

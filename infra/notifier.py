@@ -164,36 +164,36 @@ class Notifier(Construct):
             targets=[self._event_target()],
         )
 
-        self.reconcile_rule = events.Rule(
-            self,
-            "ReconcileSchedule",
-            description="Reconcile with ListJobs in case a job event was lost",
-            schedule=events.Schedule.rate(RECONCILE_EVERY),
-            targets=[
-                targets.LambdaFunction(
-                    self.entry,
-                    retry_attempts=2,
-                    # A later run supersedes an undelivered one.
-                    max_event_age=RECONCILE_EVERY,
-                    dead_letter_queue=self.dead_letter_queue,
-                )
-            ],
+        self.reconcile_rule = self._schedule(
+            "ReconcileSchedule", "Reconcile with ListJobs in case a job event was lost", RECONCILE_EVERY
         )
 
         # Reminders, escalation and expiry (approvals.domain.sweep): every minute, the due requests. A tick
         # that fails is retried by Lambda, then parked on the on-failure queue (alarmed); nothing is lost
         # meanwhile, as the due steps stay due in the state index for the next tick.
-        self.lifecycle_rule = events.Rule(
-            self,
+        self.lifecycle_rule = self._schedule(
             "LifecycleSchedule",
-            description="Remind, escalate and expire pending approval requests whose next step is due",
-            schedule=events.Schedule.rate(LIFECYCLE_EVERY),
+            "Remind, escalate and expire pending approval requests whose next step is due",
+            LIFECYCLE_EVERY,
+            event=events.RuleTargetInput.from_object(dict(LIFECYCLE_TICK_EVENT)),
+        )
+
+    def _schedule(
+        self, construct_id: str, description: str, every: Duration, event: events.RuleTargetInput | None = None
+    ) -> events.Rule:
+        """A schedule that invokes the notifier (asynchronously) with ``event``, else EventBridge's own
+        Scheduled Event; an undelivered run is superseded by the next one, so it is given up after ``every``."""
+        return events.Rule(
+            self,
+            construct_id,
+            description=description,
+            schedule=events.Schedule.rate(every),
             targets=[
                 targets.LambdaFunction(
                     self.entry,
-                    event=events.RuleTargetInput.from_object(dict(LIFECYCLE_TICK_EVENT)),
+                    event=event,
                     retry_attempts=2,
-                    max_event_age=LIFECYCLE_EVERY,  # a later tick supersedes an undelivered one
+                    max_event_age=every,
                     dead_letter_queue=self.dead_letter_queue,
                 )
             ],

@@ -24,6 +24,7 @@ from infra.constants import (
     DEFAULT_SLASH_COMMAND,
     REQUESTER_LOOKUP_CLOUDTRAIL,
     REQUESTER_LOOKUP_OFF,
+    SLASH_COMMAND_PATTERN,
     check_decision_timing,
 )
 from infra.policy import DEFAULT_POLICY_FILE, Policy, PolicyFileError, dump_policy, read_policy
@@ -39,7 +40,7 @@ SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 TAG_CONDITION = re.compile(r"^[\w.:/+\-@ ]{1,128}=[\w.:/=+\-@ ]{0,256}$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-SLASH_COMMAND = re.compile(r"^/[a-z0-9_-]{1,31}$")  # Slack: a slash, then up to 32 characters in all
+SLASH_COMMAND = re.compile(SLASH_COMMAND_PATTERN)
 
 # CloudWatch Logs accepts only these retention periods (days).
 RETENTION_DAYS: dict[int, logs.RetentionDays] = {

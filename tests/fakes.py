@@ -286,3 +286,20 @@ class SlackSigner:
 
 
 __all__ = ["FakeChat", "FakeJobs", "SlackSigner", "make_job", "post_request"]
+
+
+def slash_command_body(user: str, team: str, hook: str, **overrides: str) -> str:
+    """The form Slack POSTs for ``/s3-approvals pending`` typed by ``user`` of ``team``, answered at ``hook``
+    (any field as ``overrides`` say)."""
+    form = {
+        "command": "/s3-approvals",
+        "text": "pending",
+        "user_id": user,
+        "user_name": "alice",
+        "team_id": team,
+        "channel_id": "C0APPROVALS",
+        "response_url": hook,
+        "trigger_id": "1.2.abc",
+        **overrides,
+    }
+    return urlencode(form)

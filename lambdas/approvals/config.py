@@ -15,14 +15,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from approvals.names import DEFAULT_SLASH_COMMAND, SLASH_COMMAND_PATTERN
+
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SLACK_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,}$")  # a workspace (T…) or an Enterprise Grid org (E…)
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
-DEFAULT_SLASH_COMMAND = "/s3-approvals"
 SLACK_HOOKS_PREFIX = "https://hooks.slack.com/"  # where Slack's response_url values point
-SLASH_COMMAND = re.compile(r"^/[a-z0-9_-]{1,31}$")
+SLASH_COMMAND = re.compile(SLASH_COMMAND_PATTERN)
 
 
 class SettingsError(RuntimeError):

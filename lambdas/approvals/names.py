@@ -2,6 +2,9 @@
 
 SERVICE_NAME = "s3-batch-approvals"
 METRICS_NAMESPACE = "S3BatchApprovals"
+# The slash command: its default name (the manifest and the functions share it), and the names Slack accepts.
+DEFAULT_SLASH_COMMAND = "/s3-approvals"
+SLASH_COMMAND_PATTERN = r"^/[a-z0-9_-]{1,31}$"  # Slack: a slash, then up to 32 characters in all
 # The lifecycle schedule's constant input: {"source": SERVICE_NAME, "detail-type": LIFECYCLE_TICK}.
 LIFECYCLE_TICK = "Lifecycle Tick"
 

@@ -1,4 +1,5 @@
-"""The sandbox's command line against a running sandbox: jobs created as a principal, the policy explained."""
+"""The sandbox's command line against a running sandbox: jobs created as a principal, the policy explained, and
+the Home tab and the slash command (`home`, `command`) as the person sees them."""
 
 from __future__ import annotations
 
@@ -82,3 +83,37 @@ def test_explain_says_when_the_requester_is_not_known_yet(
     text = _run(capsys, "explain", job_id)
     assert "requester not known yet" in text
     assert "Rule: rule 'default'" in text
+
+
+# -- the Home tab and the slash command (`home`, `command`) ------------------------------------------
+
+
+def test_home_renders_the_persons_home_tab(d: LocalDeployment, capsys: pytest.CaptureFixture[str]) -> None:
+    # given
+    job_id = d.create_job()
+    d.advance_until(job_id, "Suspended")
+
+    # when
+    alice = _run(capsys, "home", "--as", "alice")
+    mallory = _run(capsys, "home", "--as", "mallory")
+
+    # then
+    assert "Waiting for you" in alice
+    assert job_id in alice
+    assert "[ Approve ] [ Cancel ]" in alice
+    assert job_id not in mallory
+    assert "Nothing waits for your decision." in mallory
+
+
+def test_command_prints_the_ephemeral_reply(d: LocalDeployment, capsys: pytest.CaptureFixture[str]) -> None:
+    # when
+    text = _run(capsys, "command", "/s3-approvals help", "--as", "gina")
+
+    # then
+    assert text.startswith("(only gina sees this)")
+    assert "status JOB_ID" in text
+
+
+def test_an_unknown_person_is_refused(d: LocalDeployment) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["home", "--as", "bob"])

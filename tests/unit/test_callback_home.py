@@ -19,6 +19,7 @@ from approvals.models.slack import APPROVE_ACTION_ID, ButtonValue, SignedSlackRe
 from infra import constants as c
 from sandbox.apigw import LambdaContext
 from sandbox.aws_local import LocalAws
+from tests.fakes import slash_command_body
 from tests.helpers import load_event
 
 SIGNING_SECRET = "test-signing-secret"
@@ -95,18 +96,7 @@ def home_opened(tab: str = "home", team: str = TEAM) -> str:
 
 
 def command_form(**overrides: str) -> str:
-    form = {
-        "command": "/s3-approvals",
-        "text": "pending",
-        "user_id": ALICE,
-        "user_name": "alice",
-        "team_id": TEAM,
-        "channel_id": "C0APPROVALS",
-        "response_url": HOOK,
-        "trigger_id": "1.2.abc",
-        **overrides,
-    }
-    return urlencode(form)
+    return slash_command_body(ALICE, TEAM, HOOK, **overrides)
 
 
 def test_url_verification_is_answered_with_the_challenge(callback: Callback) -> None:

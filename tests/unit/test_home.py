@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -47,6 +46,7 @@ from approvals.models.records import (
     RequestState,
 )
 from approvals.models.slack import APPROVE_ACTION_ID, CANCEL_ACTION_ID, ButtonValue, SlashCommand
+from tests.fakes import slash_command_body
 
 TEAM = "T0APPROVE"
 ALICE, GINA, MALLORY, DANA = "U0ALICE01", "U0GINA001", "U0MALLORY", "U0DANA001"
@@ -271,18 +271,7 @@ def test_bodies_that_are_not_events_api_requests_are_refused(body: str) -> None:
 
 
 def command_body(**overrides: str) -> str:
-    form = {
-        "command": "/s3-approvals",
-        "text": "pending",
-        "user_id": ALICE,
-        "user_name": "alice",
-        "team_id": TEAM,
-        "channel_id": "C0APPROVALS",
-        "response_url": HOOK,
-        "trigger_id": "1.2.abc",
-        **overrides,
-    }
-    return urlencode(form)
+    return slash_command_body(ALICE, TEAM, HOOK, **overrides)
 
 
 def test_a_slash_command_is_read_from_its_form() -> None:
