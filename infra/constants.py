@@ -28,6 +28,25 @@ CREATE_JOB_CALL_PATTERN: Final[dict[str, Any]] = {
     },
 }
 
+# One hub, many accounts (README "Many accounts and regions"). Each spoke account and region forwards these
+# events from its default bus to the hub's approvals bus; the hub's own account forwards from its default bus
+# too. One rule, so one pattern: every event either pattern above matches (and nothing else S3 sends).
+FORWARDED_EVENT_PATTERN: Final[dict[str, Any]] = {
+    "source": ["aws.s3"],
+    "detail-type": [*JOB_EVENT_PATTERN["detail-type"], *CREATE_JOB_CALL_PATTERN["detail-type"]],
+    "detail": {
+        "eventSource": ["s3.amazonaws.com"],
+        "eventName": [*JOB_EVENT_PATTERN["detail"]["eventName"], *CREATE_JOB_CALL_PATTERN["detail"]["eventName"]],
+    },
+}
+DEFAULT_SPOKE_STACK_NAME: Final = "S3BatchApprovalsSpoke"
+
+
+def hub_event_bus_name(stack_name: str) -> str:
+    """The hub's approvals bus, named so that a spoke can target it by ARN before it is deployed."""
+    return f"{stack_name}-jobs"
+
+
 # Lambda entry points (module.function inside the bundle; the bundle root is lambdas/).
 NOTIFIER_HANDLER: Final = "approvals.handlers.notifier.handler"
 CALLBACK_HANDLER: Final = "approvals.handlers.callback.handler"
@@ -86,6 +105,11 @@ ENV_LARGE_JOB_THRESHOLD: Final = "LARGE_JOB_THRESHOLD"
 ENV_AUDIT_TABLE_NAME: Final = "AUDIT_TABLE_NAME"
 ENV_SLACK_TEAM_ID: Final = "SLACK_TEAM_ID"
 ENV_DECISION_LEASE_SECONDS: Final = "DECISION_LEASE_SECONDS"
+# The hub: its own account (acted in with the functions' own roles), the member accounts and regions it serves
+# (JSON: [{"id": "111111111111", "name": "data", "regions": ["us-east-1"]}]) and the spoke roles' name prefix.
+ENV_HUB_ACCOUNT_ID: Final = "HUB_ACCOUNT_ID"
+ENV_MEMBER_ACCOUNTS: Final = "MEMBER_ACCOUNTS"
+ENV_SPOKE_ROLE_PREFIX: Final = "SPOKE_ROLE_PREFIX"
 # The notifier's fallback for a requester the CreateJob event did not bring: CloudTrail's event history
 # (LookupEvents), or nothing.
 ENV_REQUESTER_LOOKUP: Final = "REQUESTER_LOOKUP"
@@ -176,6 +200,13 @@ def _load_names() -> Any:
 _names = _load_names()
 DEFAULT_SLASH_COMMAND: Final[str] = _names.DEFAULT_SLASH_COMMAND
 SLASH_COMMAND_PATTERN: Final[str] = _names.SLASH_COMMAND_PATTERN
+DEFAULT_SPOKE_ROLE_PREFIX: Final[str] = _names.DEFAULT_SPOKE_ROLE_PREFIX
+ROLE_NAME_PATTERN: Final[str] = _names.ROLE_NAME_PATTERN
+SPOKE_ROLE_PREFIX_MAX: Final[int] = _names.SPOKE_ROLE_PREFIX_MAX
+HUB_FUNCTIONS_ACTING_IN_SPOKES: Final[tuple[str, ...]] = _names.HUB_FUNCTIONS_ACTING_IN_SPOKES
+METRIC_ACCOUNT_UNREACHABLE: Final[str] = _names.METRIC_ACCOUNT_UNREACHABLE
+spoke_role_name = _names.spoke_role_name
+hub_role_name = _names.hub_role_name
 
 
 def product_version() -> str:
@@ -226,7 +257,81 @@ OUTPUT_JOB_EVENTS_DLQ_URL: Final = "JobEventsDeadLetterQueueUrl"
 # One of the two: the trail the stack created (createTrail), or what the CreateJob rule needs instead.
 OUTPUT_REQUESTER_TRAIL_ARN: Final = "RequesterTrailArn"
 OUTPUT_REQUESTER_TRAIL_NEEDED: Final = "RequesterTrailNeeded"
+# The hub: its approvals bus, and the context a spoke's synth needs (JSON, for `-c spoke=...`).
+OUTPUT_EVENT_BUS_ARN: Final = "ApprovalsEventBusArn"
+OUTPUT_SPOKE_CONTEXT: Final = "SpokeContext"
 
 # How many decider invocations the decisions queue's event source runs at once (its maximum concurrency,
 # which reserves nothing from the account); the sandbox's queue pump runs as many.
 DECIDER_MAX_CONCURRENCY: Final = 5
+
+
+def hub_role_arns(hub_account_id: str, stack_name: str, hub_region: str, partition: str = "aws") -> list[str]:
+    """The ARNs of the hub functions' roles that act in member accounts (names: approvals.names.hub_role_name)."""
+    return [
+        f"arn:{partition}:iam::{hub_account_id}:role/{hub_role_name(stack_name, function, hub_region)}"
+        for function in HUB_FUNCTIONS_ACTING_IN_SPOKES
+    ]
+
+
+def spoke_trust_policy(
+    hub_account_id: str, hub_role_arns: list[str], organization_id: str | None = None, partition: str = "aws"
+) -> dict[str, Any]:
+    """Who may assume a spoke role: only the hub functions' roles (by ``aws:PrincipalArn``, so the spoke deploys
+    before, and survives a redeploy of, the hub), and, when given, only from inside the organisation.
+
+    The spoke stack's role carries exactly this document, and the sandbox's STS checks AssumeRole against it.
+    """
+    conditions: dict[str, Any] = {"ArnEquals": {"aws:PrincipalArn": list(hub_role_arns)}}
+    if organization_id:
+        conditions["StringEquals"] = {"aws:PrincipalOrgID": organization_id}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{hub_account_id}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": conditions,
+            }
+        ],
+    }
+
+
+def spoke_permissions(
+    *,
+    requester_lookup: bool = True,
+    job_tags: bool = False,
+    job_tag_condition: tuple[str, str] | None = None,
+    partition: str = "${AWS::Partition}",
+    region: str = "${AWS::Region}",
+    account: str = "${AWS::AccountId}",
+) -> dict[str, Any]:
+    """What a spoke role may do, and nothing else: read and confirm or cancel this account's jobs in this region,
+    list them (ListJobs takes no resource), and, when on, read CloudTrail's event history (who created a job) and
+    the jobs' tags (when the hub's policy matches on tags). ``job_tag_condition`` (key, value) limits
+    UpdateJobStatus to jobs carrying that tag, as the hub's own jobTagCondition does.
+
+    The spoke stack's role carries this document (with CloudFormation's pseudo parameters); the sandbox's S3
+    emulator checks a spoke role's calls against it.
+    """
+    jobs = f"arn:{partition}:s3:{region}:{account}:job/*"
+    update: dict[str, Any] = {
+        "Sid": "ConfirmOrCancel",
+        "Effect": "Allow",
+        "Action": "s3:UpdateJobStatus",
+        "Resource": jobs,
+    }
+    if job_tag_condition is not None:
+        update["Condition"] = {"StringEquals": {f"aws:ResourceTag/{job_tag_condition[0]}": job_tag_condition[1]}}
+    read = ["s3:DescribeJob", *(["s3:GetJobTagging"] if job_tags else [])]
+    statements: list[dict[str, Any]] = [
+        {"Sid": "ReadJobs", "Effect": "Allow", "Action": read, "Resource": jobs},
+        update,
+        {"Sid": "ListJobs", "Effect": "Allow", "Action": "s3:ListJobs", "Resource": "*"},
+    ]
+    if requester_lookup:
+        statements.append(
+            {"Sid": "WhoCreatedAJob", "Effect": "Allow", "Action": "cloudtrail:LookupEvents", "Resource": "*"}
+        )
+    return {"Version": "2012-10-17", "Statement": statements}

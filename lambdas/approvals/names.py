@@ -28,3 +28,25 @@ METRIC_REQUESTER_REFUSED = "RequesterRefused"  # the job's creator tried to appr
 METRIC_VOTE_RECORDED = "VoteRecorded"  # an approval counted towards a rule's quorum
 METRIC_REMINDER_SENT = "ReminderSent"  # a reminder (or an escalation) posted in a pending request's thread
 METRIC_REQUEST_EXPIRED = "RequestExpired"  # a request reached its deadline undecided (cancelled or left)
+
+# One hub, many accounts. The hub acts in a member account and region through the role the spoke stack makes
+# there: SPOKE_ROLE_PREFIX-<region> (IAM names are global to an account, so one role per region, each allowed
+# only that region's jobs). The hub's own account and region need none: its functions' roles act there.
+DEFAULT_SPOKE_ROLE_PREFIX = "s3-batch-approvals-spoke"
+ROLE_NAME_PATTERN = r"^[\w+=,.@-]{1,64}$"  # IAM: up to 64 of these characters
+SPOKE_ROLE_PREFIX_MAX = 64 - len("-ap-southeast-4")  # room for the longest region name
+
+
+def spoke_role_name(prefix: str, region: str) -> str:
+    """The spoke role in one region of a member account (the spoke stack makes it, the hub assumes it)."""
+    return f"{prefix}-{region}"
+
+
+def hub_role_name(stack_name: str, function: str, region: str) -> str:
+    """The role of a hub function that acts in member accounts (``notifier``, ``decider``): named, so that a
+    spoke's trust policy can name it before the hub exists and without a lookup."""
+    return f"{stack_name}-{function}-{region}"
+
+
+HUB_FUNCTIONS_ACTING_IN_SPOKES = ("notifier", "decider")
+METRIC_ACCOUNT_UNREACHABLE = "AccountUnreachable"  # the hub could not assume a member account's spoke role
