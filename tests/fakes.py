@@ -141,9 +141,10 @@ class FakeJobs:
     def set_status(self, job_id: str, status: str, reason: str | None = None) -> None:
         self.jobs[job_id] = self.jobs[job_id].model_copy(update={"status": status, "status_update_reason": reason})
 
-    def list_awaiting(self, account_id: str, region: str) -> list[str]:
+    def list_awaiting(self, account_id: str, region: str, limit: int | None = None) -> list[str]:
         self.calls.append(("list_awaiting", account_id, (region,)))
-        return [j.job_id for j in self.jobs.values() if j.status == "Suspended"]
+        found = [j.job_id for j in self.jobs.values() if j.status == "Suspended"]
+        return found if limit is None else found[:limit]
 
     def set_tags(self, job_id: str, tags: dict[str, str]) -> None:
         """The job's tags, as PutJobTagging would set them (the whole set is replaced)."""

@@ -6,16 +6,24 @@ names. A missing or malformed setting raises ``SettingsError`` naming the variab
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, cached_property
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from approvals.names import DEFAULT_SLASH_COMMAND, SLASH_COMMAND_PATTERN
+from approvals.models.job import ACCOUNT_ID, REGION
+from approvals.names import (
+    DEFAULT_SLASH_COMMAND,
+    DEFAULT_SPOKE_ROLE_PREFIX,
+    ROLE_NAME_PATTERN,
+    SLASH_COMMAND_PATTERN,
+    SPOKE_ROLE_PREFIX_MAX,
+)
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -41,6 +49,53 @@ def _ids(value: object, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"not {what}: {', '.join(bad)}")
     return ids
+
+
+class MemberAccount(BaseModel):
+    """An account the hub serves: its ID, the name people know it by, and the regions its jobs run in (none
+    listed: the hub's own region). The hub acts there through the spoke role of each region."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    regions: tuple[str, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not ACCOUNT_ID.fullmatch(value):
+            raise ValueError("an account ID is 12 digits, as a string")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.isprintable() or value != value.strip()):
+            raise ValueError("a name is printable text without leading or trailing spaces")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [region for region in value if not REGION.fullmatch(region)]
+        if bad:
+            raise ValueError(f"not region names: {', '.join(bad)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a region is listed twice")
+        return value
+
+
+def _members(value: object) -> object:
+    """MEMBER_ACCOUNTS is JSON text (a list of objects); empty or unset means no members."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ()
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+    return value
 
 
 class Settings(BaseModel):
@@ -73,6 +128,62 @@ class Settings(BaseModel):
     requester_lookup: Literal["cloudtrail", "off"] = Field(default="cloudtrail", alias="REQUESTER_LOOKUP")
     # The approver's queue: the slash command this app answers (the manifest registers the same name).
     slash_command: str = Field(default=DEFAULT_SLASH_COMMAND, alias="SLASH_COMMAND")
+
+    # One hub, many accounts (README "Many accounts and regions"). Unset HUB_ACCOUNT_ID: one account, as before
+    # (every job is acted on with the function's own role). Set: the hub's own account and region with its own
+    # role, the listed members' through their spoke roles, and nothing else.
+    hub_account_id: str | None = Field(default=None, alias="HUB_ACCOUNT_ID")
+    hub_region: str | None = Field(default=None, alias="AWS_REGION")  # Lambda sets it
+    member_accounts: tuple[MemberAccount, ...] = Field(default=(), alias="MEMBER_ACCOUNTS")
+    spoke_role_prefix: str = Field(
+        default=DEFAULT_SPOKE_ROLE_PREFIX, max_length=SPOKE_ROLE_PREFIX_MAX, alias="SPOKE_ROLE_PREFIX"
+    )
+
+    @field_validator("hub_account_id")
+    @classmethod
+    def _hub_account(cls, value: str | None) -> str | None:
+        if value is not None and not ACCOUNT_ID.fullmatch(value):
+            raise ValueError("an account ID is 12 digits")
+        return value
+
+    @field_validator("member_accounts", mode="before")
+    @classmethod
+    def _member_list(cls, value: object) -> object:
+        return _members(value)
+
+    @field_validator("member_accounts")
+    @classmethod
+    def _member_ids(cls, value: tuple[MemberAccount, ...]) -> tuple[MemberAccount, ...]:
+        ids = [member.id for member in value]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed more than once")
+        return value
+
+    @field_validator("spoke_role_prefix")
+    @classmethod
+    def _role_prefix(cls, value: str) -> str:
+        if not re.fullmatch(ROLE_NAME_PATTERN, value):
+            raise ValueError("an IAM role name: letters, digits and +=,.@_-")
+        return value
+
+    @cached_property
+    def places(self) -> tuple[tuple[str, str], ...]:
+        """Every (account, region) the hub serves, its own first; empty when it is not a hub (HUB_ACCOUNT_ID
+        unset) or does not know its region."""
+        if self.hub_account_id is None or self.hub_region is None:
+            return ()
+        found = [(self.hub_account_id, self.hub_region)]
+        for member in self.member_accounts:
+            for region in member.regions or (self.hub_region,):
+                if (member.id, region) not in found:
+                    found.append((member.id, region))
+        return tuple(found)
+
+    @cached_property
+    def account_names(self) -> Mapping[str, str]:
+        """Account ID → the name the settings give it."""
+        return {member.id: member.name for member in self.member_accounts if member.name}
 
     @field_validator("slash_command")
     @classmethod

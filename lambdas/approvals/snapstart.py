@@ -60,9 +60,6 @@ def _forget_environment() -> None:
     wiring = _loaded("approvals.wiring")
     if wiring is not None:
         wiring.reset_cold_start()
-    cloudtrail = _loaded("approvals.adapters.cloudtrail")
-    if cloudtrail is not None:
-        cloudtrail.cloudtrail_client.cache_clear()
     boto3 = _loaded("boto3")
     if boto3 is not None:
         boto3.DEFAULT_SESSION = None

@@ -5,7 +5,6 @@ Handlers call these factories; tests build the same objects with their own clien
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from approvals.adapters.secrets import SlackSecrets
 from approvals.adapters.signature import SlackRequestVerifier
 from approvals.config import Settings, settings
 from approvals.domain.authorisation import Approvers
+from approvals.names import HUB_FUNCTIONS_ACTING_IN_SPOKES
 
 if TYPE_CHECKING:  # imported where used, so the callback's cold start does not pay for them
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -59,6 +59,9 @@ class Clock:
 
 
 clock = Clock()
+
+# The functions that act in jobs' accounts, as their spoke sessions name them (approvals.names).
+NOTIFIER, DECIDER = HUB_FUNCTIONS_ACTING_IN_SPOKES
 
 
 def utc_now() -> datetime:
@@ -122,6 +125,8 @@ class Common:
     def __init__(self, cfg: Settings) -> None:
         self.settings = cfg
         self.deadline = Deadline()
+        self._accounts: dict[str, aws.AccountClients] = {}
+        self._jobs: dict[str, S3ControlJobs] = {}
 
     @cached_property
     def secrets(self) -> SlackSecrets:
@@ -139,11 +144,29 @@ class Common:
             self.settings.request_ttl_days,
         )
 
-    @cached_property
-    def jobs(self) -> S3ControlJobs:
+    def accounts(self, function: str) -> aws.AccountClients:
+        """Clients acting in a job's own account and region, as ``function`` (its spoke sessions say so)."""
+        if function not in self._accounts:
+            cfg = self.settings
+            self._accounts[function] = aws.AccountClients(
+                function=function,
+                hub_account_id=cfg.hub_account_id,
+                hub_region=cfg.hub_region,
+                places=cfg.places,
+                role_prefix=cfg.spoke_role_prefix,
+            )
+        return self._accounts[function]
+
+    def jobs(self, function: str) -> S3ControlJobs:
+        """S3 Control in the job's own account and region (adapters/aws.py AccountClients)."""
         from approvals.adapters.s3control import S3ControlJobs
 
-        return S3ControlJobs(lambda region: aws.client("s3control", region))
+        if function not in self._jobs:
+            accounts = self.accounts(function)
+            self._jobs[function] = S3ControlJobs(
+                lambda account, region, job: accounts("s3control", account, region, job)
+            )
+        return self._jobs[function]
 
     def chat(self, timeout: int = 10, retries: bool = True, paced: bool = True) -> SlackChat:
         """``paced``: posts wait for the channel's turn (adapters/pacing.py); off only where nothing is posted."""
@@ -207,7 +230,7 @@ class NotifierDeps:
     def decisions(self) -> DecisionService:
         """Made on the first reconciliation, which finishes decision claims left past their lease, or on a
         rule's or an expiry's own decision."""
-        service = decision_service(self.common)
+        service = decision_service(self.common, NOTIFIER)
         service.on_change = self.refresh_home
         return service
 
@@ -229,7 +252,7 @@ class NotifierDeps:
         return LifecycleSweep(
             store=c.store,
             chat=self.requests.chat,
-            jobs=c.jobs,
+            jobs=c.jobs(NOTIFIER),
             approvers=c.approvers,
             decide=lambda command: self.decisions.apply(command),
             clock=utc_now,
@@ -251,7 +274,7 @@ def notifier() -> NotifierDeps:
     chat = c.chat()
     policy = c.policy
     service = RequestService(
-        jobs=c.jobs,
+        jobs=c.jobs(NOTIFIER),
         store=c.store,
         chat=chat,
         channel=c.settings.slack_channel_id,
@@ -259,7 +282,8 @@ def notifier() -> NotifierDeps:
         large_job_threshold=c.settings.large_job_threshold,
         policy=policy,
         identities=IdentityResolver(policy.identities if policy else Identities(), chat.user_by_email),
-        requesters=_requesters() if c.settings.requester_lookup == "cloudtrail" else None,
+        requesters=_requesters(c) if c.settings.requester_lookup == "cloudtrail" else None,
+        account_names=c.settings.account_names,
     )
     idempotency = DynamoDBPersistenceLayer(
         table_name=c.settings.idempotency_table_name, boto3_client=aws.client("dynamodb")
@@ -270,10 +294,13 @@ def notifier() -> NotifierDeps:
     return deps
 
 
-def _requesters() -> Any:
-    from approvals.adapters.cloudtrail import CloudTrailRequesters, cloudtrail_client
+def _requesters(c: Common) -> Any:
+    from approvals.adapters.cloudtrail import LOOKUP_CONFIG, CloudTrailRequesters
 
-    return CloudTrailRequesters(cache(cloudtrail_client), utc_now)
+    accounts = c.accounts(NOTIFIER)
+    return CloudTrailRequesters(
+        lambda account, region, job: accounts("cloudtrail", account, region, job, LOOKUP_CONFIG), utc_now
+    )
 
 
 @dataclass
@@ -320,7 +347,7 @@ def decider() -> DeciderDeps:
     from approvals.domain.work import QueuedWork
 
     c = common()
-    service = decision_service(c)
+    service = decision_service(c, DECIDER)
     home = home_service(c, service)
     service.on_change = home.refresh_for  # a decision: the Home tab of the people it concerns
     work = QueuedWork(
@@ -358,13 +385,14 @@ def home_service(c: Common, decisions: DecisionService) -> HomeService:
     )
 
 
-def decision_service(c: Common) -> DecisionService:
-    """The decision service of the decider (and of the notifier's reconciliation, which recovers stuck claims)."""
+def decision_service(c: Common, function: str) -> DecisionService:
+    """The decision service of the decider (and of the notifier's reconciliation, which recovers stuck claims,
+    and its rules' and expiries' own decisions): ``function`` acts in the job's account."""
     from approvals.domain.decisions import DecisionService
 
     chat = c.chat()
     return DecisionService(
-        jobs=c.jobs,
+        jobs=c.jobs(function),
         store=c.store,
         chat=chat,
         approvers=c.approvers,
@@ -382,7 +410,5 @@ def reset_cold_start() -> None:
 
     for factory in (cached_settings, common, notifier, callback, decider, aws.client, aws.session):
         factory.cache_clear()
-    trail = sys.modules.get("approvals.adapters.cloudtrail")  # imported only where the requester lookup is on
-    if trail is not None:
-        trail.cloudtrail_client.cache_clear()
+    aws.own_clients_with_config.cache_clear()
     coldstart.thaw()  # the forgotten clients can be collected

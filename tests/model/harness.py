@@ -266,7 +266,7 @@ def s3control_error(ref: JobRef) -> ErrorFor:
             cause = _client_error("InternalError", 500, "DescribeJob")
         else:
             cause = ReadTimeoutError(endpoint_url=f"https://{ACCOUNT}.s3-control.{REGION}.amazonaws.com/")
-        return _raised(lambda: S3ControlJobs(lambda _region: _Raising(cause)).describe(ref))
+        return _raised(lambda: S3ControlJobs(lambda _account, _region, _job: _Raising(cause)).describe(ref))
 
     return error
 
@@ -399,8 +399,8 @@ class FaultyJobs:
 
         return self._faults.call("update_status", effect, s3control_error(ref))
 
-    def list_awaiting(self, account_id: str, region: str) -> list[str]:
-        return self.fake.list_awaiting(account_id, region)
+    def list_awaiting(self, account_id: str, region: str, limit: int | None = None) -> list[str]:
+        return self.fake.list_awaiting(account_id, region, limit)
 
 
 class FaultyChat:

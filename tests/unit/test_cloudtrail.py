@@ -73,7 +73,7 @@ def standin(history: CloudTrailHistory) -> Iterator[CloudTrailStandIn]:
 def client_for_region(standin: CloudTrailStandIn) -> Any:
     clients: dict[str, Any] = {}
 
-    def client(region: str) -> Any:
+    def client(account_id: str, region: str, job_id: str | None) -> Any:
         if region not in clients:
             clients[region] = boto3.client(
                 "cloudtrail",
@@ -265,7 +265,7 @@ def test_a_record_of_the_job_id_in_another_account_or_region_or_unreadable_is_no
     )
 
     # when
-    found = requesters(lambda _region: client, time_).lookup(ref(), CREATED)
+    found = requesters(lambda _account, _region, _job: client, time_).lookup(ref(), CREATED)
 
     # then
     assert found is not None
@@ -367,7 +367,7 @@ def test_cloudtrail_not_answering_is_unavailable(time_: MovedTime) -> None:
 
     # when / then
     with pytest.raises(RequestersUnavailable, match="CloudTrail did not answer"):
-        requesters(lambda _region: client, time_).lookup(ref(), CREATED)
+        requesters(lambda _account, _region, _job: client, time_).lookup(ref(), CREATED)
 
 
 def test_the_lookup_runs_in_the_jobs_region(

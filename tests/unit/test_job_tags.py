@@ -63,14 +63,14 @@ def _client(proxy_url: str, region: str, attempts: int) -> BaseClient:
 
 
 class Clients:
-    """The adapter's region → client factory, recording which regions were asked for."""
+    """The adapter's (account, region, job) → client factory, recording which regions were asked for."""
 
     def __init__(self, proxy_url: str, attempts: int = 3) -> None:
         self.proxy_url = proxy_url
         self.attempts = attempts
         self.regions: list[str] = []
 
-    def __call__(self, region: str) -> BaseClient:
+    def __call__(self, account_id: str, region: str, job_id: str | None) -> BaseClient:
         self.regions.append(region)
         return _client(self.proxy_url, region, self.attempts)
 

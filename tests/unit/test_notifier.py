@@ -129,7 +129,7 @@ class StubbedS3Control:
         self.stubber = Stubber(self.client)
         self.regions: list[str] = []
 
-    def client_for(self, region: str) -> Any:
+    def client_for(self, account_id: str, region: str, job_id: str | None) -> Any:
         self.regions.append(region)
         return self.client
 
@@ -895,3 +895,158 @@ def test_a_queued_message_that_fails_is_logged_at_once_with_why(aws_lambda: Noti
     assert failed.__dict__.get("message_id") == "message-0"
     assert failed.exc_info is not None
     assert "not_in_channel" in str(failed.exc_info[1])
+
+
+# -- one hub, many accounts: where the notifier acts ----------------------------------------------
+
+SPOKE = "210987654321"
+
+
+class RefusingSts:
+    """An STS endpoint that refuses every AssumeRole as STS does when the role's trust does not admit the caller
+    (HTTP 403, an ErrorResponse of code AccessDenied); it counts the calls."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        calls: list[str] = []
+        self.calls = calls
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                calls.append(self.rfile.read(length).decode())
+                body = (
+                    b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                    b"<Code>AccessDenied</Code><Message>not authorized to perform: sts:AssumeRole</Message></Error>"
+                    b"<RequestId>r-1</RequestId></ErrorResponse>"
+                )
+                self.send_response(403)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hub(aws_lambda: NotifierLambda, monkeypatch: pytest.MonkeyPatch) -> Iterator[RefusingSts]:
+    """The notifier as a hub in ACCOUNT/REGION with one member, SPOKE (same region), whose role STS refuses."""
+    sts = RefusingSts()
+    monkeypatch.setenv("HUB_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("MEMBER_ACCOUNTS", json.dumps([{"id": SPOKE, "name": "analytics"}]))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
+    yield sts
+    sts.stop()
+
+
+def _spoke_event(aws_lambda: NotifierLambda, account: str) -> tuple[str, dict[str, Any]]:
+    job_id = aws_lambda.jobs.create_job(account, example_create_job_params(), region=REGION, object_count=10)
+    aws_lambda.jobs.advance_until(job_id, "Suspended")
+    event = aws_lambda.event("eventbridge_job_status_changed_suspended", job_id)
+    event["account"] = account
+    event["detail"]["serviceEventDetails"]["jobArn"] = f"arn:aws:s3:{REGION}:{account}:job/{job_id}"
+    return job_id, event
+
+
+def test_a_hub_drops_and_counts_an_event_of_an_account_it_does_not_serve(
+    aws_lambda: NotifierLambda, hub: RefusingSts
+) -> None:
+    # given: a job event of an account that is neither the hub's nor a member
+    _, event = _spoke_event(aws_lambda, "999999999999")
+    records = aws_lambda.idempotency_records()
+
+    # when
+    response = aws_lambda.invoke(sqs_event(json.dumps(event)))
+
+    # then: acknowledged, counted, never acted on (no DescribeJob, no AssumeRole, no message, nothing remembered)
+    assert response == {"batchItemFailures": []}
+    assert aws_lambda.metrics()[METRIC_EVENT_DROPPED] == 1
+    assert aws_lambda.jobs.calls["DescribeJob"] == 0
+    assert hub.calls == []
+    assert len(aws_lambda.slack) == 0
+    assert aws_lambda.idempotency_records() == records
+
+
+def test_a_hub_drops_a_create_job_call_of_an_account_it_does_not_serve(
+    aws_lambda: NotifierLambda, hub: RefusingSts
+) -> None:
+    event = load_event("eventbridge_create_job_api_call")
+    event["account"] = "999999999999"
+    event["detail"]["recipientAccountId"] = "999999999999"
+    event["detail"]["userIdentity"]["accountId"] = "999999999999"
+
+    response = aws_lambda.invoke(event)
+
+    assert response["outcome"] == "dropped"
+    assert "999999999999" in response["reason"]
+    assert aws_lambda.metrics()[METRIC_EVENT_DROPPED] == 1
+
+
+def test_a_member_whose_role_cannot_be_assumed_keeps_its_event_and_says_so_once(
+    aws_lambda: NotifierLambda, hub: RefusingSts
+) -> None:
+    # given: a member's job, whose spoke role STS refuses
+    job_id, event = _spoke_event(aws_lambda, SPOKE)
+
+    # when: delivered, then delivered again (the queue's redelivery)
+    first = aws_lambda.invoke(sqs_event(json.dumps(event)))
+    again = aws_lambda.invoke(sqs_event(json.dumps(event)))
+
+    # then: the record fails both times (SQS keeps it, then dead-letters it), nothing was done in the account
+    assert first == again == {"batchItemFailures": [{"itemIdentifier": "message-0"}]}
+    assert aws_lambda.jobs.calls["DescribeJob"] == 0
+    assert len(hub.calls) == 2
+    assert "RoleArn=arn%3Aaws%3Aiam%3A%3A210987654321%3Arole%2Fs3-batch-approvals-spoke-eu-west-1" in hub.calls[0]
+    assert f"RoleSessionName=notifier-{job_id}" in hub.calls[0]
+    # and the channel is told once, by the account's name, that the hub cannot act there
+    [notice] = aws_lambda.slack.messages(CHANNEL)
+    assert "cannot act in that account" in notice.text
+    assert "analytics" in notice.text
+    assert job_id in notice.text
+    assert aws_lambda.metrics()["AccountUnreachable"] == 2
+    assert aws_lambda.request(job_id) is None
+
+
+def test_the_reconciliation_covers_the_hub_and_fails_loudly_for_a_member_it_cannot_reach(
+    aws_lambda: NotifierLambda, hub: RefusingSts
+) -> None:
+    # given: a Suspended job in the hub's own account whose event was lost
+    lost = aws_lambda.suspended_job()
+
+    # when
+    with pytest.raises(RuntimeError, match=f"reconciliation failed for 1: {SPOKE}/{REGION}"):
+        aws_lambda.invoke(load_event("eventbridge_scheduled_reconcile"))
+
+    # then: the hub's own job got its request all the same; the member was tried through its role
+    assert aws_lambda.request(lost).state == RequestState.PENDING
+    assert any("RoleSessionName=notifier-reconcile" in call for call in hub.calls)
+
+
+def test_the_reconciliation_is_bounded_in_calls_and_defers_the_rest(
+    aws_lambda: NotifierLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: three Suspended jobs whose events were lost, and a budget of one ListJobs call and two jobs
+    for _ in range(3):
+        aws_lambda.suspended_job()
+    monkeypatch.setattr(aws_lambda.module, "RECONCILE_MAX_CALLS", 3)
+
+    # when
+    response = aws_lambda.invoke(load_event("eventbridge_scheduled_reconcile"))
+
+    # then: two followed, one left for the next run
+    assert response["posted"] == 2
+    assert response["deferred"] == 1
+    assert aws_lambda.jobs.calls["ListJobs"] == 1
+    assert aws_lambda.jobs.calls["DescribeJob"] == 2

@@ -22,15 +22,12 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from approvals.adapters import aws
-from approvals.coldstart import long_lived
-from approvals.domain.ports import RequestersUnavailable
+from approvals.domain.ports import JobsUnavailable, RequestersUnavailable
 from approvals.models.events import CREATE_JOB_EVENT_NAME, CreateJobCall, create_job_call
 from approvals.models.job import JobRef
 
@@ -50,13 +47,6 @@ THROTTLING = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsExc
 _STRIPES = 64
 
 _MISS = object()
-
-
-@cache
-@long_lived()  # a client lives as long as the execution environment
-def cloudtrail_client(region: str) -> Any:
-    """The CloudTrail client of a region, from the default session, with ``LOOKUP_CONFIG``."""
-    return aws.session().client("cloudtrail", region_name=region, config=LOOKUP_CONFIG)
 
 
 class RateLimiter:
@@ -103,14 +93,15 @@ def _code(error: ClientError) -> str:
 class CloudTrailRequesters:
     """Implements ``domain.ports.Requesters`` with LookupEvents in the job's region.
 
-    ``client_for_region(region)`` gives a CloudTrail client whose credentials are the job's account (the
-    history is per account); ``clock`` is the wall clock (the lookup window ends no later than now, and the
-    cache ages by it). ``sleep`` waits between retries; ``limiter`` paces the calls (share one per process).
+    ``client_for(account_id, region, job_id)`` gives a CloudTrail client whose credentials are the job's account
+    (the history is per account: adapters/aws.py AccountClients assumes a member's spoke role); ``clock`` is
+    the wall clock (the lookup window ends no later than now, and the cache ages by it). ``sleep`` waits
+    between retries; ``limiter`` paces the calls (share one per process).
     """
 
     def __init__(
         self,
-        client_for_region: Callable[[str], Any],
+        client_for: Callable[[str, str, str | None], Any],
         clock: Callable[[], datetime],
         *,
         limiter: RateLimiter | None = None,
@@ -126,7 +117,7 @@ class CloudTrailRequesters:
     ) -> None:
         if max_pages < 1 or max_attempts < 1:
             raise ValueError("max_pages and max_attempts must be at least 1")
-        self._client_for_region = client_for_region
+        self._client_for = client_for
         self._clock = clock
         self._limiter = limiter or RateLimiter(sleep=sleep)
         self._sleep = sleep
@@ -192,7 +183,10 @@ class CloudTrailRequesters:
             "EndTime": end,
             "MaxResults": PAGE_SIZE,
         }
-        client = self._client_for_region(ref.region)
+        try:
+            client = self._client_for(ref.account_id, ref.region, ref.job_id)
+        except JobsUnavailable as exc:  # the spoke role could not be assumed: looked up again later
+            raise RequestersUnavailable(str(exc)) from exc
         for _ in range(self._max_pages):
             page = self._page(client, ref, request)
             for event in page.get("Events") or []:

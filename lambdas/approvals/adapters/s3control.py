@@ -20,14 +20,19 @@ def _code(error: ClientError) -> str:
 
 
 class S3ControlJobs:
-    """Implements ``domain.ports.Jobs``. Takes a region → client factory so tests can hand in a stub."""
+    """Implements ``domain.ports.Jobs``. ``client_for(account_id, region, job_id)`` gives the S3 Control client
+    that acts in the job's own account and region (adapters/aws.py AccountClients; tests hand in a stub); it
+    raises AccountNotServed or AccountUnreachable (both JobsUnavailable) where the hub cannot act."""
 
-    def __init__(self, client_for_region: Callable[[str], Any]) -> None:
-        self._client_for_region = client_for_region
+    def __init__(self, client_for: Callable[[str, str, str | None], Any]) -> None:
+        self._client_for = client_for
+
+    def _client(self, ref: JobRef) -> Any:
+        return self._client_for(ref.account_id, ref.region, ref.job_id)
 
     def describe(self, ref: JobRef) -> Job:
         try:
-            response = self._client_for_region(ref.region).describe_job(AccountId=ref.account_id, JobId=ref.job_id)
+            response = self._client(ref).describe_job(AccountId=ref.account_id, JobId=ref.job_id)
         except ClientError as exc:
             raise self._map(exc, ref) from exc
         except BotoCoreError as exc:
@@ -40,7 +45,7 @@ class S3ControlJobs:
         A job without tags gives ``{}``. Errors are mapped as ``describe`` maps them.
         """
         try:
-            response = self._client_for_region(ref.region).get_job_tagging(AccountId=ref.account_id, JobId=ref.job_id)
+            response = self._client(ref).get_job_tagging(AccountId=ref.account_id, JobId=ref.job_id)
         except ClientError as exc:
             raise self._map(exc, ref) from exc
         except BotoCoreError as exc:
@@ -54,7 +59,7 @@ class S3ControlJobs:
         if not 1 <= len(reason) <= MAX_REASON:
             raise ValueError(f"StatusUpdateReason must be 1 to {MAX_REASON} characters")
         try:
-            response = self._client_for_region(ref.region).update_job_status(
+            response = self._client(ref).update_job_status(
                 AccountId=ref.account_id, JobId=ref.job_id, RequestedJobStatus=requested, StatusUpdateReason=reason
             )
         except ClientError as exc:
@@ -63,9 +68,9 @@ class S3ControlJobs:
             raise JobsUnavailable(f"S3 Control did not answer: {exc}") from exc
         return str(response["Status"])
 
-    def list_awaiting(self, account_id: str, region: str) -> list[str]:
-        """IDs of Suspended jobs (ListJobs has no paginator in botocore: loop on NextToken)."""
-        client = self._client_for_region(region)
+    def list_awaiting(self, account_id: str, region: str, limit: int | None = None) -> list[str]:
+        """IDs of Suspended jobs, at most ``limit`` (ListJobs has no paginator in botocore: loop on NextToken)."""
+        client = self._client_for(account_id, region, None)
         ids: list[str] = []
         token: str | None = None
         try:
@@ -80,8 +85,8 @@ class S3ControlJobs:
                 page = client.list_jobs(**kwargs)
                 ids.extend(job["JobId"] for job in page.get("Jobs", []) if job.get("Status") == "Suspended")
                 token = page.get("NextToken")
-                if not token:
-                    return ids
+                if not token or (limit is not None and len(ids) >= limit):
+                    return ids if limit is None else ids[:limit]
         except ClientError as exc:
             raise JobsUnavailable(f"ListJobs failed: {_code(exc) or exc}") from exc
         except BotoCoreError as exc:

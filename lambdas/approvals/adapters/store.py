@@ -109,6 +109,10 @@ class AuditReader:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+NOTICE_PREFIX, NOTICE_SK = "NOTICE#", "NOTICE"  # notices said once (RequestStore.first_notice)
+NOTICE_TTL = timedelta(days=1)
+
+
 class DynamoRequestStore:
     """Implements ``domain.ports.RequestStore`` on a DynamoDB client (passed in)."""
 
@@ -117,6 +121,25 @@ class DynamoRequestStore:
         self._table = table_name
         self._audit_table = audit_table_name
         self._ttl = timedelta(days=ttl_days)
+
+    def first_notice(self, key: str, now: datetime) -> bool:
+        """An item ``NOTICE#<key>`` / ``NOTICE`` (TTL a day), written only if absent: a notice is said once."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": _ser.serialize(NOTICE_PREFIX + key),
+                    "sk": _ser.serialize(NOTICE_SK),
+                    "said_at": _ser.serialize(now.isoformat()),
+                    "expires_at": _ser.serialize(int((now + NOTICE_TTL).timestamp())),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
 
     # -- reading --------------------------------------------------------------------------------
 

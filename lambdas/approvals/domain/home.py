@@ -299,7 +299,7 @@ def _job_line(request: ApprovalRequest) -> str:
     what = message.safe(request.operation or "unknown operation", 80)
     count = f"{format_count(request.object_count)} object" + ("" if request.object_count == 1 else "s")
     return (
-        f"*Job* {message.code(ref.job_id, 60)} · {what} · {count} · {message.code(ref.account_id, 20)} "
+        f"*Job* {message.code(ref.job_id, 60)} · {what} · {count} · {message.account_field(ref, request.account_name)} "
         f"{message.code(ref.region, 30)} · <{ref.console_url}|Open in the S3 console>"
     )
 

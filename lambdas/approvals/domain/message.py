@@ -537,11 +537,37 @@ def _header_for(request: ApprovalRequest | None, job: Job, pending: bool) -> str
     return "S3 Batch Operations job no longer awaiting approval"
 
 
+def account_words(ref: JobRef, name: str | None) -> str:
+    """Plain text: ``account analytics (210987654321, us-west-2)``, or without a name ``account 210987654321
+    (us-west-2)``."""
+    if name:
+        return f"account {one_line(name)} ({ref.account_id}, {ref.region})"
+    return f"account {ref.account_id} ({ref.region})"
+
+
+def account_field(ref: JobRef, name: str | None) -> str:
+    """Mrkdwn: the account's name, where the settings give one, and its ID."""
+    return f"*{safe(name, 64)}* {code(ref.account_id)}" if name else code(ref.account_id)
+
+
+def unreachable_text(ref: JobRef, name: str | None, problem: str) -> str:
+    """Mrkdwn: a job's event came, but the hub cannot act in its account, so nothing can be shown or decided."""
+    return fit(
+        f"{WARNING_SIGN} Job {code(ref.job_id)} in {safe(account_words(ref, name), 120)} may be waiting for "
+        f"approval, but this hub cannot act in that account: {safe(problem, 400)}\n"
+        "Nothing can be read or decided there until it can. The event is retried for about half an hour, then "
+        "kept in the job events dead-letter queue (alarmed); the reconciliation looks again every 15 minutes. "
+        "Check the spoke stack in that account and region.",
+        2900,
+    )
+
+
 def _fallback(ref: JobRef, job: Job, request: ApprovalRequest | None, pending: bool) -> str:
     """The plain notification text: which job, what it does, and the outcome once decided."""
     summary = describe_operation(job.operation)
     title = summary.title if summary.title != UNKNOWN_OPERATION else f"{UNKNOWN_OPERATION} {summary.name}"
-    what = f"{title}, {_count_phrase(job.object_count)}, account {ref.account_id} ({ref.region})"
+    name = request.account_name if request is not None else None
+    what = f"{title}, {_count_phrase(job.object_count)}, {account_words(ref, name)}"
     if pending:
         head = f"S3 Batch Operations job {ref.job_id} awaiting approval"
     else:
@@ -691,7 +717,7 @@ def render_request(job: Job, ref: JobRef, request: ApprovalRequest | None, large
             [
                 ("Operation", safe(title, 200)),
                 ("Objects", format_count(job.object_count)),
-                ("Account", code(ref.account_id)),
+                ("Account", account_field(ref, request.account_name if request is not None else None)),
                 ("Region", code(ref.region)),
                 ("Priority", "not set" if job.priority is None else str(job.priority)),
                 ("Created", format_utc(job.creation_time) if job.creation_time else "unknown"),

@@ -30,6 +30,16 @@ class JobsUnavailable(Exception):
     """S3 Control kept failing (throttling or server errors) after retries."""
 
 
+class AccountNotServed(JobsUnavailable):
+    """The job is in an account and region this hub is not set up for (not the hub's own, not a listed member):
+    the hub never acts there. Events for it are dropped; a decision on it fails as S3 failures do."""
+
+
+class AccountUnreachable(JobsUnavailable):
+    """The hub could not assume the member account's spoke role (missing, wrong trust, STS throttling or down):
+    retried like any S3 failure, and said in words (``str``) to whoever waits on it."""
+
+
 class ClaimLost(Exception):
     """The decision's claim on the request was taken over (its holder was quiet past the lease)."""
 
@@ -57,7 +67,9 @@ class Jobs(Protocol):
 
     def update_status(self, ref: JobRef, requested: RequestedStatus, reason: str) -> str: ...
 
-    def list_awaiting(self, account_id: str, region: str) -> list[str]: ...
+    def list_awaiting(self, account_id: str, region: str, limit: int | None = None) -> list[str]:
+        """IDs of the Suspended jobs of one account and region (at most ``limit``)."""
+        ...
 
     def tags(self, ref: JobRef) -> dict[str, str]:
         """The job's tags (GetJobTagging); raises JobNotFound, JobsUnavailable like ``describe``."""
@@ -74,6 +86,10 @@ class Claim:
 
 class RequestStore(Protocol):
     def get(self, ref: JobRef) -> ApprovalRequest | None: ...
+
+    def first_notice(self, key: str, now: datetime) -> bool:
+        """True the first time ``key`` is given within a day (one conditional write), False after."""
+        ...
 
     def claim_posting(self, request: ApprovalRequest, now: datetime, lease_seconds: int) -> bool: ...
 

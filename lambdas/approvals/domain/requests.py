@@ -6,8 +6,8 @@ Suspended job the reconciliation finds). DescribeJob is the truth; the event onl
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -74,6 +74,17 @@ class RequestService:
     decide: Callable[[DecisionCommand], DecisionResult] | None = None
     # Told each request posted (the Home tab's refresh): best effort, never raises.
     on_change: Callable[[ApprovalRequest], object] = lambda _request: None
+    # Account ID → the name the hub's settings give it (shown on the request, kept on its record).
+    account_names: Mapping[str, str] = field(default_factory=dict)
+
+    def report_unreachable(self, ref: JobRef, problem: str) -> None:
+        """Say in the channel that a job's event came but the hub cannot act in its account (the spoke role
+        could not be assumed): nothing about the job can be read, so no request is posted until it can. Said once a
+        day per job, however many of its events and deliveries fail."""
+        if not self.store.first_notice(f"UNREACHABLE#{ref.key}", self.clock()):
+            return
+        text = message.unreachable_text(ref, self.account_names.get(ref.account_id), problem)
+        self.chat.post(self.channel, text, [message.section(text, "unreachable")], None)
 
     def on_create_job(self, call: CreateJobCall) -> EventResult:
         """Who created a job, from its CreateJob API-call event: kept, and shown on its request if posted."""
@@ -244,6 +255,7 @@ class RequestService:
             job=ref,
             state=RequestState.POSTING,
             requested_at=requested_at,
+            account_name=self.account_names.get(ref.account_id),
             operation=job.operation_name,
             object_count=job.object_count,
             job_status=job.status,

@@ -35,12 +35,13 @@ with coldstart.long_lived():  # modules load once per execution environment (app
     import approvals.snapstart  # noqa: F401 (SnapStart's runtime hooks register on import)
     from approvals import wiring
     from approvals.domain.decisions import Outcome
-    from approvals.domain.ports import JobNotFound, PostingDeferred
+    from approvals.domain.ports import AccountUnreachable, JobNotFound, JobsUnavailable, PostingDeferred
     from approvals.domain.requests import EventOutcome, EventResult
     from approvals.models.events import CreateJobApiEvent, JobEvent
     from approvals.models.job import JobRef
     from approvals.names import (
         LIFECYCLE_TICK,
+        METRIC_ACCOUNT_UNREACHABLE,
         METRIC_APPROVAL_REQUESTED,
         METRIC_DECISION_STUCK,
         METRIC_DUPLICATE_EVENT,
@@ -54,6 +55,9 @@ with coldstart.long_lived():  # modules load once per execution environment (app
 
 SCHEDULED = "Scheduled Event"
 API_CALL = "AWS API Call via CloudTrail"
+# One reconciliation run makes at most this many S3 Control calls (ListJobs pages and jobs followed) over every
+# account and region the hub serves; the rest waits for the next run, which starts from the next place.
+RECONCILE_MAX_CALLS = 300
 
 
 def _duplicate(response: Any, idempotent_data: DataRecord) -> Any:
@@ -63,9 +67,10 @@ def _duplicate(response: Any, idempotent_data: DataRecord) -> Any:
 
 
 def _once(deps: wiring.NotifierDeps, context: LambdaContext) -> Any:
-    """``process`` wrapped in Powertools idempotency keyed on the event's jobEventId."""
+    """``process`` wrapped in Powertools idempotency keyed on the event's account, region and jobEventId (a hub
+    takes events of many accounts: a job ID, and so an event, is one account's and region's)."""
     config = IdempotencyConfig(
-        event_key_jmespath="detail.serviceEventDetails.jobEventId",
+        event_key_jmespath="[account, region, detail.serviceEventDetails.jobEventId]",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=24 * 3600,
         response_hook=_duplicate,
@@ -120,6 +125,8 @@ def created(event: dict[str, Any]) -> dict[str, Any]:
     call = CreateJobApiEvent.model_validate(event).call()
     if call is None:
         return _dropped(event, "not a successful CreateJob call of S3 Batch Operations", "detail")
+    if not wiring.common().accounts(wiring.NOTIFIER).serves(call.account_id, call.region):
+        return _not_served(event, call.account_id, call.region)
     logger.append_keys(job_id=call.job_id)
     try:
         result = wiring.notifier().requests.on_create_job(call)
@@ -143,32 +150,67 @@ def _log_side_effects(result: EventResult) -> None:
 
 
 def reconcile(account_id: str, region: str) -> dict[str, Any]:
-    """Lost events happen: find every Suspended job and make sure it has a request; and finish every
-    decision claim its holder left past the lease."""
+    """Lost events happen: find every Suspended job and make sure it has a request, in every account and region
+    the hub serves (the schedule's own, when it is no hub); and finish every decision claim its holder left past
+    the lease. Bounded: at most RECONCILE_MAX_CALLS S3 Control calls, each run starting one place further on."""
     deps = wiring.notifier()
     recovered = recover_stuck(deps)
-    ids = deps.common.jobs.list_awaiting(account_id, region)
+    places = deps.common.settings.places or ((account_id, region),)
+    start = int(wiring.utc_now().timestamp() // 60) % len(places)  # the runs take turns to go first
+    budget = RECONCILE_MAX_CALLS
     outcomes: dict[str, int] = {}
-    failures = 0
-    for index, job_id in enumerate(ids):
-        try:
-            outcome = follow(JobRef(account_id=account_id, region=region, job_id=job_id))["outcome"]
-        except PostingDeferred as exc:
-            # Slack's pace leaves no turn before this run must end: the next run carries on from here.
-            outcomes["deferred"] = len(ids) - index
-            logger.info("reconciliation deferred the rest to its next run", deferred=len(ids) - index, why=str(exc))
-            break
-        except Exception:
-            logger.exception("reconciliation failed for a job", job_id=job_id)
-            failures += 1
+    failures: list[str] = []
+    suspended = 0
+    for place_account, place_region in places[start:] + places[:start]:
+        if budget <= 0:
+            outcomes["places_deferred"] = outcomes.get("places_deferred", 0) + 1
             continue
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        try:
+            ids = deps.common.jobs(wiring.NOTIFIER).list_awaiting(place_account, place_region, limit=budget)
+        except JobsUnavailable as exc:
+            _unreachable_metric(exc)
+            logger.error(
+                "reconciliation could not list jobs", account_id=place_account, region=place_region, why=str(exc)
+            )
+            failures.append(f"{place_account}/{place_region}")
+            continue
+        budget -= 1 + len(ids) // 1000
+        suspended += len(ids)
+        for index, job_id in enumerate(ids):
+            if budget <= 0:
+                outcomes["deferred"] = outcomes.get("deferred", 0) + len(ids) - index
+                break
+            budget -= 1
+            try:
+                outcome = follow(JobRef(account_id=place_account, region=place_region, job_id=job_id))["outcome"]
+            except PostingDeferred as exc:
+                # Slack's pace leaves no turn before this run must end: the next run carries on from here.
+                outcomes["deferred"] = outcomes.get("deferred", 0) + len(ids) - index
+                logger.info("reconciliation deferred the rest to its next run", deferred=len(ids) - index, why=str(exc))
+                budget = 0
+                break
+            except Exception as exc:
+                _unreachable_metric(exc)
+                logger.exception("reconciliation failed for a job", job_id=job_id, account_id=place_account)
+                failures.append(f"{place_account}/{place_region}/{job_id}")
+                continue
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
     logger.info(
-        "reconciliation done", suspended_jobs=len(ids), outcomes=outcomes, failures=failures, recovered=recovered
+        "reconciliation done",
+        places=len(places),
+        suspended_jobs=suspended,
+        outcomes=outcomes,
+        failures=len(failures),
+        recovered=recovered,
     )
     if failures:
-        raise RuntimeError(f"reconciliation failed for {failures} of {len(ids)} jobs")
-    return {"outcome": "reconciled", "suspended_jobs": len(ids), "recovered": recovered, **outcomes}
+        raise RuntimeError(f"reconciliation failed for {len(failures)}: {', '.join(failures[:10])}")
+    return {"outcome": "reconciled", "suspended_jobs": suspended, "recovered": recovered, **outcomes}
+
+
+def _unreachable_metric(exc: BaseException) -> None:
+    if isinstance(exc, AccountUnreachable):
+        metrics.add_metric(name=METRIC_ACCOUNT_UNREACHABLE, unit=MetricUnit.Count, value=1)
 
 
 def sweep() -> dict[str, Any]:
@@ -232,11 +274,31 @@ def queued(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
         return _dropped(event, "a schedule event on the job events queue", "detail-type")
     try:
         return dispatch(event, lambda_context)
+    except AccountUnreachable as exc:
+        metrics.add_metric(name=METRIC_ACCOUNT_UNREACHABLE, unit=MetricUnit.Count, value=1)
+        logger.error("the hub cannot act in the job's account; the queue delivers it again", why=str(exc))
+        _report_unreachable(event, str(exc))  # said once per job (RequestService.report_unreachable)
+        raise
     except Exception:
         # The batch processor marks the record failed (SQS delivers it again) but logs nothing above DEBUG:
         # say what failed here, so a Slack or AWS failure shows in the log at once, not only as a DLQ alarm.
         logger.exception("event failed, the queue delivers it again", message_id=record.message_id)
         raise
+
+
+def _report_unreachable(event: Any, problem: str) -> None:
+    """Best effort: a notice in the channel that a job may wait where the hub cannot act."""
+    try:
+        if event.get("detail-type") == API_CALL:
+            call = CreateJobApiEvent.model_validate(event).call()
+            if call is None:
+                return
+            ref = JobRef(account_id=call.account_id, region=call.region, job_id=call.job_id)
+        else:
+            ref, _ = job_of(event)
+        wiring.notifier().requests.report_unreachable(ref, problem)
+    except Exception:
+        logger.exception("the notice that the hub cannot act in an account was not posted")
 
 
 def dispatch(event: Any, context: LambdaContext) -> dict[str, Any]:
@@ -260,13 +322,22 @@ def dispatch(event: Any, context: LambdaContext) -> dict[str, Any]:
         except (ValueError, TypeError, RecursionError) as exc:
             return _dropped(event, type(exc).__name__, "")
     try:
-        job_of(event)
+        ref, _ = job_of(event)
     except ValidationError as exc:
         first = exc.errors()[0]
         return _dropped(event, first["msg"], ".".join(str(p) for p in first["loc"]))
     except (ValueError, TypeError, RecursionError) as exc:
         return _dropped(event, type(exc).__name__, "")
+    if not wiring.common().accounts(wiring.NOTIFIER).serves(ref.account_id, ref.region):
+        return _not_served(event, ref.account_id, ref.region)
     return _once(wiring.notifier(), context)(event=event)  # type: ignore[no-any-return]
+
+
+def _not_served(event: dict[str, Any], account_id: str, region: str) -> dict[str, Any]:
+    """An event of an account and region this hub does not serve: the bus policy admits the organisation, the
+    hub acts only where its settings say (MEMBER_ACCOUNTS). Never acted on, never retried."""
+    logger.warning("event of an account this hub does not serve", account_id=account_id, region=region)
+    return _dropped(event, f"account {account_id} in {region} is not served by this hub", "account")
 
 
 def _dropped(event: object, reason: str, field: str) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class ApprovalRequest(BaseModel):
     job: JobRef
     state: RequestState
     requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    account_name: str | None = None  # the job's account's name in the hub's settings when it was requested
     claimed_at: datetime | None = None  # while posting: when the delivery that is posting it claimed it
     channel: str | None = None
     message_ts: str | None = None
