@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # The policy file the deployment uses: cdk.json's policyFile context setting, else the example.
 POLICY ?= $(shell $(PYTHON) -c 'import json; print(json.load(open("cdk.json")).get("context", {}).get("policyFile") or "policy.example.yaml")' 2>/dev/null || echo policy.example.yaml)
 
-.PHONY: help venv test lint typecheck unit synth deploy demo sandbox slack-manifest slack-app audit redrive bench policy-check policy-explain clean
+.PHONY: help venv test lint typecheck unit synth deploy demo sandbox slack-manifest slack-app audit redrive bench policy-check policy-explain spoke-template clean
 
 help:
 	@echo "make demo            run the whole approval loop locally (stand-ins for S3 Control, Slack, DynamoDB)"
@@ -18,6 +18,9 @@ help:
 	@echo "make sandbox         start the local stand-ins and leave them running"
 	@echo "make synth           synthesize the stack into cdk.out/ (no AWS account needed; CONTEXT='-c key=value')"
 	@echo "make deploy          deploy with the AWS CDK CLI (needs AWS credentials)"
+	@echo "make spoke-template SPOKE='{\"hubEventBusArn\": \"…\"}'"
+	@echo "                     write the spoke stack's template (for StackSets) into cdk.out/ (SPOKE: the hub's SpokeContext output;"
+	@echo "                     without it, cdk.json's spoke setting)"
 	@echo "make slack-manifest  write slack-app-manifest.yaml for this deployment"
 	@echo "make slack-app       create (or, with APP_ID=A…, update) the Slack app from it (SLACK_CONFIG_TOKEN=…)"
 	@echo "make audit JOB=<id>  print the decision history of a job"
@@ -57,6 +60,9 @@ synth: $(STAMP)
 deploy: $(STAMP)
 	$(PY) -m infra.deploy_guard $(CDK_ARGS)
 	npx --yes aws-cdk@2 deploy --app "$(PY) app.py" $(CDK_ARGS)
+
+spoke-template: $(STAMP)
+	$(PY) -m infra.spoke $(if $(SPOKE),-c spoke='$(SPOKE)')
 
 demo: $(STAMP)
 	$(RUN) -m sandbox demo

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The CDK app. Pure: no AWS calls, no git, no network (pip fetches wheels when bundling).
 
-``python app.py`` (what ``make synth`` runs) synthesizes into cdk.out/ with cdk.json's context;
+``python app.py`` (what ``make synth`` runs) synthesizes the hub into cdk.out/ with cdk.json's context, and the
+spoke stack too when the ``spoke`` context is given (``-c spoke='{"hubEventBusArn": "…"}'``, infra/spoke.py);
 ``python app.py -c key=value`` overrides a setting the way the CDK CLI's ``-c`` does. Under the CLI
 (``npx aws-cdk synth -c key=value``) the CLI passes cdk.json and ``-c`` itself, and they win.
 """
@@ -13,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.settings import InfraSettingsError, cdk_json_context, context_overrides
+from infra.settings import InfraSettingsError, SpokeSettings, cdk_json_context, context_overrides
+from infra.spoke import add_spoke_stack
 from infra.stack import build_app
 
 ROOT = Path(__file__).resolve().parent
@@ -30,6 +32,9 @@ def main(argv: list[str]) -> int:
     outdir = os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out")
     try:
         app, _ = build_app(context, outdir=outdir)
+        spoke = SpokeSettings.from_context(app.node.try_get_context)
+        if spoke is not None:
+            add_spoke_stack(app, spoke)
     except InfraSettingsError as exc:
         for problem in str(exc).splitlines():
             print(f"error: {problem}", file=sys.stderr)

@@ -10,7 +10,7 @@ status_update_reason, slack_channel, slack_message_ts, request_id.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
@@ -235,6 +235,9 @@ class Monitored:
     dead_letter_queues: Mapping[str, sqs.IQueue]
     api: apigateway.RestApi
     rules: Mapping[str, events.IRule]
+    # The custom bus a rule listens on, by the rule's display name (none: the default bus). EventBridge's
+    # metrics of a rule on a custom bus carry the bus's name as a dimension too.
+    rule_buses: Mapping[str, str] = field(default_factory=dict)
 
 
 def product_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
@@ -246,6 +249,11 @@ def product_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MI
         statistic=statistic,
         period=period,
     )
+
+
+def _rule_dimensions(rule: events.IRule, bus_name: str | None) -> dict[str, str]:
+    """A rule's metric dimensions: its name, and its bus's unless it is on the default bus."""
+    return {"EventBusName": bus_name, "RuleName": rule.rule_name} if bus_name else {"RuleName": rule.rule_name}
 
 
 class Monitoring(Construct):
@@ -423,7 +431,7 @@ class Monitoring(Construct):
                         cloudwatch.Metric(
                             namespace="AWS/Events",
                             metric_name="TriggeredRules",
-                            dimensions_map={"RuleName": rule.rule_name},
+                            dimensions_map=_rule_dimensions(rule, monitored.rule_buses.get(name)),
                             statistic="Sum",
                             period=FIVE_MINUTES,
                             label=name,

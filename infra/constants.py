@@ -335,3 +335,12 @@ def spoke_permissions(
             {"Sid": "WhoCreatedAJob", "Effect": "Allow", "Action": "cloudtrail:LookupEvents", "Resource": "*"}
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# The hub's default stack name (the stackName setting), which a spoke derives the hub's role names from.
+DEFAULT_STACK_NAME: Final = "S3BatchApprovals"
+# The longest region name a role name must leave room for (the one SPOKE_ROLE_PREFIX_MAX is sized for).
+LONGEST_REGION_NAME_LENGTH: Final[int] = 64 - 1 - SPOKE_ROLE_PREFIX_MAX
+# The spoke stack's outputs: the role the hub assumes there, and the rule that forwards to the hub's bus.
+OUTPUT_SPOKE_ROLE_ARN: Final = "SpokeRoleArn"
+OUTPUT_FORWARDING_RULE_ARN: Final = "ForwardingRuleArn"

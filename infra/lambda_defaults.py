@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Annotations, Duration, RemovalPolicy
+from aws_cdk import Annotations, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -16,10 +16,12 @@ from infra.constants import (
     AUDIT_WRITER_HANDLER,
     CALLBACK_HANDLER,
     DECIDER_HANDLER,
+    HUB_FUNCTIONS_ACTING_IN_SPOKES,
     METRICS_NAMESPACE,
     NOTIFIER_HANDLER,
     PYDANTIC_WITHOUT_PLUGINS,
     SERVICE_NAME,
+    hub_role_name,
 )
 from infra.settings import LATEST_PYTHON_RUNTIME, InfraSettings
 
@@ -87,8 +89,13 @@ class LambdaDefaults(Construct):
         system_log_level: lambda_.SystemLogLevel = lambda_.SystemLogLevel.INFO,
     ) -> lambda_.Function:
         """A function with its own role and, unless ``log_group`` is given, its own log group; with
-        SnapStart when the snapStart setting names its handler's function (SNAPSTART_NAMES)."""
-        snap_start = SNAPSTART_NAMES[handler] in self.settings.snap_start
+        SnapStart when the snapStart setting names its handler's function (SNAPSTART_NAMES).
+
+        The role of a function that acts in member accounts (HUB_FUNCTIONS_ACTING_IN_SPOKES) is named
+        ``<stack>-<function>-<region>`` (approvals.names.hub_role_name), so that a spoke's trust policy can name it.
+        """
+        name = SNAPSTART_NAMES[handler]
+        snap_start = name in self.settings.snap_start
         if log_group is None:
             log_group = logs.LogGroup(
                 scope,
@@ -103,6 +110,9 @@ class LambdaDefaults(Construct):
             f"{construct_id}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{SERVICE_NAME} {construct_id} function",
+            role_name=hub_role_name(Stack.of(scope).stack_name, name, Aws.REGION)
+            if name in HUB_FUNCTIONS_ACTING_IN_SPOKES
+            else None,
         )
         log_group.grant_write(role)
         function = lambda_.Function(

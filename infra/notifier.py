@@ -56,7 +56,8 @@ class Notifier(Construct):
     losing it, and the lifecycle tick every minute (reminders, escalation, expiry). The handler tells
     them apart by the event's detail-type.
 
-    The two event rules put their events on the job events queue, which at most
+    The two event rules (on the hub's approvals bus, which every account's and region's events reach: infra/hub.py)
+    put their events on the job events queue, which at most
     ``NOTIFIER_MAX_CONCURRENCY`` notifiers drain at once: with each post waiting for the channel's turn
     (adapters/pacing.py), 200 jobs suspended in one second are posted at Slack's pace of about one a
     second, none lost and none meeting a 429. Three queues catch what goes wrong: the rule targets'
@@ -73,12 +74,14 @@ class Notifier(Construct):
         defaults: LambdaDefaults,
         storage: Storage,
         environment: Mapping[str, str],
+        event_bus: events.IEventBus | None = None,
         deciding_rules: tuple[str, ...] = (),
         job_tag: tuple[str, str] | None = None,
     ) -> None:
-        """``deciding_rules``: the policy's rules whose action is deny or approve, or whose expiry cancels the
-        job (none: the notifier never changes a job); ``job_tag``: the jobTagCondition its UpdateJobStatus
-        is limited to, as the decider's."""
+        """``event_bus``: where the job events and CreateJob calls arrive (the hub's approvals bus; None: the
+        default bus); ``deciding_rules``: the policy's rules whose action is deny or approve, or whose expiry
+        cancels the job (none: the notifier never changes a job); ``job_tag``: the jobTagCondition its
+        UpdateJobStatus is limited to, as the decider's."""
         super().__init__(scope, construct_id)
 
         self.function: lambda_.Function = defaults.function(
@@ -150,6 +153,7 @@ class Notifier(Construct):
             self,
             "JobEventsRule",
             description="S3 Batch Operations job created or status changed (CloudTrail service events)",
+            event_bus=event_bus,
             event_pattern=event_pattern(JOB_EVENT_PATTERN),
             targets=[self._event_target()],
         )
@@ -160,6 +164,7 @@ class Notifier(Construct):
             self,
             "CreateJobCallsRule",
             description="S3 Batch Operations CreateJob calls (CloudTrail management events): who created a job",
+            event_bus=event_bus,
             event_pattern=event_pattern(CREATE_JOB_CALL_PATTERN),
             targets=[self._event_target()],
         )

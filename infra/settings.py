@@ -15,17 +15,27 @@ from typing import Annotated, Any, Literal
 
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from infra.constants import (
     DECIDER_TIMEOUT_SECONDS,
     DECISIONS_QUEUE_VISIBILITY_SECONDS,
     DEFAULT_DECISION_LEASE_SECONDS,
     DEFAULT_SLASH_COMMAND,
+    DEFAULT_SPOKE_ROLE_PREFIX,
+    DEFAULT_SPOKE_STACK_NAME,
+    DEFAULT_STACK_NAME,
+    HUB_FUNCTIONS_ACTING_IN_SPOKES,
+    LONGEST_REGION_NAME_LENGTH,
     REQUESTER_LOOKUP_CLOUDTRAIL,
     REQUESTER_LOOKUP_OFF,
+    ROLE_NAME_PATTERN,
     SLASH_COMMAND_PATTERN,
+    SPOKE_ROLE_PREFIX_MAX,
     check_decision_timing,
+    hub_event_bus_name,
+    hub_role_name,
+    spoke_role_name,
 )
 from infra.policy import DEFAULT_POLICY_FILE, Policy, PolicyFileError, dump_policy, read_policy
 
@@ -41,6 +51,19 @@ TAG_CONDITION = re.compile(r"^[\w.:/+\-@ ]{1,128}=[\w.:/=+\-@ ]{0,256}$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SLASH_COMMAND = re.compile(SLASH_COMMAND_PATTERN)
+# One hub, many accounts: AWS Organizations IDs, account IDs, region names and IAM role names.
+ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+ROLE_NAME = re.compile(ROLE_NAME_PATTERN)
+MEMBER_NAME_MAX = 64
+# MEMBER_ACCOUNTS travels in the functions' environment, which Lambda caps at 4 KB in all; the other variables
+# take about 1 KB (the decider's, with the queue URL and the table names, the most).
+MEMBER_ACCOUNTS_JSON_MAX = 2500
+# The hub's named roles (<stack>-<function>-<region>) must fit IAM's 64 characters in every region.
+STACK_NAME_MAX = 64 - max(
+    len(hub_role_name("", function, "r" * LONGEST_REGION_NAME_LENGTH)) for function in HUB_FUNCTIONS_ACTING_IN_SPOKES
+)
 
 # CloudWatch Logs accepts only these retention periods (days).
 RETENTION_DAYS: dict[int, logs.RetentionDays] = {
@@ -107,7 +130,7 @@ EXAMPLES: dict[str, str] = {
     "apiThrottleBurstLimit": "20",
     "jobTagCondition": "approval-team=storage",
     "alarmEmail": "oncall@example.com",
-    "stackName": "S3BatchApprovals",
+    "stackName": DEFAULT_STACK_NAME,
     "decisionLeaseSeconds": str(DEFAULT_DECISION_LEASE_SECONDS),
     "policyFile": "policy.yaml",
     "requesterLookup": "true",
@@ -115,6 +138,9 @@ EXAMPLES: dict[str, str] = {
     "slashCommand": DEFAULT_SLASH_COMMAND,
     "apiGatewayCloudWatchRole": "false",
     "apiAccessLogs": "false",
+    "organizationId": "o-a1b2c3d4e5",
+    "memberAccounts": '\'[{"id": "210987654321", "name": "analytics", "regions": ["us-west-2"]}]\'',
+    "spokeRolePrefix": DEFAULT_SPOKE_ROLE_PREFIX,
 }
 
 
@@ -159,7 +185,88 @@ def _blank_to_none(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+class MemberAccount(BaseModel):
+    """One account the hub serves (the memberAccounts setting), as MEMBER_ACCOUNTS gives it to the functions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str | None = None
+    # None: the hub's own region (a token at synth, so the settings cannot name it).
+    regions: tuple[str, ...] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, mode="json")
+
+
+def _check_organization_id(value: str | None) -> str | None:
+    if value is not None and not ORGANIZATION_ID.fullmatch(value):
+        raise ValueError("must be an AWS Organizations ID: o- and 10 to 32 lowercase letters or digits")
+    return value
+
+
+def _check_spoke_role_prefix(value: str) -> str:
+    if len(value) > SPOKE_ROLE_PREFIX_MAX or not ROLE_NAME.fullmatch(value):
+        raise ValueError(
+            f"must be 1 to {SPOKE_ROLE_PREFIX_MAX} letters, digits or +=,.@_- (room for -<region> in IAM's 64 "
+            "characters for a role name)"
+        )
+    return value
+
+
+def _json_text(value: object) -> object:
+    """A JSON value given as text (what ``-c key='[…]'`` passes under the CDK CLI), else the value as is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    return value
+
+
+def _member_accounts(value: object) -> tuple[MemberAccount, ...]:
+    """memberAccounts: a JSON list of {"id": "123456789012", "name": "…", "regions": ["…"]}, each account once."""
+    value = _json_text(value)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError('must be a JSON list such as [{"id": "210987654321", "regions": ["us-west-2"]}]')
+    members: list[MemberAccount] = []
+    for number, entry in enumerate(value, start=1):
+        where = f"entry {number}"
+        if not isinstance(entry, dict):
+            raise ValueError(f'{where} must be an object such as {{"id": "210987654321"}}')
+        unknown = sorted(set(entry) - {"id", "name", "regions"})
+        if unknown:
+            raise ValueError(f"{where}: unknown key {', '.join(map(repr, unknown))} (keys: id, name, regions)")
+        account = entry.get("id")
+        if not isinstance(account, str) or not ACCOUNT_ID.fullmatch(account):
+            raise ValueError(f"{where}: id must be an AWS account ID of 12 digits, quoted (given {account!r})")
+        where = f"account {account}"
+        name = entry.get("name")
+        if name is not None and (
+            not isinstance(name, str) or not 1 <= len(name.strip()) <= MEMBER_NAME_MAX or not name.isprintable()
+        ):
+            raise ValueError(f"{where}: name must be 1 to {MEMBER_NAME_MAX} printable characters")
+        regions = entry.get("regions")
+        if regions is not None:
+            if not isinstance(regions, list) or not regions:
+                raise ValueError(f'{where}: regions must be a non-empty list of region names, such as ["us-west-2"]')
+            bad = [region for region in regions if not isinstance(region, str) or not REGION_NAME.fullmatch(region)]
+            if bad:
+                raise ValueError(f"{where}: not region names: {', '.join(map(repr, bad))} (such as us-west-2)")
+            if len(set(regions)) != len(regions):
+                raise ValueError(f"{where}: a region is listed twice")
+        if any(member.id == account for member in members):
+            raise ValueError(f"{where} is listed twice; list it once, with all its regions")
+        members.append(
+            MemberAccount(id=account, name=name.strip() if name else None, regions=tuple(regions) if regions else None)
+        )
+    return tuple(members)
+
+
 IdList = Annotated[tuple[str, ...], BeforeValidator(_split_ids)]
+MemberAccountList = Annotated[tuple[MemberAccount, ...], BeforeValidator(_member_accounts)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
 SnapStartList = Annotated[tuple[str, ...], BeforeValidator(lambda value: _snap_start_names(value))]
 
@@ -189,7 +296,7 @@ class InfraSettings(BaseModel):
     api_throttle_burst_limit: int = Field(default=20, ge=1, alias="apiThrottleBurstLimit")
     job_tag_condition: OptionalText = Field(default=None, alias="jobTagCondition")
     alarm_email: OptionalText = Field(default=None, alias="alarmEmail")
-    stack_name: str = Field(default="S3BatchApprovals", alias="stackName")
+    stack_name: str = Field(default=DEFAULT_STACK_NAME, alias="stackName")
     # How long a decision claim is held (the decider and the notifier's reconciliation read it).
     decision_lease_seconds: int = Field(default=DEFAULT_DECISION_LEASE_SECONDS, ge=10, alias="decisionLeaseSeconds")
     # The approval policy (YAML), relative to the repo root; validated when read, bundled as JSON.
@@ -207,6 +314,12 @@ class InfraSettings(BaseModel):
     # opt-in; access logs are on with it, or on their own where the region has the role already.
     api_gateway_cloudwatch_role: bool = Field(default=False, alias="apiGatewayCloudWatchRole")
     api_access_logs: bool = Field(default=False, alias="apiAccessLogs")
+    # One hub, many accounts (infra/hub.py): the organisation whose accounts may put events on the hub's bus
+    # (else only the listed member accounts may), the member accounts and regions the hub acts in through their
+    # spoke roles, and the spoke roles' name prefix (<prefix>-<region>).
+    organization_id: OptionalText = Field(default=None, alias="organizationId")
+    spoke_role_prefix: str = Field(default=DEFAULT_SPOKE_ROLE_PREFIX, alias="spokeRolePrefix")
+    member_accounts: MemberAccountList = Field(default=(), alias="memberAccounts")
 
     @property
     def access_logs(self) -> bool:
@@ -308,6 +421,41 @@ class InfraSettings(BaseModel):
     def _stack_name(cls, value: str) -> str:
         if not STACK_NAME.fullmatch(value):
             raise ValueError("must start with a letter and hold only letters, digits and hyphens")
+        if len(value) > STACK_NAME_MAX:
+            longest = hub_role_name(value, HUB_FUNCTIONS_ACTING_IN_SPOKES[0], "ap-southeast-4")
+            raise ValueError(
+                f"must be at most {STACK_NAME_MAX} characters ({len(value)} given): the notifier's and the decider's "
+                f"roles are named <stack>-<function>-<region>, such as {longest}, and IAM allows 64"
+            )
+        return value
+
+    @field_validator("organization_id")
+    @classmethod
+    def _organization_id(cls, value: str | None) -> str | None:
+        return _check_organization_id(value)
+
+    @field_validator("spoke_role_prefix")
+    @classmethod
+    def _spoke_role_prefix(cls, value: str) -> str:
+        return _check_spoke_role_prefix(value)
+
+    @field_validator("member_accounts")
+    @classmethod
+    def _member_role_names(cls, value: tuple[MemberAccount, ...], info: ValidationInfo) -> tuple[MemberAccount, ...]:
+        prefix = info.data.get("spoke_role_prefix", DEFAULT_SPOKE_ROLE_PREFIX)
+        size = len(json.dumps([member.as_json() for member in value], separators=(",", ":")))
+        if size > MEMBER_ACCOUNTS_JSON_MAX:
+            raise ValueError(
+                f"is {size} characters as compact JSON, more than the {MEMBER_ACCOUNTS_JSON_MAX} the functions' "
+                "environment has room for (Lambda allows 4 KB in all): shorten the names, or leave some out"
+            )
+        for member in value:
+            for region in member.regions or ():
+                if not ROLE_NAME.fullmatch(spoke_role_name(prefix, region)):
+                    raise ValueError(
+                        f"account {member.id}: the spoke role name {spoke_role_name(prefix, region)!r} "
+                        "(spokeRolePrefix-region) is longer than the 64 characters IAM allows"
+                    )
         return value
 
     # Derived values the constructs use.
@@ -381,6 +529,11 @@ class InfraSettings(BaseModel):
             )
         return found
 
+    @property
+    def member_accounts_json(self) -> str:
+        """What MEMBER_ACCOUNTS says: the members as listed (no regions: the hub's own region), compact JSON."""
+        return json.dumps([member.as_json() for member in self.member_accounts], separators=(",", ":"))
+
     @cached_property
     def policy_json(self) -> str:
         """The validated policy as the bundle holds it (approvals/policy.json)."""
@@ -419,3 +572,150 @@ def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
     The CDK CLI reads cdk.json itself and its values (and ``-c``) take precedence over these.
     """
     return dict(json.loads(path.read_text(encoding="utf-8")).get("context", {}))
+
+
+# The hub's approvals bus: arn:<partition>:events:<region>:<account>:event-bus/<name>.
+EVENT_BUS_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):events:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2}):(?P<account>\d{12})"
+    r":event-bus/(?P<name>[\w.\-/]{1,256})$"
+)
+SPOKE_KEY = "spoke"
+SPOKE_EXAMPLE = json.dumps(
+    {"hubEventBusArn": f"arn:aws:events:us-east-1:123456789012:event-bus/{hub_event_bus_name(DEFAULT_STACK_NAME)}"}
+)
+
+
+class SpokeSettings(BaseModel):
+    """The spoke stack's settings: the ``spoke`` context key, a JSON object (cdk.json, or ``-c spoke='{…}'``).
+
+    Only the hub's bus ARN is required: the hub's account, region and partition are read from it, and the hub's
+    role names derive from ``hubStackName`` and that region unless ``hubRoleNames`` lists them (the hub's
+    SpokeContext output gives them all).
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    hub_event_bus_arn: str = Field(alias="hubEventBusArn")
+    hub_stack_name: str = Field(default=DEFAULT_STACK_NAME, alias="hubStackName")
+    hub_role_names_given: tuple[str, ...] | None = Field(default=None, alias="hubRoleNames")
+    organization_id: OptionalText = Field(default=None, alias="organizationId")
+    spoke_role_prefix: str = Field(default=DEFAULT_SPOKE_ROLE_PREFIX, alias="spokeRolePrefix")
+    requester_lookup: bool = Field(default=True, alias="requesterLookup")
+    job_tags: bool = Field(default=False, alias="jobTags")
+    job_tag_condition: OptionalText = Field(default=None, alias="jobTagCondition")
+    stack_name: str = Field(default=DEFAULT_SPOKE_STACK_NAME, alias="stackName")
+
+    @field_validator("hub_event_bus_arn")
+    @classmethod
+    def _bus_arn(cls, value: str) -> str:
+        if not EVENT_BUS_ARN.fullmatch(value):
+            raise ValueError(
+                "must be the hub's event bus ARN (its ApprovalsEventBusArn output), such as "
+                f"arn:aws:events:us-east-1:123456789012:event-bus/{hub_event_bus_name(DEFAULT_STACK_NAME)}"
+            )
+        return value
+
+    @field_validator("hub_stack_name")
+    @classmethod
+    def _hub_stack_name(cls, value: str) -> str:
+        return InfraSettings._stack_name(value)
+
+    @field_validator("hub_role_names_given")
+    @classmethod
+    def _hub_role_names(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must name at least one role (or leave it out: the names derive from hubStackName)")
+        bad = [name for name in value if not ROLE_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not IAM role names: {', '.join(map(repr, bad))}")
+        return value
+
+    @field_validator("organization_id")
+    @classmethod
+    def _organization_id(cls, value: str | None) -> str | None:
+        return _check_organization_id(value)
+
+    @field_validator("spoke_role_prefix")
+    @classmethod
+    def _spoke_role_prefix(cls, value: str) -> str:
+        return _check_spoke_role_prefix(value)
+
+    @field_validator("job_tag_condition")
+    @classmethod
+    def _tag_condition(cls, value: str | None) -> str | None:
+        return InfraSettings._tag_condition(value)
+
+    @field_validator("stack_name")
+    @classmethod
+    def _stack_name(cls, value: str) -> str:
+        if not STACK_NAME.fullmatch(value):
+            raise ValueError("must start with a letter and hold only letters, digits and hyphens")
+        return value
+
+    def _bus(self, part: str) -> str:
+        found = EVENT_BUS_ARN.fullmatch(self.hub_event_bus_arn)
+        assert found is not None  # validated
+        return found[part]
+
+    @property
+    def hub_partition(self) -> str:
+        return self._bus("partition")
+
+    @property
+    def hub_region(self) -> str:
+        return self._bus("region")
+
+    @property
+    def hub_account_id(self) -> str:
+        return self._bus("account")
+
+    @property
+    def hub_role_names(self) -> tuple[str, ...]:
+        if self.hub_role_names_given is not None:
+            return self.hub_role_names_given
+        return tuple(
+            hub_role_name(self.hub_stack_name, function, self.hub_region) for function in HUB_FUNCTIONS_ACTING_IN_SPOKES
+        )
+
+    @property
+    def hub_role_arns(self) -> list[str]:
+        return [f"arn:{self.hub_partition}:iam::{self.hub_account_id}:role/{name}" for name in self.hub_role_names]
+
+    @property
+    def job_tag(self) -> tuple[str, str] | None:
+        if self.job_tag_condition is None:
+            return None
+        key, _, value = self.job_tag_condition.partition("=")
+        return key, value
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> SpokeSettings | None:
+        """The spoke's settings from the ``spoke`` context key (a JSON object, or its text), or None without one."""
+        raw = get(SPOKE_KEY)
+        if raw is None or raw == "" or raw == {}:
+            return None
+        how = f"set it in cdk.json or pass -c {SPOKE_KEY}='{SPOKE_EXAMPLE}'"
+        try:
+            value = _json_text(raw)
+        except ValueError as exc:
+            raise InfraSettingsError(f"context setting '{SPOKE_KEY}' {exc}; {how}") from None
+        if not isinstance(value, dict):
+            raise InfraSettingsError(f"context setting '{SPOKE_KEY}' must be a JSON object; {how}")
+        try:
+            return cls.model_validate(value)
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                key = ".".join(str(part) for part in error["loc"]) or "?"
+                if error["type"] == "missing":
+                    problems.append(f"context setting '{SPOKE_KEY}': {key} is missing; {how}")
+                elif error["type"] == "extra_forbidden":
+                    known = ", ".join(str(f.alias) for f in cls.model_fields.values())
+                    problems.append(f"context setting '{SPOKE_KEY}': unknown key {key!r} (keys: {known})")
+                else:
+                    message = str(error["msg"]).removeprefix("Value error, ")
+                    given = value.get(str(error["loc"][0])) if error["loc"] else value
+                    problems.append(f"context setting '{SPOKE_KEY}': {key} is invalid ({given!r}): {message}")
+            raise InfraSettingsError("\n".join(problems)) from None

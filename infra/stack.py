@@ -27,6 +27,7 @@ from infra.constants import (
     OUTPUT_AUDIT_TABLE_NAME,
     OUTPUT_DECISIONS_DLQ_URL,
     OUTPUT_DECISIONS_QUEUE_URL,
+    OUTPUT_EVENT_BUS_ARN,
     OUTPUT_EVENT_DLQ_URL,
     OUTPUT_IDEMPOTENCY_TABLE_NAME,
     OUTPUT_JOB_EVENTS_DLQ_URL,
@@ -35,10 +36,12 @@ from infra.constants import (
     OUTPUT_REQUESTER_TRAIL_NEEDED,
     OUTPUT_REQUESTS_TABLE_NAME,
     OUTPUT_SLACK_INTERACTIVITY_URL,
+    OUTPUT_SPOKE_CONTEXT,
     SERVICE_NAME,
     decision_stuck_after,
     product_version,
 )
+from infra.hub import Hub, hub_environment
 from infra.lambda_defaults import LambdaDefaults
 from infra.notifier import Notifier
 from infra.requesters import RequesterCapture
@@ -73,6 +76,8 @@ class ApprovalsStack(Stack):
             Annotations.of(self).add_warning_v2(PLACEHOLDER_WARNING, f"Not ready to deploy: {problem}.")
 
         self.storage = Storage(self, "Storage", settings=settings)
+        # The approvals bus every served account and region forwards its job events to (infra/hub.py).
+        self.hub = Hub(self, "Hub", settings=settings)
         self.defaults = LambdaDefaults(self, "LambdaDefaults", settings=settings)
         # What every function's settings model reads (approvals.config.Settings requires the table names
         # of all of them; a name grants nothing: each role gets only its own actions).
@@ -85,6 +90,8 @@ class ApprovalsStack(Stack):
             ENV_LARGE_JOB_THRESHOLD: str(settings.large_job_threshold),
             # The Home views every function refreshes name the slash command.
             ENV_SLASH_COMMAND: settings.slash_command,
+            # Which account is the hub's own, and which member accounts and regions it acts in (spoke roles).
+            **hub_environment(settings),
         }
 
         self.notifier = Notifier(
@@ -100,6 +107,7 @@ class ApprovalsStack(Stack):
                 ENV_DECISION_STUCK_AFTER_SECONDS: str(decision_stuck_after(settings.decision_lease_seconds)),
                 ENV_REQUESTER_LOOKUP: settings.requester_lookup_mode,
             },
+            event_bus=self.hub.bus,
             # Rules that decide themselves (deny, approve) and rules whose expiry cancels the job.
             deciding_rules=tuple(
                 rule.name
@@ -108,6 +116,8 @@ class ApprovalsStack(Stack):
             ),
             job_tag=settings.job_tag,
         )
+        # The hub account's own events, from its default bus (a single-account deployment needs no spoke).
+        self.forward_rule = self.hub.forward_from_default_bus(dead_letter_queue=self.notifier.dead_letter_queue)
         self.requesters = RequesterCapture(self, "Requesters", settings=settings, notifier=self.notifier)
         self.slack_api = SlackApi(
             self,
@@ -117,6 +127,8 @@ class ApprovalsStack(Stack):
             storage=self.storage,
             environment=environment,
         )
+        # The two functions that act on jobs, in member accounts through their spoke roles.
+        self.hub.grant_assume_spoke_roles(self.notifier.function, self.slack_api.decider)
         self.audit = AuditTrail(
             self,
             "Audit",
@@ -147,9 +159,14 @@ class ApprovalsStack(Stack):
                 },
                 api=self.slack_api.api,
                 rules={
+                    "Forwarded to the approvals bus": self.forward_rule,
                     "Job events": self.notifier.job_events_rule,
                     "CreateJob calls": self.notifier.create_job_calls_rule,
                     "Reconcile schedule": self.notifier.reconcile_rule,
+                },
+                rule_buses={
+                    "Job events": self.hub.bus.event_bus_name,
+                    "CreateJob calls": self.hub.bus.event_bus_name,
                 },
             ),
         )
@@ -179,6 +196,14 @@ class ApprovalsStack(Stack):
             OUTPUT_AUDIT_DLQ_URL: (self.audit.dead_letter_queue.queue_url, "Audit stream batches that failed"),
             OUTPUT_AUDIT_LOG_GROUP_NAME: (self.audit.log_group.log_group_name, "The audit trail"),
             OUTPUT_ALARM_TOPIC_ARN: (self.monitoring.topic.topic_arn, "Subscribe to receive alarms"),
+            OUTPUT_EVENT_BUS_ARN: (
+                self.hub.bus.event_bus_arn,
+                "The approvals bus: each spoke's rule forwards its account's and region's job events here",
+            ),
+            OUTPUT_SPOKE_CONTEXT: (
+                self.hub.spoke_context(),
+                "The spoke stack's settings: pass as -c spoke='<this>' (or make spoke-template SPOKE='<this>')",
+            ),
         }
         if self.requesters.trail is not None:
             outputs[OUTPUT_REQUESTER_TRAIL_ARN] = (

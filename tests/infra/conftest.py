@@ -107,3 +107,25 @@ def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 def custom_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The stack with every optional setting on (CUSTOM_SETTINGS)."""
     return synthesize(CUSTOM_SETTINGS, tmp_path_factory.mktemp("cdk-custom"))
+
+
+# The hub serving member accounts: one listed with two regions, one with none (the hub's own region), and the
+# second also (hypothetically) the hub's own account; without an organisation, so each account is admitted.
+MEMBER_ACCOUNTS: list[dict[str, Any]] = [
+    {"id": "210987654321", "name": "analytics", "regions": ["us-west-2", "eu-west-1"]},
+    {"id": "123456789012"},
+]
+MEMBERS_SETTINGS: dict[str, Any] = {"memberAccounts": MEMBER_ACCOUNTS, "spokeRolePrefix": "approvals-spoke"}
+ORGANIZATION_ID = "o-a1b2c3d4e5"
+
+
+@pytest.fixture(scope="session")
+def members_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The hub with member accounts listed and no organisation (MEMBERS_SETTINGS)."""
+    return synthesize(MEMBERS_SETTINGS, tmp_path_factory.mktemp("cdk-members"))
+
+
+@pytest.fixture(scope="session")
+def organization_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The hub admitting its organisation's accounts, with the same member accounts."""
+    return synthesize({**MEMBERS_SETTINGS, "organizationId": ORGANIZATION_ID}, tmp_path_factory.mktemp("cdk-org"))

@@ -75,7 +75,8 @@ for service in sys.argv[2:]:
 print(" ".join(sorted(session.get_available_services())))
 """
 # A client created in the functions' code: `client("sqs"`, `aws.client("s3control", region)`, ...
-CLIENT_CALL = re.compile(r"""\bclient\(\s*["']([a-z0-9-]+)["']""")
+# aws.client("sqs"), and accounts("s3control", …): the clients acting in a job's own account (AccountClients).
+CLIENT_CALL = re.compile(r"""\b(?:client|accounts)\(\s*["']([a-z0-9-]+)["']""")
 # Run on a workstation (make audit) from lambdas/, never in a function.
 NOT_IN_FUNCTIONS = {"audit_cli.py", "redrive.py"}  # operator tools beside the functions, never run in Lambda
 

@@ -30,7 +30,9 @@ def test_job_events_rule_matches_exactly_the_documented_pattern(default_synth: S
     # then
     assert rule["EventPattern"] == JOB_EVENT_PATTERN
     assert rule["State"] == "ENABLED"
-    assert "EventBusName" not in rule, "the rule listens on the default bus"
+    assert rule["EventBusName"] == {"Ref": default_synth.logical_id(default_synth.stack.hub.bus)}, (
+        "the rule listens on the hub's approvals bus (the default bus forwards to it)"
+    )
 
 
 def test_job_events_go_on_the_job_events_queue_with_retries_for_two_hours_then_a_dead_letter_queue(
@@ -106,7 +108,13 @@ def test_the_event_dead_letter_queue_is_encrypted_tls_only_and_keeps_events_14_d
     allowed = [s for s in statements if s["Effect"] == "Allow"]
     assert {s["Principal"]["Service"] for s in allowed} == {"events.amazonaws.com"}
     assert {s["Action"] for s in allowed} == {"sqs:SendMessage"}
-    rules = [notifier.job_events_rule, notifier.create_job_calls_rule, notifier.reconcile_rule, notifier.lifecycle_rule]
+    rules = [
+        notifier.job_events_rule,
+        notifier.create_job_calls_rule,
+        notifier.reconcile_rule,
+        notifier.lifecycle_rule,
+        default_synth.stack.forward_rule,  # the default bus's forwarding to the hub's bus
+    ]
     assert [s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in allowed] == [
         {"Fn::GetAtt": [default_synth.logical_id(rule), "Arn"]} for rule in rules
     ]

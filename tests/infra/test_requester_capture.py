@@ -104,7 +104,10 @@ def test_the_create_job_rule_matches_exactly_the_documented_management_event(def
         {"EventPattern": Match.object_equals(CREATE_JOB_CALL_PATTERN), "State": "ENABLED"},
     )
     rule = _rule(default_synth, default_synth.stack.notifier.create_job_calls_rule)
-    assert "EventBusName" not in rule, "the rule listens on the default bus, where CloudTrail's events arrive"
+    assert rule["EventBusName"] == {"Ref": default_synth.logical_id(default_synth.stack.hub.bus)}, (
+        "the rule listens on the hub's approvals bus, to which the default bus (where CloudTrail's events arrive) "
+        "and every spoke's forward them"
+    )
 
 
 def test_a_create_job_call_reaches_the_notifier_exactly_as_a_job_event_does(default_synth: Synth) -> None:

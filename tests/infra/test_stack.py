@@ -27,7 +27,7 @@ def _nag_report(synth: Synth) -> dict[str, Any]:
     return dict(nag_report)
 
 
-@pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth"])
+@pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth", "members_synth", "organization_synth"])
 def test_cdk_nag_finds_nothing_unacknowledged(request: pytest.FixtureRequest, synth_name: str) -> None:
     # given (the fixture's app.synth() would have raised on an unacknowledged error)
     report = _nag_report(request.getfixturevalue(synth_name))
@@ -69,7 +69,7 @@ def test_cdk_nag_is_live_and_stops_synth_on_a_finding(tmp_path: Path) -> None:
         app.synth()
 
 
-@pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth"])
+@pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth", "members_synth", "organization_synth"])
 def test_cfn_lint_finds_nothing(request: pytest.FixtureRequest, synth_name: str) -> None:
     # given
     synth: Synth = request.getfixturevalue(synth_name)
