@@ -140,8 +140,21 @@ class WsgiServer:
             self._thread = None
 
 
+def allow_s3_job_arns_in_moto_iam() -> None:
+    """moto 5.2's IAM policy validator refuses an S3 resource ARN with a region unless it is an access point, so
+    it refuses ``arn:aws:s3:REGION:ACCOUNT:job/*``, the documented resource of s3:DescribeJob and
+    s3:UpdateJobStatus, which IAM takes (the stack's own policies have it). Teach it job ARNs too; it checks
+    everything else as before."""
+    from moto.iam import policy_validation
+
+    s3 = policy_validation.SERVICE_TYPE_REGION_INFORMATION_ERROR_ASSOCIATIONS.get("s3")
+    if s3 is not None and "job/" not in s3.setdefault("valid_starting_values", []):
+        s3["valid_starting_values"].append("job/")
+
+
 def moto_server(*, host: str = "127.0.0.1", port: int = 0) -> WsgiServer:
     """moto's server as ``ThreadedMotoServer`` builds it (same app, same request handler), DynamoDB serialised."""
+    allow_s3_job_arns_in_moto_iam()
     app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
     return WsgiServer(app, host=host, port=port, request_handler=MotoRequestHandler)
 

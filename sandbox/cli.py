@@ -4,12 +4,13 @@
     python -m sandbox serve                     start the stand-ins and keep them running (`make sandbox`)
     python -m sandbox create-job [--objects N] [--description TEXT] [--no-confirmation]
                                  [--as alice|gina|pipeline|ARN] [--bucket NAME] [--operation tagging|lambda]
+                                 [--account hub|spoke|ACCOUNT_ID] [--job-id ID]
     python -m sandbox explain JOB               which policy rule the job meets, and why (sandbox/policy.yaml)
     python -m sandbox jobs                      jobs and their statuses
     python -m sandbox messages                  the Slack channel, rendered
-    python -m sandbox click JOB approve|cancel --as alice|gina|mallory
+    python -m sandbox click JOB approve|cancel --as alice|gina|mallory [--account hub|spoke|ACCOUNT_ID]
     python -m sandbox reason "why" --as alice   submit the cancel-reason modal last opened for that person
-    python -m sandbox audit JOB                 the job's audit trail
+    python -m sandbox audit JOB [--account …]   the job's audit trail
     python -m sandbox advance DURATION          move the clock (15m, 2h, 1d, 1h30m): reminders, escalation
                                                 and expiry happen as the minute's tick would see them
     python -m sandbox home --as alice           open that person's Home tab in the app, rendered
@@ -20,6 +21,8 @@
 People: alice (approver by user ID), gina (approver through the user group), mallory (not an approver).
 Jobs are created as an IAM principal (--as; default pipeline, a role nobody in Slack is): alice's IAM Identity
 Center session maps to her by email, gina's admin role by the policy's identities; a creator may not approve.
+Accounts: hub (123456789012, us-east-1, "platform") and spoke (210987654321, us-west-2, "analytics"), one Slack
+channel for both; --job-id gives a new job a chosen ID (the same ID in two accounts is two jobs).
 """
 
 from __future__ import annotations
@@ -89,12 +92,18 @@ class _Control(BaseHTTPRequestHandler):
                 principal=str(body.get("as") or "pipeline"),
                 manifest_bucket=str(body.get("bucket") or "example-manifests"),
                 operation=operation,
+                account=str(body.get("account") or "hub"),
+                job_id=body.get("job_id") or None,
             )
             return {"job_id": job}
         if path == "/explain":
             return {"text": _explain(d, str(body["job_id"]))}
         if path == "/jobs":
-            return [{"job_id": j, "status": d.jobs.job_status(j)} for j in d.jobs.job_ids()]
+            listed = []
+            for account, _region in d.accounts():
+                for j in d.jobs.job_ids(account):
+                    listed.append({"job_id": j, "account": account, "status": d.jobs.job_status(j, account_id=account)})
+            return listed
         if path == "/messages":
             shown = []
             for m in d.slack.messages(CHANNEL):
@@ -107,13 +116,14 @@ class _Control(BaseHTTPRequestHandler):
         person = _people().get(str(body.get("as", "")))
         if path in {"/click", "/reason"} and person is None:
             raise LookupError(f"unknown person {body.get('as')!r}: use alice, gina or mallory")
+        account = body.get("account") or None
         if path == "/click":
             action = {"approve": "approve_job", "cancel": "cancel_job"}[body["action"]]
-            message = d.request_message(body["job_id"])
+            message = d.request_message(body["job_id"], account=account)
             if not any(b.get("action_id") == action for b in message.buttons()):
                 raise LookupError(f"job {body['job_id']} has no {body['action']} button any more: it was decided")
             views_before = len(d.slack.views())
-            click = d.click(body["job_id"], action, person)
+            click = d.click(body["job_id"], action, person, account=account)
             d.settle()
             notes = [e.text for e in d.slack.ephemerals(person.id)]
             return {
@@ -127,7 +137,7 @@ class _Control(BaseHTTPRequestHandler):
             d.settle()
             return {"http_status": click.status, "body": click.body}
         if path == "/audit":
-            return [r.to_log() for r in d.audit(body["job_id"])]
+            return [r.to_log() for r in d.audit(body["job_id"], account=account)]
         if path == "/advance":
             by = parse_duration(str(body.get("by", "")))
             ticks = d.advance(by)
@@ -175,15 +185,15 @@ def _explain(d: Any, job_id: str) -> str:
     from approvals.models.job import Job, JobRef
     from approvals.models.policy import load_policy_file
     from approvals.policy import explain
-    from sandbox.local import ACCOUNT_ID, REGION
 
     if not d.policy_file:
         raise LookupError("the sandbox runs without a policy")
     policy = load_policy_file(d.policy_file)
-    ref = JobRef(account_id=ACCOUNT_ID, region=REGION, job_id=job_id)
-    job = Job.model_validate(d.jobs.describe_job(ACCOUNT_ID, job_id))
-    tags = {t["Key"]: t["Value"] for t in d.jobs.get_job_tagging(ACCOUNT_ID, job_id)["Tags"]}
-    record = d.request_record(job_id)
+    account_id, region = d.jobs.job_account(job_id)
+    ref = JobRef(account_id=account_id, region=region, job_id=job_id)
+    job = Job.model_validate(d.jobs.describe_job(account_id, job_id, region=region))
+    tags = {t["Key"]: t["Value"] for t in d.jobs.get_job_tagging(account_id, job_id, region=region)["Tags"]}
+    record = d.request_record(job_id, account=account_id)
     requester = record.requester.principal_arn if record is not None and record.requester else None
     text = explain(evaluate(policy, JobFacts.of(job, ref, tags=tags, requester=requester)), policy)
     return f"policy {d.policy_file}\nrequester {requester or 'not known yet'}\n{text}"
@@ -281,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--as", dest="principal", default="pipeline", help="alice, gina, pipeline or an IAM ARN")
     create.add_argument("--bucket", default="example-manifests", help="the manifest's bucket")
     create.add_argument("--operation", choices=sorted(OPERATIONS), default="tagging")
+    create.add_argument("--account", default="hub", help="hub, spoke or a 12-digit account ID")
+    create.add_argument("--job-id", default=None, help="sandbox-only: the ID the new job gets")
     explain_cmd = sub.add_parser("explain")
     explain_cmd.add_argument("job_id")
     sub.add_parser("jobs")
@@ -289,11 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     click.add_argument("job_id")
     click.add_argument("action", choices=["approve", "cancel"])
     click.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
+    click.add_argument("--account", default=None, help="hub, spoke or an account ID (when the ID is in both)")
     reason = sub.add_parser("reason")
     reason.add_argument("reason")
     reason.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
     audit = sub.add_parser("audit")
     audit.add_argument("job_id")
+    audit.add_argument("--account", default=None, help="hub, spoke or an account ID (when the ID is in both)")
     advance = sub.add_parser("advance")
     advance.add_argument("duration", help="how far to move the clock: 15m, 2h, 1d, 1h30m")
     home = sub.add_parser("home", help="open a person's Home tab in the app and print it")
@@ -319,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                 "as": args.principal,
                 "bucket": args.bucket,
                 "operation": args.operation,
+                "account": args.account,
+                "job_id": args.job_id,
             },
         )
         print(result["job_id"])
@@ -326,14 +342,16 @@ def main(argv: list[str] | None = None) -> int:
         print(_call("/explain", {"job_id": args.job_id})["text"])
     elif args.command == "jobs":
         for job in _call("/jobs"):
-            print(f"{job['job_id']}  {job['status']}")
+            print(f"{job['job_id']}  {job['account']}  {job['status']}")
     elif args.command == "messages":
         for text in _call("/messages"):
             print(text)
         for note in _call("/ephemerals"):
             print(f"(ephemeral) {note}")
     elif args.command == "click":
-        result = _call("/click", {"job_id": args.job_id, "action": args.action, "as": args.person})
+        result = _call(
+            "/click", {"job_id": args.job_id, "action": args.action, "as": args.person, "account": args.account}
+        )
         print(f"the callback answered HTTP {result['http_status']} {result['body']}".rstrip())
         if result.get("modal"):
             print(f'the reason form opened for {args.person}: python -m sandbox reason "why" --as {args.person}')
@@ -347,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"the callback answered HTTP {result['http_status']}: the form closed and the decision was queued")
     elif args.command == "audit":
-        for record in _call("/audit", {"job_id": args.job_id}):
+        for record in _call("/audit", {"job_id": args.job_id, "account": args.account}):
             print(json.dumps(record))
     elif args.command == "advance":
         try:

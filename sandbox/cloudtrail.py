@@ -289,8 +289,16 @@ class CloudTrailHistory:
         rate_clock: Callable[[], float] = time.monotonic,
         calls_per_second: int = CALLS_PER_SECOND,
         accounts_by_access_key: Mapping[str, str] | None = None,
+        resolve_account: Callable[[str], str | None] | None = None,
+        may_lookup: Callable[[str], bool] | None = None,
     ) -> None:
         self.account_id = account_id
+        # A key ``accounts_by_access_key`` does not list: whose is it (the sandbox asks moto's STS, for role
+        # sessions it issued), or None for the default account.
+        self.resolve_account = resolve_account
+        # Whether the key's holder is allowed cloudtrail:LookupEvents (None: everyone is); refused is AccessDenied.
+        self.may_lookup = may_lookup
+        self._resolved: dict[str, str | None] = {}
         self.region = region
         self.visibility_delay = (
             visibility_delay if isinstance(visibility_delay, timedelta) else timedelta(seconds=visibility_delay)
@@ -436,7 +444,19 @@ class CloudTrailHistory:
         window.append(now)
 
     def account_for(self, access_key: str | None) -> str:
-        return self.accounts_by_access_key.get(access_key or "", self.account_id)
+        """The account whose history a caller reads: its key's (``accounts_by_access_key``, then
+        ``resolve_account``, once per key), or ``account_id``."""
+        if access_key in self.accounts_by_access_key:
+            return self.accounts_by_access_key[access_key]
+        if not access_key or self.resolve_account is None:
+            return self.account_id
+        with self._lock:
+            if access_key in self._resolved:
+                return self._resolved[access_key] or self.account_id
+        account = self.resolve_account(access_key)
+        with self._lock:
+            self._resolved[access_key] = account
+        return account or self.account_id
 
 
 def _attribute(value: object) -> tuple[str, str] | None:
@@ -575,6 +595,10 @@ def _make_handler(history: CloudTrailHistory) -> type[BaseHTTPRequestHandler]:
             if not isinstance(params, dict):
                 raise CloudTrailError("SerializationException", "The body must be a JSON object")
             access_key, region = credential.group(1), credential.group(2)
+            if history.may_lookup is not None and not history.may_lookup(access_key):
+                raise CloudTrailError(
+                    "AccessDeniedException", "User is not authorized to perform: cloudtrail:LookupEvents", 400
+                )
             result = history.lookup_events(history.account_for(access_key), region, params)
             for event in result["Events"]:
                 event["EventTime"] = event["EventTime"].timestamp()

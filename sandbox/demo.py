@@ -10,7 +10,19 @@ import warnings
 from datetime import timedelta
 from typing import Any, TextIO
 
-from sandbox.local import ALICE, CHANNEL, GINA, MALLORY, ONCALL_CHANNEL, PRINCIPALS, LocalDeployment
+from sandbox.local import (
+    ALICE,
+    CHANNEL,
+    GINA,
+    MALLORY,
+    ONCALL_CHANNEL,
+    PRINCIPALS,
+    SPOKE,
+    SPOKE_ACCOUNT_ID,
+    SPOKE_NAME,
+    SPOKE_REGION,
+    LocalDeployment,
+)
 from sandbox.slack import block_kit_builder_url
 
 
@@ -252,10 +264,41 @@ def run() -> None:
         say("   sqs send-message with an approval “by Alice” (no Slack signature) → decider refuses it:")
         say(f"   decision_refused · reason {refusal.reason} · {refusal.detail}; the job stays Suspended")
 
-        step(10, "The audit trail (durable records in DynamoDB)")
-        for job_id in (job, job2, big, forbidden, idle, queued, job3):
-            say(f"   job {job_id}")
-            for record in d.audit(job_id):
+        step(10, f"A job in another account ({SPOKE_NAME}, {SPOKE_ACCOUNT_ID}, {SPOKE_REGION}), from the same channel")
+        spoke_job = d.create_job(description="Re-tag the analytics exports", object_count=2_400, account=SPOKE)
+        d.settle()
+        d.advance_until(spoke_job, "Suspended", account=SPOKE)
+        spoke_message = d.request_message(spoke_job, account=SPOKE)
+        check(SPOKE_NAME in json.dumps(spoke_message.blocks), "the request should name the spoke account")
+        say(f"   the spoke's default bus → forward rule → the hub's bus → #{CHANNEL}: the request names the account")
+        say(indent(d.slack.render_message(CHANNEL, spoke_message.ts)))
+        click = d.click(spoke_job, "approve_job", ALICE, account=SPOKE)
+        check(click.status == 200, f"the approve click got HTTP {click.status}: {click.body}")
+        d.settle()
+        status = d.jobs.job_status(spoke_job, account_id=SPOKE_ACCOUNT_ID)
+        check(status == "Ready", f"the approved spoke job should be Ready, is {status}")
+        assumed = [c for c in d.sts.calls if c.error is None and spoke_job in c.session_name]
+        check(bool(assumed), "the hub should act in the spoke through its spoke role")
+        say(f"   Alice approves → AssumeRole {assumed[-1].role_arn} ({assumed[-1].session_name})")
+        say(f"   → UpdateJobStatus Ready in {SPOKE_ACCOUNT_ID} ({SPOKE_REGION})")
+        d.advance_until(spoke_job, "Active", account=SPOKE)
+        d.advance_until(spoke_job, "Complete", account=SPOKE)
+        spoke_thread = [r.text.split(":")[0] for r in d.slack.thread(CHANNEL, spoke_message.ts)]
+        check(spoke_thread[-1:] == ["Job complete"], f"the spoke job's thread should end complete: {spoke_thread}")
+        spoke_records = d.audit(spoke_job, account=SPOKE)
+        check(
+            {(r.account_id, r.region) for r in spoke_records} == {(SPOKE_ACCOUNT_ID, SPOKE_REGION)},
+            "the spoke job's audit should name its account and region",
+        )
+
+        step(11, "The audit trail (durable records in DynamoDB)")
+        for job_id, account in [(j, None) for j in (job, job2, big, forbidden, idle, queued, job3)] + [
+            (spoke_job, SPOKE)
+        ]:
+            records = d.audit(job_id, account=account)
+            where = f" in account {records[0].account_id} ({records[0].region})" if records else ""
+            say(f"   job {job_id}{where}")
+            for record in records:
                 who = f"{record.actor_name} ({record.actor_id})" if record.actor_id else (record.origin or "—")
                 say(
                     f"     {record.time:%H:%M:%S} {record.event_type.value:<20} {who:<24} "

@@ -1,12 +1,17 @@
 """The whole product on one machine: the real handlers between local stand-ins, over real HTTP.
 
-    S3 Batch Operations emulator ──events──▶ EventRouter (the stack's JOB_EVENT_PATTERN and
-        CREATE_JOB_CALL_PATTERN) ──▶ job events queue (SQS, moto; redelivery, dead-letter queue) ──▶ queue
+    S3 Batch Operations emulator (jobs of the hub account and of a spoke account in another region)
+        ──events──▶ the job's account's default bus (an EventRouter per account and region) ──the forward
+        rule (FORWARDED_EVENT_PATTERN)──▶ the hub's approvals bus (its resource policy admits the hub and the
+        member accounts only) ──the stack's JOB_EVENT_PATTERN and CREATE_JOB_CALL_PATTERN──▶
+        job events queue (SQS, moto; redelivery, dead-letter queue) ──▶ queue
         pump (the event source's maximum concurrency) ──▶ notifier, each post taking the channel's turn;
         emulator ──each CreateJob──▶ CloudTrail stand-in (event history, with its lag)
     notifier ──boto3 (via the loopback proxy)──▶ emulator;  ──slack_sdk──▶ Slack stand-in
     person's click ──signed HTTP──▶ API Gateway front ──▶ callback ──SQS (moto)──▶ queue pump ──▶ decider
     decider ──▶ emulator (UpdateJobStatus), DynamoDB (moto), Slack stand-in
+    notifier, decider ──AssumeRole──▶ STS front (sandbox.sts: the role must exist and trust the caller) ──▶
+        moto's STS; the spoke role's session ──▶ emulator (its permissions checked), CloudTrail stand-in
 
 Only one ``LocalDeployment`` runs per process: the handlers read their settings from the process
 environment, as they do in Lambda.
@@ -37,9 +42,25 @@ from sandbox.proxy import LoopbackProxy, s3control_client_env
 from sandbox.router import EventRouter
 from sandbox.s3batch import JobStore, S3ControlEmulator, example_create_job_params
 from sandbox.slack import SlackStandIn
+from sandbox.sts import StsFront, moto_caller_arn, moto_client
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+HUB_NAME = "platform"
+# The spoke: another account in another region (both "across" at once), named as people know it.
+SPOKE_ACCOUNT_ID = "210987654321"
+SPOKE_REGION = "us-west-2"
+SPOKE_NAME = "analytics"
+HUB = "hub"
+SPOKE = "spoke"
+HUB_STACK_NAME = "S3BatchApprovals"
+SANDBOX_ORGANIZATION_ID = "o-sandbox0001"
+# The functions' own role, as Lambda would give it them: the sandbox's default credentials stand for it.
+HUB_ROLE_ARN = c.hub_role_arns(ACCOUNT_ID, HUB_STACK_NAME, REGION)[0]
+HUB_SESSION_ARN = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{HUB_ROLE_ARN.rsplit('/', 1)[-1]}/notifier"
+SPOKE_ROLE_NAME = c.spoke_role_name(c.DEFAULT_SPOKE_ROLE_PREFIX, SPOKE_REGION)
+SPOKE_ROLE_ARN = f"arn:aws:iam::{SPOKE_ACCOUNT_ID}:role/{SPOKE_ROLE_NAME}"
+FORWARD_RULE = "forward-to-hub"
 CHANNEL = "C0APPROVALS"
 BOT_TOKEN = "xoxb-sandbox-bot-token"
 SIGNING_SECRET = "sandbox-signing-secret-0123456789abcdef"
@@ -70,6 +91,22 @@ ALICE_SSO = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/AWSReservedSSO_DataEngineer
 GINA_ADMIN = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/gina-admin/gina"
 PIPELINE = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/batch-pipeline/nightly-run"
 PRINCIPALS = {"alice": ALICE_SSO, "gina": GINA_ADMIN, "pipeline": PIPELINE}
+# The same people in the spoke account (a principal acts in its own account only).
+SPOKE_PRINCIPALS = {
+    "alice": ALICE_SSO.replace(ACCOUNT_ID, SPOKE_ACCOUNT_ID),
+    "gina": f"arn:aws:sts::{SPOKE_ACCOUNT_ID}:assumed-role/gina-admin/gina",
+    "pipeline": f"arn:aws:sts::{SPOKE_ACCOUNT_ID}:assumed-role/batch-pipeline/nightly-run",
+}
+
+
+def account_id_of(account: str) -> str:
+    """``hub``, ``spoke`` or a 12-digit account ID: the account ID."""
+    return {HUB: ACCOUNT_ID, SPOKE: SPOKE_ACCOUNT_ID}.get(account, account)
+
+
+def region_of(account: str) -> str:
+    """The region the sandbox runs an account's jobs in."""
+    return SPOKE_REGION if account_id_of(account) == SPOKE_ACCOUNT_ID else REGION
 
 
 @dataclass
@@ -244,14 +281,33 @@ class LocalDeployment:
     # how long CloudTrail's event history takes to show a call (seconds; minutes in AWS).
     trail: bool = True
     history_delay: float = 0.0
+    # The spoke account (SPOKE_ACCOUNT_ID in SPOKE_REGION), served by this hub through its spoke role.
+    spoke: bool = True
 
     def start(self) -> LocalDeployment:
         self.notifier_timeout = sandbox_notifier_timeout(self.slack_time_scale)
         self.aws = LocalAws().start().provision(self.bot_token, self.signing_secret, self.notifier_timeout)
+        self._iam_clients: dict[str, Any] = {}
+        self._sessions: dict[str, str | None] = {}  # access key -> the role session moto issued it for
+        self._iam_lock = threading.Lock()
+        self.sts = StsFront(
+            self.aws.url,
+            known_callers={"testing": HUB_SESSION_ARN},
+            organizations={ACCOUNT_ID: SANDBOX_ORGANIZATION_ID, SPOKE_ACCOUNT_ID: SANDBOX_ORGANIZATION_ID},
+        ).start()
+        if self.spoke:
+            self.restore_spoke_role()
         # S3 and CloudTrail keep the product's time (``advance`` moves it for them too: creation and suspension
         # times, the history's window).
         self.cloudtrail = CloudTrailStandIn(
-            CloudTrailHistory(account_id=ACCOUNT_ID, region=REGION, visibility_delay=self.history_delay, clock=self.now)
+            CloudTrailHistory(
+                account_id=ACCOUNT_ID,
+                region=REGION,
+                visibility_delay=self.history_delay,
+                clock=self.now,
+                resolve_account=self._session_account,
+                may_lookup=self._may_lookup_events,
+            )
         ).start()
         self.jobs = JobStore(
             region=REGION,
@@ -259,6 +315,11 @@ class LocalDeployment:
             trail_enabled=self.trail,
             on_management_event=self.cloudtrail.record,
             clock=self.now,
+            # The sandbox's own key is the hub's (never any other account's), moto's role sessions are who moto
+            # says, and a role session may do only what its role's policies allow.
+            default_principal=f"arn:aws:iam::{ACCOUNT_ID}:user/sandbox",
+            resolve_caller=self._session_arn,
+            permissions_for=self._role_permissions,
         )
         self.s3 = S3ControlEmulator(self.jobs, auto_advance=self.auto_advance, interval=self.advance_interval).start()
         self.proxy = LoopbackProxy(self.s3.url).start()
@@ -311,10 +372,22 @@ class LocalDeployment:
             function_name="callback",
             timeout_seconds=10,
         ).start()
-        self.router = EventRouter()
-        self.router.add_rule("job-events", c.JOB_EVENT_PATTERN, self._deliver)
-        self.router.add_rule("create-job-calls", c.CREATE_JOB_CALL_PATTERN, self._deliver)
-        self.jobs.subscribe(self.router.put_events)
+        # EventBridge as in AWS: each account's default bus in each region forwards to the hub's approvals bus,
+        # whose rules put the events on the job events queue.
+        self.forward_dlq: list[dict[str, Any]] = []
+        self.hub_bus = EventRouter(
+            name=c.hub_event_bus_name(HUB_STACK_NAME), account=ACCOUNT_ID, region=REGION, admits=self._hub_bus_admits
+        )
+        self.hub_bus.add_rule("job-events", c.JOB_EVENT_PATTERN, self._deliver)
+        self.hub_bus.add_rule("create-job-calls", c.CREATE_JOB_CALL_PATTERN, self._deliver)
+        self.router = self.hub_bus  # the bus whose rules feed the notifier
+        self.default_buses: dict[tuple[str, str], EventRouter] = {}
+        self._buses_lock = threading.Lock()
+        for account, region in self.accounts():
+            self.default_bus(account, region).add_rule(
+                FORWARD_RULE, c.FORWARDED_EVENT_PATTERN, self._forwarder(account)
+            )
+        self.jobs.subscribe(self._to_default_bus)
         self.pump = QueuePump(
             sqs,
             self.aws.queue_url,
@@ -327,7 +400,7 @@ class LocalDeployment:
         return self
 
     def stop(self) -> None:
-        for part in ("pump", "notifier", "api", "slack", "proxy", "s3", "cloudtrail"):
+        for part in ("pump", "notifier", "api", "slack", "proxy", "s3", "cloudtrail", "sts"):
             if hasattr(self, part):
                 getattr(self, part).stop()
         if hasattr(self, "jobs"):
@@ -362,7 +435,16 @@ class LocalDeployment:
             c.ENV_REQUESTER_LOOKUP: c.REQUESTER_LOOKUP_CLOUDTRAIL,
             c.ENV_SLACK_POST_INTERVAL_SECONDS: str(self.slack_time_scale),
             **c.PYDANTIC_WITHOUT_PLUGINS,
+            "AWS_ENDPOINT_URL_STS": self.sts.url,
         }
+        if self.spoke:
+            env[c.ENV_HUB_ACCOUNT_ID] = ACCOUNT_ID
+            env[c.ENV_MEMBER_ACCOUNTS] = json.dumps(
+                [
+                    {"id": ACCOUNT_ID, "name": HUB_NAME},
+                    {"id": SPOKE_ACCOUNT_ID, "name": SPOKE_NAME, "regions": [SPOKE_REGION]},
+                ]
+            )
         if self.policy_file:
             env["POLICY_FILE"] = self.policy_file
         if self.quiet:
@@ -371,6 +453,125 @@ class LocalDeployment:
         self._env_keys = list(env)
         os.environ.update(env)
         urllib.request.install_opener(None)  # rebuilt on next use, with these proxy settings
+
+    # -- accounts: the spoke role, STS, callers ---------------------------------------------------------
+
+    def accounts(self) -> list[tuple[str, str]]:
+        """The (account, region) pairs the sandbox serves: the hub's, then the spoke's (when on)."""
+        return [(ACCOUNT_ID, REGION), *([(SPOKE_ACCOUNT_ID, SPOKE_REGION)] if self.spoke else [])]
+
+    def _iam(self, account_id: str = SPOKE_ACCOUNT_ID) -> Any:
+        """moto's IAM in ``account_id`` (one client per account: building a boto3 client costs tens of ms)."""
+        with self._iam_lock:
+            client = self._iam_clients.get(account_id)
+            if client is None:
+                client = self._iam_clients[account_id] = moto_client(self.aws.url, "iam", account_id=account_id)
+            return client
+
+    def restore_spoke_role(self, trust: dict[str, Any] | None = None) -> None:
+        """(Re)create the spoke role as the spoke stack makes it: the trust spoke_trust_policy writes (or
+        ``trust``) and the permissions spoke_permissions writes, in the spoke account's IAM (moto)."""
+        iam = self._iam()
+        self.delete_spoke_role()
+        document = trust or c.spoke_trust_policy(
+            ACCOUNT_ID, c.hub_role_arns(ACCOUNT_ID, HUB_STACK_NAME, REGION), SANDBOX_ORGANIZATION_ID
+        )
+        iam.create_role(RoleName=SPOKE_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(document))
+        permissions = c.spoke_permissions(
+            requester_lookup=True, job_tags=True, partition="aws", region=SPOKE_REGION, account=SPOKE_ACCOUNT_ID
+        )
+        iam.put_role_policy(
+            RoleName=SPOKE_ROLE_NAME, PolicyName="SpokePermissions", PolicyDocument=json.dumps(permissions)
+        )
+
+    def delete_spoke_role(self) -> None:
+        """The spoke role is gone (its stack deleted, say): AssumeRole is refused, its sessions may do nothing."""
+        iam = self._iam()
+        try:
+            for name in iam.list_role_policies(RoleName=SPOKE_ROLE_NAME)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=SPOKE_ROLE_NAME, PolicyName=name)
+            iam.delete_role(RoleName=SPOKE_ROLE_NAME)
+        except iam.exceptions.NoSuchEntityException:
+            pass
+
+    def set_spoke_trust(self, trust: dict[str, Any]) -> None:
+        """Replace the spoke role's trust policy (a wrong one, to test a hub that is not admitted)."""
+        self._iam().update_assume_role_policy(RoleName=SPOKE_ROLE_NAME, PolicyDocument=json.dumps(trust))
+
+    def _session_arn(self, access_key_id: str) -> str | None:
+        """A role session moto's STS issued (its GetCallerIdentity), or None for any other key."""
+        if access_key_id == "testing":
+            return None
+        with self._iam_lock:
+            if access_key_id in self._sessions:
+                return self._sessions[access_key_id]
+        arn: str | None = moto_caller_arn(self.aws.url, access_key_id)
+        arn = arn if arn and ":assumed-role/" in arn else None
+        with self._iam_lock:
+            self._sessions[access_key_id] = arn
+        return arn
+
+    def _session_account(self, access_key_id: str) -> str | None:
+        arn = self._session_arn(access_key_id)
+        return arn.split(":")[4] if arn else None
+
+    def _may_lookup_events(self, access_key_id: str) -> bool:
+        """CloudTrail's check: a role session moto issued needs cloudtrail:LookupEvents from its role's policies."""
+        from sandbox.iam import allows
+        from sandbox.s3batch import identity_from_arn
+
+        arn = self._session_arn(access_key_id)
+        if arn is None:
+            return True
+        return allows(self._role_permissions(identity_from_arn(arn)), "cloudtrail:LookupEvents", "*")
+
+    def _role_permissions(self, identity: Any) -> list[dict[str, Any]]:
+        """The policies of a role session's role, from its account's IAM (moto); none when the role is gone."""
+        role_arn = str((identity.get("sessionContext") or {}).get("sessionIssuer", {}).get("arn", ""))
+        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+        iam = self._iam(account)
+        try:
+            names = iam.list_role_policies(RoleName=name)["PolicyNames"]
+            documents = [iam.get_role_policy(RoleName=name, PolicyName=n)["PolicyDocument"] for n in names]
+        except iam.exceptions.NoSuchEntityException:
+            return []
+        return [json.loads(d) if isinstance(d, str) else d for d in documents]
+
+    # -- EventBridge: the buses, the forward rules, the hub bus's policy --------------------------------
+
+    def default_bus(self, account_id: str, region: str) -> EventRouter:
+        """The default event bus of an account in a region (made on first use, with no rules)."""
+        with self._buses_lock:
+            bus = self.default_buses.get((account_id, region))
+            if bus is None:
+                bus = EventRouter(raise_target_errors=False, account=account_id, region=region)
+                self.default_buses[(account_id, region)] = bus
+            return bus
+
+    def _to_default_bus(self, event: dict[str, Any]) -> None:
+        """S3 puts a job's events on its own account's default bus in the job's region."""
+        self.default_bus(str(event["account"]), str(event["region"])).put_events(event)
+
+    def _forwarder(self, account_id: str) -> Callable[[dict[str, Any]], Any]:
+        def forward(event: dict[str, Any]) -> Any:
+            """The forward rule's target: the hub bus, as a PutEvents from ``account_id`` (its rule's role).
+            EventBridge retries a refused event, then puts it in the rule's dead-letter queue."""
+            try:
+                return self.hub_bus.put_events(event, sender_account=account_id)
+            except Exception:
+                self.forward_dlq.append(event)
+                raise
+
+        return forward
+
+    def _hub_bus_admits(self, sender_account: str) -> bool:
+        """The hub bus's resource policy: events:PutEvents from the hub's account and the listed members."""
+        return sender_account in {account for account, _ in self.accounts()}
+
+    def put_on_hub_bus(self, event: dict[str, Any], *, sender_account: str) -> list[str]:
+        """PutEvents on the hub's approvals bus as ``sender_account`` (a forged event from outside, say):
+        the rules it reached, or PutEventsDenied when the bus's policy does not admit the sender."""
+        return self.hub_bus.put_events(event, sender_account=sender_account)
 
     # -- EventBridge: the rule's Lambda target -------------------------------------------------------
 
@@ -467,13 +668,22 @@ class LocalDeployment:
         object_count: int = 48_000,
         confirmation: bool = True,
         operation: dict[str, Any] | None = None,
-        principal: str = PIPELINE,
+        principal: str = "pipeline",
         manifest_bucket: str = "example-manifests",
         tags: dict[str, str] | None = None,
+        account: str = HUB,
+        job_id: str | None = None,
     ) -> str:
         """CreateJob through the real boto3 s3control client, over HTTP to the emulator, signed with the
-        credentials of ``principal`` (an IAM ARN, or a name in ``PRINCIPALS``), as CloudTrail records it."""
-        params = example_create_job_params(ConfirmationRequired=confirmation, Description=description)
+        credentials of ``principal`` (an IAM ARN, or a name in ``PRINCIPALS``: the person of that name in
+        ``account``), as CloudTrail records it. ``account``: ``hub``, ``spoke`` or an account ID (its jobs run in
+        ``region_of(account)``). ``job_id`` (sandbox-only): the ID the new job gets, instead of S3's own pick."""
+        account_id = account_id_of(account)
+        params = example_create_job_params(
+            ConfirmationRequired=confirmation,
+            Description=description,
+            RoleArn=f"arn:aws:iam::{account_id}:role/batch-operations",
+        )
         if operation is not None:
             params["Operation"] = operation
         if tags:
@@ -481,28 +691,47 @@ class LocalDeployment:
         manifest = f"arn:aws:s3:::{manifest_bucket}/{uuid.uuid4().hex[:8]}.csv"
         params["Manifest"]["Location"]["ObjectArn"] = manifest
         self.jobs.set_manifest_object_count(manifest, object_count)
-        client = self.s3control(PRINCIPALS.get(principal, principal))
-        return str(client.create_job(AccountId=ACCOUNT_ID, **params)["JobId"])
+        if job_id is not None:
+            self.jobs.use_job_id(job_id, account_id=account_id)
+        people = SPOKE_PRINCIPALS if account_id == SPOKE_ACCOUNT_ID else PRINCIPALS
+        client = self.s3control(people.get(principal, principal), account=account_id)
+        return str(client.create_job(AccountId=account_id, **params)["JobId"])
 
-    def s3control(self, principal: str | None = None) -> Any:
-        """A boto3 s3control client as a person at a terminal would have, pointed at the emulator; with
-        ``principal``, its requests are signed with an access key the emulator knows as that principal."""
+    def s3control(self, principal: str | None = None, *, account: str = HUB) -> Any:
+        """A boto3 s3control client as a person at a terminal would have, pointed at the emulator, in the region
+        of ``account``'s jobs; with ``principal``, its requests are signed with an access key the emulator knows
+        as that principal (of its own account: the emulator refuses it any other account's jobs)."""
         import boto3
         from botocore.config import Config
 
-        session = boto3.session.Session(region_name=REGION)
+        region = region_of(account)
+        session = boto3.session.Session(region_name=region)
         if principal is not None:
             key = "ASIA" + uuid.uuid5(uuid.NAMESPACE_URL, principal).hex[:16].upper()
             self.jobs.add_principal(key, principal)
             session = boto3.session.Session(
-                region_name=REGION, aws_access_key_id=key, aws_secret_access_key="sandbox-secret"
+                region_name=region, aws_access_key_id=key, aws_secret_access_key="sandbox-secret"
             )
         return session.client(
             "s3control", endpoint_url="http://s3-control.test", config=Config(proxies={"http": self.proxy.url})
         )
 
-    def advance_until(self, job_id: str, status: str, timeout: float = 20.0) -> None:
-        self.jobs.advance_until(job_id, status)
+    def spoke_session(self, session_name: str = "sandbox-check", *, region: str = SPOKE_REGION) -> Any:
+        """A boto3 session holding the spoke role's credentials, got as the hub's functions get them
+        (AssumeRole through the STS front, with the sandbox's default key: the hub notifier's role)."""
+        import boto3
+
+        sts = boto3.session.Session(region_name=REGION).client("sts", endpoint_url=self.sts.url)
+        credentials = sts.assume_role(RoleArn=SPOKE_ROLE_ARN, RoleSessionName=session_name)["Credentials"]
+        return boto3.session.Session(
+            region_name=region,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+
+    def advance_until(self, job_id: str, status: str, timeout: float = 20.0, *, account: str | None = None) -> None:
+        self.jobs.advance_until(job_id, status, account_id=None if account is None else account_id_of(account))
         self.settle(timeout)
 
     def settle(self, timeout: float = 20.0) -> None:
@@ -515,14 +744,19 @@ class LocalDeployment:
             time.sleep(0.05)
         raise TimeoutError("the sandbox did not settle: events or decisions still pending")
 
-    def request_message(self, job_id: str) -> Any:
+    def request_message(self, job_id: str, *, account: str | None = None) -> Any:
+        """The approval request for ``job_id`` (of ``account``, when the ID is in several accounts)."""
+        wanted = None if account is None else account_id_of(account)
         for message in self.slack.messages(CHANNEL):
-            if message.thread_ts in (None, message.ts) and job_id in json.dumps(message.blocks):
+            if message.thread_ts not in (None, message.ts) or job_id not in json.dumps(message.blocks):
+                continue
+            payload = (message.metadata or {}).get("event_payload") or {}
+            if wanted is None or payload.get("account_id", ACCOUNT_ID) == wanted:
                 return message
         raise LookupError(f"no approval request in {CHANNEL} for job {job_id}")
 
-    def click(self, job_id: str, action_id: str, person: Person) -> Click:
-        message = self.request_message(job_id)
+    def click(self, job_id: str, action_id: str, person: Person, *, account: str | None = None) -> Click:
+        message = self.request_message(job_id, account=account)
         payload = self.slack.block_actions_payload(CHANNEL, message.ts, action_id, user=person.id)
         return self.post_payload(payload)
 
@@ -581,19 +815,30 @@ class LocalDeployment:
         except urllib.error.HTTPError as error:
             return Click(error.code, error.read().decode(), time.perf_counter() - started)
 
-    def audit(self, job_id: str) -> list[Any]:
-        from approvals.adapters.store import DynamoRequestStore
+    def _job_ref(self, job_id: str, account: str | None) -> Any:
         from approvals.models.job import JobRef
 
-        store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table, self.aws.audit_table)
-        return store.history(JobRef(account_id=ACCOUNT_ID, region=REGION, job_id=job_id))
+        if account is None:
+            try:
+                account_id, region = self.jobs.job_account(job_id)
+            except Exception:  # not the emulator's (a forged event's job, say): the hub's
+                account_id, region = ACCOUNT_ID, REGION
+        else:
+            account_id, region = account_id_of(account), region_of(account)
+        return JobRef(account_id=account_id, region=region, job_id=job_id)
 
-    def request_record(self, job_id: str) -> Any:
+    def audit(self, job_id: str, *, account: str | None = None) -> list[Any]:
+        """The job's audit records (``account``: which account's job, when the ID is in several)."""
         from approvals.adapters.store import DynamoRequestStore
-        from approvals.models.job import JobRef
 
         store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table, self.aws.audit_table)
-        return store.get(JobRef(account_id=ACCOUNT_ID, region=REGION, job_id=job_id))
+        return store.history(self._job_ref(job_id, account))
+
+    def request_record(self, job_id: str, *, account: str | None = None) -> Any:
+        from approvals.adapters.store import DynamoRequestStore
+
+        store = DynamoRequestStore(self.aws.client("dynamodb"), self.aws.requests_table, self.aws.audit_table)
+        return store.get(self._job_ref(job_id, account))
 
     # -- the approver's queue: Slack's side of the Home tab and the slash command ---------------------
 

@@ -31,6 +31,7 @@ __all__ = [
     "Delivery",
     "EventRouter",
     "InvalidEventPattern",
+    "PutEventsDenied",
     "make_event",
     "matches",
     "validate_pattern",
@@ -52,6 +53,10 @@ _STRING_FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard")
 
 class InvalidEventPattern(ValueError):
     """The pattern is not one EventBridge would accept (PutRule's InvalidEventPatternException)."""
+
+
+class PutEventsDenied(PermissionError):
+    """PutEvents from an account the bus's resource policy does not admit (AccessDeniedException)."""
 
 
 # --------------------------------------------------------------------------- validation
@@ -347,10 +352,24 @@ class EventRouter:
     Delivery is synchronous and in rule-registration order. A target that raises is recorded in
     `deliveries`; the first such error is re-raised after every matching target has run, unless
     `raise_target_errors=False` (EventBridge itself would retry and then drop or dead-letter it).
+
+    A bus of ``account`` with a resource policy (``admits(sender_account)``) takes `put_events` from another
+    account only when the policy admits it: otherwise PutEventsDenied, recorded in `refused`, and no rule
+    sees the event (a bus's own account needs no policy).
     """
 
-    def __init__(self, *, raise_target_errors: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        raise_target_errors: bool = True,
+        name: str = "default",
+        account: str | None = None,
+        region: str | None = None,
+        admits: Callable[[str], bool] | None = None,
+    ) -> None:
         self.raise_target_errors = raise_target_errors
+        self.name, self.account, self.region, self.admits = name, account, region, admits
+        self.refused: list[tuple[str, dict[str, Any]]] = []
         self.deliveries: list[Delivery] = []
         self.unmatched: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
@@ -386,9 +405,20 @@ class EventRouter:
             rules = [rule for rule in self._rules.values() if rule.enabled]
         return [rule.name for rule in rules if _match_object(rule.pattern, event)]
 
-    def put_events(self, event: Mapping[str, Any]) -> list[str]:
-        """Deliver `event` to every enabled matching rule; return the names of the rules that matched."""
+    def put_events(self, event: Mapping[str, Any], *, sender_account: str | None = None) -> list[str]:
+        """Deliver `event` to every enabled matching rule; return the names of the rules that matched.
+
+        ``sender_account``: the account whose PutEvents (or rule target) put it here (default: the bus's own).
+        """
         frozen = json.dumps(event)  # an event must be JSON, as on the bus; each target gets a fresh copy
+        sender = sender_account or self.account
+        if sender != self.account and (self.admits is None or sender is None or not self.admits(sender)):
+            with self._lock:
+                self.refused.append((str(sender), json.loads(frozen)))
+            raise PutEventsDenied(
+                f"User: arn:aws:sts::{sender}:assumed-role/… is not authorized to perform: events:PutEvents on "
+                f"resource: event bus {self.name} of account {self.account}"
+            )
         with self._lock:
             self.events.append(json.loads(frozen))
             rules = [rule for rule in self._rules.values() if rule.enabled]

@@ -19,6 +19,13 @@ a trail records management events (``trail_enabled``), puts it on the bus as Eve
 recorded too, with ``errorCode`` and ``errorMessage`` and no ``responseElements``, as CloudTrail logs them.
 DescribeJob, like the real one, does not say who created the job, nor return its tags (GetJobTagging does).
 
+Accounts and regions: a job belongs to one account and one region (the region the request was signed for), and is
+known by both with its ID, so one ID in two accounts is two jobs (``use_job_id`` gives the next job of an account a
+chosen ID, sandbox-only). Over HTTP every operation's caller must be of the request's account (``x-amz-account-id``)
+or it is AccessDenied (403), and a job of another region is NotFound. A caller ``resolve_caller`` finds (a role
+session moto's STS issued, for example the spoke role's) may do only what its role's policies (``permissions_for``)
+allow, on the job's ARN in that region (``sandbox.iam`` evaluates them).
+
 Requests and responses are read and written from botocore's own s3control model, so the XML shapes
 are the ones the real client sends and parses.
 """
@@ -594,6 +601,8 @@ class JobStore:
         on_management_event: Callable[[dict[str, Any]], None] | None = None,
         principals: Mapping[str, Mapping[str, Any] | str] | None = None,
         default_principal: Mapping[str, Any] | str | None = None,
+        resolve_caller: Callable[[str], str | None] | None = None,
+        permissions_for: Callable[[Mapping[str, Any]], list[dict[str, Any]]] | None = None,
     ) -> None:
         if active_steps < 1:
             raise ValueError("active_steps must be at least 1")
@@ -612,8 +621,10 @@ class JobStore:
         self.emitted: list[dict[str, Any]] = []
         self.delivered: list[dict[str, Any]] = []
         self._lock = threading.RLock()
-        self._jobs: dict[str, _Job] = {}
-        self._tokens: dict[tuple[str, str], str] = {}
+        # A job is known by its account, region and ID: the same ID in two accounts is two jobs.
+        self._jobs: dict[tuple[str, str, str], _Job] = {}
+        self._tokens: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+        self._next_ids: dict[str, list[str]] = {}
         self._manifest_counts: dict[str, int] = {}
         self._seq = 0
         self._throttle: Counter[str] = Counter()
@@ -628,6 +639,9 @@ class JobStore:
         self._worker: threading.Thread | None = None
         self._principals: dict[str, dict[str, Any]] = {}
         self._status_updates: list[StatusUpdate] = []
+        self.resolve_caller = resolve_caller
+        self.permissions_for = permissions_for
+        self._resolved: dict[str, dict[str, Any] | None] = {}
         for key, identity in (principals or {}).items():
             self.add_principal(key, identity)
 
@@ -647,15 +661,77 @@ class JobStore:
             known = self._principals.get(access_key_id or "")
             if known is not None:
                 return copy.deepcopy(known)
+        resolved = self._resolve(access_key_id)
+        if resolved is not None:
+            return copy.deepcopy(resolved)
         identity = self._default_identity(account_id)
         if access_key_id:
             identity["accessKeyId"] = access_key_id
         return identity
 
-    def job_creator(self, job_id: str) -> dict[str, Any]:
+    def _resolve(self, access_key_id: str | None) -> dict[str, Any] | None:
+        """A key ``principals`` does not know, through ``resolve_caller`` (the sandbox asks moto's
+        GetCallerIdentity, for keys moto's STS issued), once per key."""
+        if not access_key_id or self.resolve_caller is None:
+            return None
+        with self._lock:
+            if access_key_id in self._resolved:
+                return self._resolved[access_key_id]
+        arn = self.resolve_caller(access_key_id)
+        identity = None if arn is None else identity_from_arn(arn, access_key_id=access_key_id, region=self.region)
+        with self._lock:
+            self._resolved[access_key_id] = identity
+        return identity
+
+    def authorize(
+        self,
+        access_key_id: str | None,
+        operation: str,
+        account_id: str,
+        region: str,
+        job_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The caller of an HTTP request, if it may make it; else AccessDenied (403).
+
+        Every operation's caller must be of the request's account (``x-amz-account-id``). A caller that
+        ``resolve_caller`` found (a role session moto's STS issued) must also be allowed ``s3:<operation>`` on
+        the job's ARN (``*`` for CreateJob and ListJobs) by its role's permissions (``permissions_for``; a role
+        that is gone allows nothing), with the job's tags as ``aws:ResourceTag/<key>``.
+        """
+        identity = self.principal_for(access_key_id, account_id)
+        if identity.get("accountId") != account_id:
+            if operation == "CreateJob":
+                return identity  # CreateJob refuses it itself, and CloudTrail records the refusal
+            raise S3ControlError("AccessDenied", "Access Denied", 403)
+        if access_key_id is None or self.permissions_for is None:
+            return identity
+        with self._lock:
+            from_sts = self._resolved.get(access_key_id) is not None
+        if not from_sts:
+            return identity
+        from sandbox.iam import allows
+
+        resource = "*" if job_id is None else job_arn(region, account_id, job_id)
+        context: dict[str, str] = {}
+        if job_id is not None:
+            with self._lock:
+                try:
+                    tags = self._get(account_id, job_id, region).tags
+                except (S3ControlError, ValueError):
+                    tags = []
+            context = {f"aws:ResourceTag/{tag['Key']}": tag["Value"] for tag in tags}
+        if not allows(self.permissions_for(identity), f"s3:{operation}", resource, context):
+            raise S3ControlError(
+                "AccessDenied",
+                f"User: {identity.get('arn')} is not authorized to perform: s3:{operation} on resource: {resource}",
+                403,
+            )
+        return identity
+
+    def job_creator(self, job_id: str, *, account_id: str | None = None) -> dict[str, Any]:
         """Sandbox-only: the userIdentity that created the job (the API has no way to ask)."""
         with self._lock:
-            return copy.deepcopy(self._get(None, job_id).created_by)
+            return copy.deepcopy(self._get(account_id, job_id).created_by)
 
     def _default_identity(self, account_id: str) -> dict[str, Any]:
         if self.default_principal is not None:
@@ -734,7 +810,7 @@ class JobStore:
         failed_tasks: int,
     ) -> tuple[_Job, bool]:
         """The job for a valid request: the one its ClientRequestToken already made, or a new one."""
-        token_key = (account_id, request["ClientRequestToken"])
+        token_key = (account_id, region, request["ClientRequestToken"])
         existing = self._tokens.get(token_key)
         if existing is not None:
             if _without_token(self._jobs[existing].params) != _without_token(request):
@@ -744,9 +820,13 @@ class JobStore:
                 )
             return self._jobs[existing], False
         count = object_count if object_count is not None else self._count_for(request)
+        chosen = self._next_ids.get(account_id) or []
+        new_id = chosen.pop(0) if chosen else str(uuid.uuid4())
+        if (account_id, region, new_id) in self._jobs:
+            raise S3ControlError("InternalServiceException", f"The sandbox already holds job {new_id} here", 500)
         self._seq += 1
         job = _Job(
-            job_id=str(uuid.uuid4()),
+            job_id=new_id,
             account_id=account_id,
             region=region,
             params=copy.deepcopy(request),
@@ -756,8 +836,8 @@ class JobStore:
             seq=self._seq,
             tags=[{"Key": tag["Key"], "Value": tag["Value"]} for tag in request.get("Tags") or []],
         )
-        self._jobs[job.job_id] = job
-        self._tokens[token_key] = job.job_id
+        self._jobs[(account_id, region, job.job_id)] = job
+        self._tokens[token_key] = (account_id, region, job.job_id)
         return job, True
 
     def _record_create_call(
@@ -794,18 +874,36 @@ class JobStore:
             return
         self._publish(api_call_event(record), job_id=job_id, what="CreateJob")
 
-    def describe_job(self, account_id: str, job_id: str) -> dict[str, Any]:
-        """DescribeJob's ``Job`` (boto3 shape)."""
+    def describe_job(self, account_id: str, job_id: str, *, region: str | None = None) -> dict[str, Any]:
+        """DescribeJob's ``Job`` (boto3 shape); with ``region``, only a job of that region (as over HTTP)."""
         with self._lock:
-            return self._get(account_id, job_id).descriptor(self.clock())
+            return self._get(account_id, job_id, region).descriptor(self.clock())
 
-    def job_status(self, job_id: str) -> str:
+    def job_status(self, job_id: str, *, account_id: str | None = None) -> str:
         with self._lock:
-            return self._get(None, job_id).status
+            return self._get(account_id, job_id).status
 
-    def job_ids(self) -> list[str]:
+    def job_ids(self, account_id: str | None = None) -> list[str]:
+        """Sandbox-only: every job's ID, oldest first (of ``account_id``, or of every account)."""
         with self._lock:
-            return [job.job_id for job in sorted(self._jobs.values(), key=lambda j: j.seq)]
+            jobs = sorted(self._jobs.values(), key=lambda j: j.seq)
+            return [job.job_id for job in jobs if account_id is None or job.account_id == account_id]
+
+    def use_job_id(self, job_id: str, *, account_id: str) -> None:
+        """Sandbox-only: the next job created in ``account_id`` gets ``job_id`` (S3 picks IDs itself; this lets a
+        test hold one ID in two accounts, which are two jobs)."""
+        _validate_account(account_id)
+        if not JOB_ID.fullmatch(job_id):
+            raise ValueError("a job ID is 5 to 36 characters of A-Z, a-z, 0-9, - and _")
+        with self._lock:
+            self._next_ids.setdefault(account_id, []).append(job_id)
+
+    def job_account(self, job_id: str, account_id: str | None = None) -> tuple[str, str]:
+        """Sandbox-only: the (account, region) of the job with this ID (``account_id`` says which, when the ID
+        is in several accounts)."""
+        with self._lock:
+            job = self._get(account_id, job_id)
+            return job.account_id, job.region
 
     def list_jobs(
         self,
@@ -850,6 +948,8 @@ class JobStore:
         job_id: str,
         requested_job_status: str,
         status_update_reason: str | None = None,
+        *,
+        region: str | None = None,
     ) -> dict[str, Any]:
         """UpdateJobStatus: Ready only from Suspended; Cancelled from any status that is not final."""
         _validate_account(account_id)
@@ -864,7 +964,9 @@ class JobStore:
         arrived = time.perf_counter()
         with self._lock:
             try:
-                response = self._update_job_status(account_id, job_id, requested_job_status, status_update_reason)
+                response = self._update_job_status(
+                    account_id, job_id, requested_job_status, status_update_reason, region
+                )
             except S3ControlError as exc:
                 self._status_updates.append(StatusUpdate(job_id, requested_job_status, arrived, error=exc.code))
                 raise
@@ -877,10 +979,15 @@ class JobStore:
             return [u for u in self._status_updates if job_id is None or u.job_id == job_id]
 
     def _update_job_status(
-        self, account_id: str, job_id: str, requested_job_status: str, status_update_reason: str | None
+        self,
+        account_id: str,
+        job_id: str,
+        requested_job_status: str,
+        status_update_reason: str | None,
+        region: str | None = None,
     ) -> dict[str, Any]:
         with self._lock:
-            job = self._get(account_id, job_id)
+            job = self._get(account_id, job_id, region)
             if requested_job_status == "Ready":
                 if job.status != "Suspended":
                     raise S3ControlError(
@@ -906,13 +1013,13 @@ class JobStore:
 
     # -- tags ------------------------------------------------------------------------------------
 
-    def get_job_tagging(self, account_id: str, job_id: str) -> dict[str, Any]:
+    def get_job_tagging(self, account_id: str, job_id: str, *, region: str | None = None) -> dict[str, Any]:
         """GetJobTagging: the job's tag set (the CreateJob ``Tags``, or what PutJobTagging set last), in order."""
         _validate_job(account_id, job_id)
         with self._lock:
-            return {"Tags": copy.deepcopy(self._get(account_id, job_id).tags)}
+            return {"Tags": copy.deepcopy(self._get(account_id, job_id, region).tags)}
 
-    def put_job_tagging(self, account_id: str, job_id: str, tags: Any) -> dict[str, Any]:
+    def put_job_tagging(self, account_id: str, job_id: str, tags: Any, *, region: str | None = None) -> dict[str, Any]:
         """PutJobTagging: replace the job's whole tag set; an empty list removes every tag.
 
         More than 50 tags is TooManyTagsException; a tag S3Tag's constraints refuse (key 1-128 and value
@@ -926,18 +1033,18 @@ class JobStore:
             raise S3ControlError("TooManyTagsException", f"A job can have at most {MAX_JOB_TAGS} tags")
         _validate_tags(tags)
         with self._lock:
-            job = self._get(account_id, job_id)
+            job = self._get(account_id, job_id, region)
             job.tags = [{"Key": tag["Key"], "Value": tag["Value"]} for tag in tags]
             return {}
 
-    def delete_job_tagging(self, account_id: str, job_id: str) -> dict[str, Any]:
+    def delete_job_tagging(self, account_id: str, job_id: str, *, region: str | None = None) -> dict[str, Any]:
         """DeleteJobTagging: remove the job's whole tag set (a job without tags is fine)."""
         _validate_job(account_id, job_id)
         with self._lock:
-            self._get(account_id, job_id).tags = []
+            self._get(account_id, job_id, region).tags = []
             return {}
 
-    def advance(self, job_id: str) -> str:
+    def advance(self, job_id: str, *, account_id: str | None = None) -> str:
         """Move one job one step along its lifecycle; returns its status afterwards.
 
         New → Preparing → Suspended (needs confirmation) or Ready; Ready → Active; Active processes
@@ -945,20 +1052,21 @@ class JobStore:
         Cancelling → Cancelled, Failing → Failed. Suspended, Paused and final statuses stay put.
         """
         with self._lock:
-            job = self._get(None, job_id)
+            job = self._get(account_id, job_id)
             self._step(job)
             return job.status
 
-    def advance_until(self, job_id: str, status: str, *, max_steps: int = 100) -> str:
+    def advance_until(self, job_id: str, status: str, *, max_steps: int = 100, account_id: str | None = None) -> str:
         """Advance until the job reaches ``status``; raise if it stops moving or ends elsewhere."""
         with self._lock:
+            job = self._get(account_id, job_id)
             for _ in range(max_steps):
-                current = self._get(None, job_id).status
+                current = job.status
                 if current == status:
                     return current
-                before = self._snapshot(job_id)
-                self.advance(job_id)
-                if self._snapshot(job_id) == before:
+                before = (job.status, job.processed)
+                self._step(job)
+                if (job.status, job.processed) == before:
                     raise RuntimeError(f"job {job_id} is stuck in {current}, never reaches {status}")
             raise RuntimeError(f"job {job_id} did not reach {status} in {max_steps} steps")
 
@@ -973,35 +1081,37 @@ class JobStore:
                     continue
                 self._step(job)
 
-    def fail(self, job_id: str, reason: str, code: str = "SandboxInjectedFailure") -> None:
+    def fail(
+        self, job_id: str, reason: str, code: str = "SandboxInjectedFailure", *, account_id: str | None = None
+    ) -> None:
         """Sandbox-only: the job fails (→ Failing now, → Failed on the next advance)."""
         with self._lock:
-            job = self._get(None, job_id)
+            job = self._get(account_id, job_id)
             if job.status in TERMINAL_STATUSES or job.status == "Failing":
                 raise ValueError(f"job {job_id} is already {job.status}")
             job.failure_reasons.append({"FailureCode": code, "FailureReason": reason[:256]})
             self._set_status(job, "Failing")
 
-    def expire(self, job_id: str) -> None:
+    def expire(self, job_id: str, *, account_id: str | None = None) -> None:
         """Sandbox-only: a Suspended job waited more than 30 days for confirmation and fails."""
         with self._lock:
-            job = self._get(None, job_id)
+            job = self._get(account_id, job_id)
             if job.status != "Suspended":
                 raise ValueError(f"job {job_id} is {job.status}, not Suspended")
             self._expire(job)
 
-    def pause(self, job_id: str) -> None:
+    def pause(self, job_id: str, *, account_id: str | None = None) -> None:
         """Sandbox-only: an Active job starts pausing (→ Pausing, then Paused on the next advance)."""
         with self._lock:
-            job = self._get(None, job_id)
+            job = self._get(account_id, job_id)
             if job.status != "Active":
                 raise ValueError(f"job {job_id} is {job.status}, not Active")
             self._set_status(job, "Pausing")
 
-    def resume(self, job_id: str) -> None:
+    def resume(self, job_id: str, *, account_id: str | None = None) -> None:
         """Sandbox-only: a Paused job becomes Active again."""
         with self._lock:
-            job = self._get(None, job_id)
+            job = self._get(account_id, job_id)
             if job.status != "Paused":
                 raise ValueError(f"job {job_id} is {job.status}, not Paused")
             self._set_status(job, "Active")
@@ -1083,15 +1193,22 @@ class JobStore:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _get(self, account_id: str | None, job_id: str) -> _Job:
-        job = self._jobs.get(job_id)
-        if job is None or (account_id is not None and job.account_id != account_id):
+    def _get(self, account_id: str | None, job_id: str, region: str | None = None) -> _Job:
+        """The job with this ID in ``account_id`` (and ``region``, when given). Sandbox-only callers may leave
+        the account out while the ID is in one account only."""
+        found = [
+            job
+            for (account, job_region, known_id), job in self._jobs.items()
+            if known_id == job_id
+            and (account_id is None or account == account_id)
+            and (region is None or job_region == region)
+        ]
+        if not found:
             raise S3ControlError("NotFoundException", f"The specified job {job_id} does not exist", 404)
-        return job
-
-    def _snapshot(self, job_id: str) -> tuple[str, int]:
-        job = self._jobs[job_id]
-        return job.status, job.processed
+        if len(found) > 1:
+            where = ", ".join(sorted(f"{job.account_id}/{job.region}" for job in found))
+            raise ValueError(f"job {job_id} exists in several accounts or regions ({where}): say which")
+        return found[0]
 
     def _count_for(self, request: Mapping[str, Any]) -> int:
         manifest = request.get("Manifest") or {}
@@ -1274,7 +1391,8 @@ def _check_operation(operation: str) -> None:
         raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
 
 
-def _validate_account(account_id: str | None, *, code: str = "BadRequestException") -> None:
+def _validate_account(account_id: str | None, *, code: str | None = "BadRequestException") -> None:
+    code = code or "BadRequestException"
     if not account_id or not ACCOUNT_ID.fullmatch(account_id):
         raise S3ControlError(code, "AccountId (header x-amz-account-id) must be 12 digits")
 
@@ -1399,7 +1517,8 @@ class S3ControlEmulator:
 
     Use as a context manager or call ``start()``/``stop()``. With ``auto_advance=True`` a thread
     calls ``store.tick()`` every ``interval`` seconds; leave it off to step jobs explicitly.
-    Signatures are not checked, but an Authorization header must be present.
+    Signatures are not checked, but an Authorization header must be present; its access key says who the
+    caller is, and ``JobStore.authorize`` whether the caller may make the call.
     """
 
     def __init__(
@@ -1520,7 +1639,9 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
                 raise fault
             account_id = self.headers.get("x-amz-account-id", "")
             region = self._region()
-            result = self._dispatch(operation, account_id, region, job_id, query, body, request_id)
+            _validate_account(account_id, code="InvalidRequestException" if operation == "ListJobs" else None)
+            caller = self.store.authorize(self._access_key_id(), operation, account_id, region, job_id)
+            result = self._dispatch(operation, account_id, region, job_id, query, body, request_id, caller)
         except S3ControlError as error:
             self._send(error.status, error_xml(error, request_id), request_id)
             return
@@ -1549,16 +1670,16 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
         query: dict[str, list[str]],
         body: bytes,
         request_id: str,
+        caller: dict[str, Any],
     ) -> dict[str, Any]:
         store = self.store
         if operation == "CreateJob":
-            _validate_account(account_id)
             params = parse_create_job_body(body)
             job_id = store.create_job(
                 account_id,
                 params,
                 region=region,
-                principal=store.principal_for(self._access_key_id(), account_id),
+                principal=caller,
                 source_ip_address=self.client_address[0],
                 user_agent=self.headers.get("User-Agent"),
                 request_id=request_id,
@@ -1580,17 +1701,20 @@ class _S3ControlHandler(BaseHTTPRequestHandler):
         if not JOB_ID.fullmatch(job_id):
             raise _bad_request("JobId must be 5 to 36 characters of A-Z, a-z, 0-9, - and _")
         if operation == "DescribeJob":
-            return {"Job": store.describe_job(account_id, job_id)}
+            return {"Job": store.describe_job(account_id, job_id, region=region)}
         if operation == "GetJobTagging":
-            return store.get_job_tagging(account_id, job_id)
+            return store.get_job_tagging(account_id, job_id, region=region)
         if operation == "PutJobTagging":
-            return store.put_job_tagging(account_id, job_id, parse_put_job_tagging_body(body).get("Tags"))
+            tags = parse_put_job_tagging_body(body).get("Tags")
+            return store.put_job_tagging(account_id, job_id, tags, region=region)
         if operation == "DeleteJobTagging":
-            return store.delete_job_tagging(account_id, job_id)
+            return store.delete_job_tagging(account_id, job_id, region=region)
         requested = _first(query, "requestedJobStatus")
         if requested is None:
             raise _bad_request("Missing required parameter: requestedJobStatus")
-        return store.update_job_status(account_id, job_id, requested, _first(query, "statusUpdateReason"))
+        return store.update_job_status(
+            account_id, job_id, requested, _first(query, "statusUpdateReason"), region=region
+        )
 
     def _send(self, status: int, body: bytes, request_id: str) -> None:
         self.send_response(status)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import cli
-from sandbox.local import ALICE_SSO, PIPELINE, LocalDeployment
+from sandbox.local import ALICE_SSO, PIPELINE, SPOKE_ACCOUNT_ID, SPOKE_REGION, LocalDeployment
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,19 @@ def test_create_job_takes_an_iam_arn_and_defaults_to_the_pipeline_role(
     default = _run(capsys, "create-job").strip()
     assert d.jobs.job_creator(named)["arn"] == arn
     assert d.jobs.job_creator(default)["arn"] == PIPELINE
+
+
+def test_create_job_in_the_spoke_account_runs_there_and_a_chosen_id_is_taken(
+    d: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # when
+    job_id = _run(capsys, "create-job", "--account", "spoke", "--job-id", "cli-chosen-0001", "--as", "alice").strip()
+    listed = _run(capsys, "jobs")
+    # then
+    assert job_id == "cli-chosen-0001"
+    assert d.jobs.job_account(job_id) == (SPOKE_ACCOUNT_ID, SPOKE_REGION)
+    assert d.jobs.job_creator(job_id)["accountId"] == SPOKE_ACCOUNT_ID
+    assert f"{job_id}  {SPOKE_ACCOUNT_ID}  New" in listed
 
 
 def test_explain_names_the_rule_a_forbidden_job_meets_and_why(
