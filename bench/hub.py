@@ -8,8 +8,9 @@ takes each job's Suspended event as the job events queue hands it over (a new jo
 reconciliation run (the Scheduled Event) finds every job already requested. Every AWS call the notifier makes
 is counted (botocore's before-call event, by service and operation), and Slack's (the stand-in's log). STS is
 moto's (AssumeRole, which checks no trust policy: the calls are what counts here); DynamoDB and SQS are moto in
-its own process; Slack posting is not paced (SLACK_POST_INTERVAL_SECONDS=0), so the times are the hub's work,
-not Slack's one-message-a-second pace, which binds first (README: Many accounts and regions).
+its own process; Slack's pace is sped up 100 times (the stand-in's per-channel limit and the posting interval
+alike), so the times are mostly the hub's work, not Slack's one-message-a-second pace, which binds first (README:
+Many accounts and regions).
 Times are on this machine against local stand-ins: the call counts carry over to AWS, the milliseconds do not.
 """
 
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -30,6 +32,7 @@ sys.path[:0] = ["lambdas", "."]
 HUB, REGION = "123456789012", "us-east-1"
 CHANNEL = "C0APPROVALS"
 BOT_TOKEN = "xoxb-bench-token"
+SLACK_SCALE = 0.01  # one Slack second lasts 10 ms here
 
 
 def member(index: int) -> str:
@@ -101,7 +104,8 @@ def run(accounts: int, per_account: int) -> dict[str, Any]:
     jobs = JobStore(region=REGION)
     emulator = S3ControlEmulator(jobs).start()
     proxy = LoopbackProxy(emulator.url).start()
-    slack = SlackStandIn(BOT_TOKEN, channels=[{"id": CHANNEL, "name": "s3-approvals"}]).start()
+    # Slack's pace, sped up 100 times for the stand-in's per-channel limit and the product's posting interval alike.
+    slack = SlackStandIn(BOT_TOKEN, channels=[{"id": CHANNEL, "name": "s3-approvals"}], time_scale=SLACK_SCALE).start()
     members = [member(i) for i in range(accounts)]
     env = {
         **aws.env(),
@@ -111,11 +115,11 @@ def run(accounts: int, per_account: int) -> dict[str, Any]:
         "SLACK_CHANNEL_ID": CHANNEL,
         "HUB_ACCOUNT_ID": HUB,
         "MEMBER_ACCOUNTS": json.dumps([{"id": m, "name": f"member-{i}"} for i, m in enumerate(members)]),
-        "SLACK_POST_INTERVAL_SECONDS": "0",
+        "SLACK_POST_INTERVAL_SECONDS": str(SLACK_SCALE),
         "REQUESTER_LOOKUP": "off",
         "POWERTOOLS_SERVICE_NAME": "s3-batch-approvals",
         "POWERTOOLS_METRICS_NAMESPACE": "S3BatchApprovals",
-        "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "CRITICAL"),
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "PYDANTIC_DISABLE_PLUGINS": "__all__",
@@ -197,10 +201,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, nargs="+", default=[1, 50])
     parser.add_argument("--jobs-per-account", type=int, default=2)
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one N, in this process
     args = parser.parse_args()
-    for accounts in args.accounts:
-        result = run(accounts, args.jobs_per_account)
-        print(json.dumps(result, indent=2))
+    if args.one:
+        print(json.dumps(run(args.accounts[0], args.jobs_per_account), indent=2))
+        return
+    for accounts in args.accounts:  # each N in a process of its own: a fresh interpreter, as a fresh hub
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                "--accounts",
+                str(accounts),
+                "--jobs-per-account",
+                str(args.jobs_per_account),
+            ],
+            check=True,
+        )
 
 
 if __name__ == "__main__":

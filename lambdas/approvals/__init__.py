@@ -2,4 +2,4 @@
 
 # The product's version: the stack's `version` tag, the command-line tools' --version, pyproject.toml and the
 # top entry of CHANGELOG.md all say this (tests/unit/test_version.py keeps them in step).
-__version__ = "0.12.0"
+__version__ = "0.13.0"
