@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Aws, BootstraplessSynthesizer, CfnOutput, Duration, Fn, Stack
+from aws_cdk import App, Aws, BootstraplessSynthesizer, CfnOutput, Duration, Environment, Fn, Stack, Stage
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -138,7 +138,21 @@ class SpokeStack(Stack):
         )
 
 
-def add_spoke_stack(app: App, settings: SpokeSettings) -> SpokeStack:
+class SpokeStage(Stage):
+    """The spoke as a CDK stage of one member account and region, for an organisation that deploys with CDK
+    Pipelines (or several ``cdk deploy``s) instead of StackSets: one stage per account and region, each with the
+    same settings (the hub's SpokeContext).
+
+    ``SpokeStage(app, "analytics-us-west-2", env=Environment(account="210987654321", region="us-west-2"),
+    settings=settings)``; a pipeline adds it with ``pipeline.add_stage(stage)``.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, env: Environment, settings: SpokeSettings) -> None:
+        super().__init__(scope, construct_id, env=env)
+        self.spoke = add_spoke_stack(self, settings)
+
+
+def add_spoke_stack(app: Construct, settings: SpokeSettings) -> SpokeStack:
     stack = SpokeStack(app, settings.stack_name, settings=settings)
     stack.tags.set_tag("service", SERVICE_NAME)
     stack.tags.set_tag("version", product_version())

@@ -464,3 +464,33 @@ def test_app_py_names_a_bad_spoke_setting_and_exits_2(capsys: pytest.CaptureFixt
     # then
     assert code == 2
     assert "error: context setting 'spoke': hubEventBusArn is invalid ('x')" in capsys.readouterr().err
+
+
+def test_spokes_as_cdk_stages_one_per_member_account_and_region(tmp_path: Path) -> None:
+    # given: an organisation's own CDK app (or pipeline) with a stage per member account and region
+    from aws_cdk import App, Environment
+
+    from infra.spoke import SpokeStage
+
+    app = App(context=cdk_json_context(), outdir=str(tmp_path))
+    settings = SpokeSettings.from_context(lambda key: {"spoke": json.dumps(MINIMAL)}.get(key))
+    assert settings is not None
+    places = [("210987654321", "us-west-2"), ("345678901234", "eu-west-1")]
+    stages = [
+        SpokeStage(app, f"spoke-{account}-{region}", env=Environment(account=account, region=region), settings=settings)
+        for account, region in places
+    ]
+    nag.add_checks(app)
+
+    # when
+    assembly = app.synth()
+
+    # then: each stage's spoke is in its own account and region, with the same rule and role as the StackSet's
+    for stage, (account, region) in zip(stages, places, strict=True):
+        stack = assembly.get_nested_assembly(stage.artifact_id).get_stack_by_name(stage.spoke.stack_name)
+        assert (stack.environment.account, stack.environment.region) == (account, region)
+        template = stack.template
+        role = template["Resources"][stage.spoke.get_logical_id(stage.spoke.role)]
+        assert role["Properties"]["AssumeRolePolicyDocument"] == stage.spoke.trust_policy
+        rule = template["Resources"][stage.spoke.get_logical_id(stage.spoke.forward_rule.node.default_child)]
+        assert rule["Properties"]["EventPattern"] == FORWARDED_EVENT_PATTERN
