@@ -30,13 +30,17 @@ from infra.constants import (
 from infra.notifier import EVENT_MAX_AGE, EVENT_RETRY_ATTEMPTS, event_pattern
 from infra.settings import InfraSettings
 
-# The bus policy's statement for the organisation (CDK prefixes "cdk-"; EventBridge requires a statement ID).
-ORGANIZATION_STATEMENT_SID = "OrganizationPutsEvents"
+
+def organization_statement_sid(stack_name: str) -> str:
+    """The bus policy's statement for the organisation. EventBridge requires a statement ID (CDK prefixes "cdk-")
+    and CloudFormation takes it as the policy's physical ID (aws/aws-cdk#29627), so it names the stack: a second
+    hub in the account and region (staging beside production) gets statements of its own."""
+    return f"{stack_name}-Organization"
 
 
-def account_statement_sid(account_id: str) -> str:
-    """The bus policy's statement for one listed member account."""
-    return f"Account{account_id}PutsEvents"
+def account_statement_sid(stack_name: str, account_id: str) -> str:
+    """The bus policy's statement for one listed member account (at most 4 + 40 + 1 + 12 characters of 64)."""
+    return f"{stack_name}-{account_id}"
 
 
 def forward_to_bus(
@@ -114,13 +118,15 @@ class Hub(Construct):
         self.bus_policies: list[events.CfnEventBusPolicy] = []
         if settings.organization_id:
             self._admit(
-                ORGANIZATION_STATEMENT_SID,
+                organization_statement_sid(stack.stack_name),
                 iam.StarPrincipal(),
                 conditions={"StringEquals": {"aws:PrincipalOrgID": settings.organization_id}},
             )
         else:
             for member in settings.member_accounts:
-                policy = self._admit(account_statement_sid(member.id), iam.AccountPrincipal(member.id))
+                policy = self._admit(
+                    account_statement_sid(stack.stack_name, member.id), iam.AccountPrincipal(member.id)
+                )
                 # The hub's own account needs no statement (it puts events with its own role's permission), and
                 # is a token at synth: CloudFormation leaves the statement out when the account is the hub's.
                 policy.cfn_options.condition = CfnCondition(
@@ -185,4 +191,10 @@ class Hub(Construct):
         if self.settings.organization_id:
             context["organizationId"] = self.settings.organization_id
         context["spokeRolePrefix"] = self.settings.spoke_role_prefix
+        # What the hub's own role is allowed and limited to, so that a spoke grants the same: who created a job
+        # (the history lookup), the tags the policy matches on, and the tag UpdateJobStatus is limited to.
+        context["requesterLookup"] = self.settings.requester_lookup
+        context["jobTags"] = any(rule.match.tags for rule in self.settings.policy.rules)
+        if self.settings.job_tag_condition:
+            context["jobTagCondition"] = self.settings.job_tag_condition
         return stack.to_json_string(context)

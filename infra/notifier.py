@@ -26,12 +26,13 @@ from infra.constants import (
     NOTIFIER_MAX_CONCURRENCY,
     NOTIFIER_MAX_EVENT_AGE_SECONDS,
     NOTIFIER_TIMEOUT_SECONDS,
+    RECONCILE_MINUTES,
 )
 from infra.lambda_defaults import LambdaDefaults
 from infra.queues import dead_letter_queue
 from infra.storage import Storage
 
-RECONCILE_EVERY = Duration.minutes(15)
+RECONCILE_EVERY = Duration.minutes(RECONCILE_MINUTES)
 LIFECYCLE_EVERY = Duration.minutes(LIFECYCLE_TICK_MINUTES)
 # EventBridge's delivery of AWS events (job events, CreateJob calls) to the notifier.
 EVENT_RETRY_ATTEMPTS = 8

@@ -589,14 +589,14 @@ class SpokeSettings(BaseModel):
     """The spoke stack's settings: the ``spoke`` context key, a JSON object (cdk.json, or ``-c spoke='{…}'``).
 
     Only the hub's bus ARN is required: the hub's account, region and partition are read from it, and the hub's
-    role names derive from ``hubStackName`` and that region unless ``hubRoleNames`` lists them (the hub's
-    SpokeContext output gives them all).
+    role names derive from the hub's stack name (``hubStackName``, else the bus's name, ``<stack>-jobs``) and
+    that region unless ``hubRoleNames`` lists them (the hub's SpokeContext output gives them all).
     """
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
     hub_event_bus_arn: str = Field(alias="hubEventBusArn")
-    hub_stack_name: str = Field(default=DEFAULT_STACK_NAME, alias="hubStackName")
+    hub_stack_name_given: str | None = Field(default=None, alias="hubStackName")
     hub_role_names_given: tuple[str, ...] | None = Field(default=None, alias="hubRoleNames")
     organization_id: OptionalText = Field(default=None, alias="organizationId")
     spoke_role_prefix: str = Field(default=DEFAULT_SPOKE_ROLE_PREFIX, alias="spokeRolePrefix")
@@ -615,10 +615,10 @@ class SpokeSettings(BaseModel):
             )
         return value
 
-    @field_validator("hub_stack_name")
+    @field_validator("hub_stack_name_given")
     @classmethod
-    def _hub_stack_name(cls, value: str) -> str:
-        return InfraSettings._stack_name(value)
+    def _hub_stack_name(cls, value: str | None) -> str | None:
+        return None if value is None else InfraSettings._stack_name(value)
 
     @field_validator("hub_role_names_given")
     @classmethod
@@ -670,6 +670,15 @@ class SpokeSettings(BaseModel):
     @property
     def hub_account_id(self) -> str:
         return self._bus("account")
+
+    @property
+    def hub_stack_name(self) -> str:
+        """``hubStackName``, else read from the bus's name (``<stack>-jobs``), else the default stack name."""
+        if self.hub_stack_name_given is not None:
+            return self.hub_stack_name_given
+        bus = self._bus("name")
+        suffix = hub_event_bus_name("")
+        return bus[: -len(suffix)] if bus.endswith(suffix) and len(bus) > len(suffix) else DEFAULT_STACK_NAME
 
     @property
     def hub_role_names(self) -> tuple[str, ...]:

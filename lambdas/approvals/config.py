@@ -14,7 +14,7 @@ from functools import cache, cached_property
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from approvals.models.job import ACCOUNT_ID, REGION
 from approvals.names import (
@@ -59,7 +59,7 @@ class MemberAccount(BaseModel):
 
     id: str
     name: str | None = Field(default=None, min_length=1, max_length=64)
-    regions: tuple[str, ...] = ()
+    regions: tuple[str, ...] | None = None
 
     @field_validator("id")
     @classmethod
@@ -77,7 +77,11 @@ class MemberAccount(BaseModel):
 
     @field_validator("regions")
     @classmethod
-    def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _regions(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("an empty list: leave regions out for the hub's own region")
         bad = [region for region in value if not REGION.fullmatch(region)]
         if bad:
             raise ValueError(f"not region names: {', '.join(bad)}")
@@ -166,6 +170,12 @@ class Settings(BaseModel):
         if not re.fullmatch(ROLE_NAME_PATTERN, value):
             raise ValueError("an IAM role name: letters, digits and +=,.@_-")
         return value
+
+    @model_validator(mode="after")
+    def _hub_region(self) -> Settings:
+        if self.hub_account_id is not None and self.hub_region is None:
+            raise ValueError("AWS_REGION: required with HUB_ACCOUNT_ID (the hub's own region; Lambda sets it)")
+        return self
 
     @cached_property
     def places(self) -> tuple[tuple[str, str], ...]:

@@ -7,6 +7,8 @@ DEFAULT_SLASH_COMMAND = "/s3-approvals"
 SLASH_COMMAND_PATTERN = r"^/[a-z0-9_-]{1,31}$"  # Slack: a slash, then up to 32 characters in all
 # The lifecycle schedule's constant input: {"source": SERVICE_NAME, "detail-type": LIFECYCLE_TICK}.
 LIFECYCLE_TICK = "Lifecycle Tick"
+# The reconciliation schedule's rate (the stack's ReconcileSchedule; the notifier numbers its runs by it).
+RECONCILE_MINUTES = 15
 
 METRIC_APPROVAL_REQUESTED = "ApprovalRequested"
 METRIC_APPROVED = "Approved"
@@ -33,7 +35,7 @@ METRIC_REQUEST_EXPIRED = "RequestExpired"  # a request reached its deadline unde
 # there: SPOKE_ROLE_PREFIX-<region> (IAM names are global to an account, so one role per region, each allowed
 # only that region's jobs). The hub's own account and region need none: its functions' roles act there.
 DEFAULT_SPOKE_ROLE_PREFIX = "s3-batch-approvals-spoke"
-ROLE_NAME_PATTERN = r"^[\w+=,.@-]{1,64}$"  # IAM: up to 64 of these characters
+ROLE_NAME_PATTERN = r"^[A-Za-z0-9_+=,.@-]{1,64}$"  # IAM: up to 64 of these (ASCII) characters
 SPOKE_ROLE_PREFIX_MAX = 64 - len("-ap-southeast-4")  # room for the longest region name
 
 

@@ -429,9 +429,13 @@ def test_the_spoke_context_output_is_what_a_spoke_synth_takes(
         "hubEventBusArn": f"arn:aws:events:{HUB_REGION}:{HUB_ACCOUNT}:event-bus/{stack.stack_name}-jobs",
         "hubRoleNames": [f"{stack.stack_name}-{fn}-{HUB_REGION}" for fn in HUB_FUNCTIONS_ACTING_IN_SPOKES],
         "spokeRolePrefix": stack.settings.spoke_role_prefix,
+        "requesterLookup": stack.settings.requester_lookup,
+        "jobTags": any(rule.match.tags for rule in stack.settings.policy.rules),
     }
     if organization:
         expected["organizationId"] = organization
+    if stack.settings.job_tag_condition:
+        expected["jobTagCondition"] = stack.settings.job_tag_condition
     assert json.loads(text) == expected
     assert spoke is not None
     assert spoke.hub_role_arns == [

@@ -494,3 +494,18 @@ def test_spokes_as_cdk_stages_one_per_member_account_and_region(tmp_path: Path) 
         assert role["Properties"]["AssumeRolePolicyDocument"] == stage.spoke.trust_policy
         rule = template["Resources"][stage.spoke.get_logical_id(stage.spoke.forward_rule.node.default_child)]
         assert rule["Properties"]["EventPattern"] == FORWARDED_EVENT_PATTERN
+
+
+def test_without_hub_stack_name_the_hub_roles_are_named_after_the_bus_name() -> None:
+    # given: a hub deployed as "ApprovalsProd", so its bus is ApprovalsProd-jobs
+    settings = SpokeSettings.from_context(
+        {
+            "spoke": json.dumps(
+                {"hubEventBusArn": "arn:aws:events:eu-west-1:123456789012:event-bus/ApprovalsProd-jobs"}
+            )
+        }.get
+    )
+
+    # then: the spoke trusts that hub's roles, not the default stack's
+    assert settings is not None
+    assert settings.hub_role_names == ("ApprovalsProd-notifier-eu-west-1", "ApprovalsProd-decider-eu-west-1")

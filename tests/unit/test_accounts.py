@@ -275,6 +275,7 @@ def test_not_a_hub_serves_no_listed_places() -> None:
         ('[{"id": "210987654321", "regions": ["mars-1"]}]', "not region names: mars-1"),
         ('[{"id": "210987654321"}, {"id": "210987654321"}]', "210987654321 listed more than once"),
         ('[{"id": "210987654321", "role": "x"}]', "MEMBER_ACCOUNTS"),
+        ('[{"id": "210987654321", "regions": []}]', "leave regions out for the hub's own region"),
     ],
 )
 def test_bad_member_accounts_are_refused_naming_the_variable(value: str, said: str) -> None:
@@ -289,3 +290,13 @@ def test_a_bad_hub_account_or_role_prefix_is_refused() -> None:
         Settings.from_env({**BASE, "SPOKE_ROLE_PREFIX": "has space"})
     with pytest.raises(SettingsError, match="SPOKE_ROLE_PREFIX"):
         Settings.from_env({**BASE, "SPOKE_ROLE_PREFIX": "x" * 60})
+    with pytest.raises(SettingsError, match="SPOKE_ROLE_PREFIX"):
+        Settings.from_env({**BASE, "SPOKE_ROLE_PREFIX": "spökè"})  # IAM names are ASCII
+
+
+def test_a_hub_needs_its_region() -> None:
+    without = {k: v for k, v in BASE.items() if k != "AWS_REGION"}
+
+    with pytest.raises(SettingsError, match="AWS_REGION: required with HUB_ACCOUNT_ID"):
+        Settings.from_env({**without, "HUB_ACCOUNT_ID": HUB})
+    assert Settings.from_env(without).places == ()  # not a hub: one account, as before

@@ -947,6 +947,7 @@ def hub(aws_lambda: NotifierLambda, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("MEMBER_ACCOUNTS", json.dumps([{"id": SPOKE, "name": "analytics"}]))
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
+    aws_lambda.requests.forget_notice(f"UNREACHABLE#{SPOKE}#{REGION}")  # the tests share the table: said anew
     yield sts
     sts.stop()
 
@@ -1050,3 +1051,60 @@ def test_the_reconciliation_is_bounded_in_calls_and_defers_the_rest(
     assert response["deferred"] == 1
     assert aws_lambda.jobs.calls["ListJobs"] == 1
     assert aws_lambda.jobs.calls["DescribeJob"] == 2
+
+
+def test_the_reconciliation_spends_no_s3_call_on_a_job_already_requested(
+    aws_lambda: NotifierLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: no history lookup (nothing left to learn once requested), three Suspended jobs the first run posts
+    monkeypatch.setenv("REQUESTER_LOOKUP", "off")
+    for _ in range(3):
+        aws_lambda.suspended_job()
+    first = aws_lambda.invoke(load_event("eventbridge_scheduled_reconcile"))
+    calls = aws_lambda.jobs.calls["DescribeJob"]
+
+    # when
+    second = aws_lambda.invoke(load_event("eventbridge_scheduled_reconcile"))
+
+    # then: the second run lists them and reads nothing more of S3
+    assert first["posted"] == 3
+    assert second["pending"] == 3
+    assert aws_lambda.jobs.calls["DescribeJob"] == calls
+
+
+def test_the_reconciliation_runs_take_turns_to_start_with_each_place(
+    aws_lambda: NotifierLambda, hub: RefusingSts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a budget of one call, and two places (the hub's own, and the member whose role STS refuses)
+    monkeypatch.setattr(aws_lambda.module, "RECONCILE_MAX_CALLS", 1)
+    started: list[str] = []
+    for run in range(2):
+        # when: two consecutive runs (the schedule's 15 minutes apart)
+        moment = datetime.fromtimestamp((1_900_000_000 // 900 + run) * 900, UTC)
+        monkeypatch.setattr(wiring, "utc_now", lambda moment=moment: moment)
+        try:
+            aws_lambda.invoke(load_event("eventbridge_scheduled_reconcile"))
+            started.append("hub")  # the hub's ListJobs took the whole budget; the member waits
+        except RuntimeError:
+            started.append("member")  # the member came first, and could not be reached
+
+    # then: one run started with each
+    assert sorted(started) == ["hub", "member"]
+
+
+def test_the_unreachable_notice_is_said_once_per_account_and_again_if_it_could_not_be_posted(
+    aws_lambda: NotifierLambda, hub: RefusingSts
+) -> None:
+    # given: two jobs in the unreachable member, and Slack refusing the first notice
+    _, first_event = _spoke_event(aws_lambda, SPOKE)
+    _, second_event = _spoke_event(aws_lambda, SPOKE)
+    aws_lambda.slack.fail("chat.postMessage", "internal_error")
+
+    # when: the first job's event fails (its notice too), then both are delivered again
+    aws_lambda.invoke(sqs_event(json.dumps(first_event)))
+    aws_lambda.invoke(sqs_event(json.dumps(first_event)))
+    aws_lambda.invoke(sqs_event(json.dumps(second_event)))
+
+    # then: one notice for the account, posted at the second try
+    notices = [m for m in aws_lambda.slack.messages(CHANNEL) if "cannot act in that account" in m.text]
+    assert len(notices) == 1

@@ -411,3 +411,45 @@ def test_a_job_that_moved_on_outside_slack_is_closed_not_reminded(local_aws: Loc
     assert world.replies() == []
     assert world.request().state == RequestState.CLOSED
     assert world.store.due(world.now + timedelta(days=2), 10) == []
+
+
+def test_a_reminder_in_an_account_the_hub_cannot_reach_waits_without_failing_the_tick(local_aws: LocalAws) -> None:
+    from approvals.domain.ports import AccountUnreachable
+    from approvals.domain.sweep import UNREACHABLE_RETRY
+
+    # given: the first reminder is due, and the job's account cannot be reached (its spoke role)
+    world = World(local_aws)
+    world.jobs.fail_next("describe", AccountUnreachable("the hub cannot act in account 210987654321 (us-west-2)"))
+
+    # when
+    first = world.at(timedelta(minutes=16)).sweep.run()
+
+    # then: nothing sent, the tick does not fail (the other requests' steps go on), the step waits
+    assert first.outcomes == Counter({"account_unreachable": 1})
+    assert first.failures == 0
+    assert world.replies() == []
+    assert world.sweep.run().outcomes == Counter(), "not due again at once"
+
+    # when: the wait is over and the account can be reached again
+    again = world.at(timedelta(minutes=16) + UNREACHABLE_RETRY).sweep.run()
+
+    # then
+    assert again.outcomes == Counter({"reminded": 1})
+    assert len(world.replies()) == 1
+
+
+def test_a_request_of_an_account_the_hub_no_longer_serves_is_closed_by_the_sweep(local_aws: LocalAws) -> None:
+    from approvals.domain.ports import AccountNotServed
+
+    world = World(local_aws)
+    world.jobs.fail_next("describe", AccountNotServed("this hub does not serve account 210987654321 in us-west-2"))
+
+    result = world.at(timedelta(minutes=16)).sweep.run()
+
+    assert result.outcomes == Counter({"account_not_served": 1})
+    assert result.failures == 0
+    closed = world.store.get(REF)
+    assert closed is not None
+    assert closed.state == RequestState.CLOSED
+    assert "does not serve account 210987654321" in (closed.outcome_note or "")
+    assert world.sweep.run().outcomes == Counter(), "nothing left to do for it"

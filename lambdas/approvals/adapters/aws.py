@@ -46,7 +46,8 @@ def client(service: str, region: str | None = None, quick: bool = False) -> Any:
 
 SESSION_SECONDS = 900  # STS's shortest session: one job's calls take seconds
 REFRESH_BEFORE_SECONDS = 120  # a session this close to its end is replaced before the next call
-MAX_SESSIONS = 256  # sessions kept (the oldest go first): far more jobs than one invocation handles
+MAX_SESSIONS = 64  # sessions kept (ended ones, then the oldest, go first); each holds a client or two
+STS_BUSY = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable"})
 SESSION_NAME = re.compile(r"[^\w+=,.@-]", re.ASCII)  # STS: 2 to 64 of these (ASCII word characters)
 
 
@@ -124,6 +125,10 @@ class AccountClients:
         made = _assumed(service, region, config, credentials)
         with self._lock:
             self._sessions[key] = (expires_at, credentials, {(service, config): made})
+            if len(self._sessions) > MAX_SESSIONS:
+                now = self._clock()
+                for ended in [k for k, kept in self._sessions.items() if kept[0] - now <= REFRESH_BEFORE_SECONDS]:
+                    del self._sessions[ended]
             while len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)
         return made
@@ -134,9 +139,13 @@ class AccountClients:
             answer = self._sts().assume_role(RoleArn=arn, RoleSessionName=name, DurationSeconds=SESSION_SECONDS)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "")) or "error"
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if code in STS_BUSY or status >= 500:
+                why = "STS kept throttling or failing after retries; tried again later"
+            else:
+                why = "is the spoke stack deployed there, trusting this hub?"
             raise AccountUnreachable(
-                f"the hub cannot act in account {account_id} ({region}): AssumeRole of {arn} failed ({code}); "
-                "is the spoke stack deployed there, trusting this hub?"
+                f"the hub cannot act in account {account_id} ({region}): AssumeRole of {arn} failed ({code}); {why}"
             ) from exc
         except BotoCoreError as exc:
             raise AccountUnreachable(

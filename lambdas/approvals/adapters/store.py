@@ -141,6 +141,12 @@ class DynamoRequestStore:
             raise
         return True
 
+    def forget_notice(self, key: str) -> None:
+        self._db.delete_item(
+            TableName=self._table,
+            Key={"pk": _ser.serialize(NOTICE_PREFIX + key), "sk": _ser.serialize(NOTICE_SK)},
+        )
+
     # -- reading --------------------------------------------------------------------------------
 
     def get(self, ref: JobRef) -> ApprovalRequest | None:

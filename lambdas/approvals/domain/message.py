@@ -551,13 +551,13 @@ def account_field(ref: JobRef, name: str | None) -> str:
 
 
 def unreachable_text(ref: JobRef, name: str | None, problem: str) -> str:
-    """Mrkdwn: a job's event came, but the hub cannot act in its account, so nothing can be shown or decided."""
+    """Mrkdwn: jobs' events came, but the hub cannot act in their account, so nothing can be shown or decided."""
     return fit(
-        f"{WARNING_SIGN} Job {code(ref.job_id)} in {safe(account_words(ref, name), 120)} may be waiting for "
-        f"approval, but this hub cannot act in that account: {safe(problem, 400)}\n"
-        "Nothing can be read or decided there until it can. The event is retried for about half an hour, then "
+        f"{WARNING_SIGN} Jobs in {safe(account_words(ref, name), 120)} may be waiting for approval (job "
+        f"{code(ref.job_id)}, maybe more), but this hub cannot act in that account: {safe(problem, 400)}\n"
+        "Nothing can be read or decided there until it can. Each event is retried for about half an hour, then "
         "kept in the job events dead-letter queue (alarmed); the reconciliation looks again every 15 minutes. "
-        "Check the spoke stack in that account and region.",
+        "Check the spoke stack in that account and region. This is said once a day.",
         2900,
     )
 

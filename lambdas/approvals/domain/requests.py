@@ -78,13 +78,19 @@ class RequestService:
     account_names: Mapping[str, str] = field(default_factory=dict)
 
     def report_unreachable(self, ref: JobRef, problem: str) -> None:
-        """Say in the channel that a job's event came but the hub cannot act in its account (the spoke role
-        could not be assumed): nothing about the job can be read, so no request is posted until it can. Said once a
-        day per job, however many of its events and deliveries fail."""
-        if not self.store.first_notice(f"UNREACHABLE#{ref.key}", self.clock()):
+        """Say in the channel that jobs' events came but the hub cannot act in their account and region (the spoke
+        role could not be assumed): nothing about them can be read, so no request is posted until it can. Said
+        once a day per account and region, however many jobs, events and deliveries fail; a notice that could
+        not be posted is tried again with the next failure."""
+        key = f"UNREACHABLE#{ref.account_id}#{ref.region}"
+        if not self.store.first_notice(key, self.clock()):
             return
         text = message.unreachable_text(ref, self.account_names.get(ref.account_id), problem)
-        self.chat.post(self.channel, text, [message.section(text, "unreachable")], None)
+        try:
+            self.chat.post(self.channel, text, [message.section(text, "unreachable")], None)
+        except BaseException:
+            self.store.forget_notice(key)
+            raise
 
     def on_create_job(self, call: CreateJobCall) -> EventResult:
         """Who created a job, from its CreateJob API-call event: kept, and shown on its request if posted."""

@@ -33,6 +33,8 @@ from approvals.domain.authorisation import Approvers
 from approvals.domain.decisions import DecisionResult, Outcome, announce, expiry_command
 from approvals.domain.lifecycle import Lifecycle, Step, StepKind, allowed_hours, hours_text, steps
 from approvals.domain.ports import (
+    AccountNotServed,
+    AccountUnreachable,
     Chat,
     ChatUnavailable,
     JobNotFound,
@@ -44,6 +46,9 @@ from approvals.models.records import ApprovalRequest, AuditEventType, RequestSta
 from approvals.models.slack import DecisionCommand
 
 STEP_LEASE = timedelta(minutes=5)  # a claimed step is due again this long after its sweep took it
+# A member account the hub cannot reach (its spoke role cannot be assumed): its steps wait this long, without
+# failing the tick for every other request; the reconciliation and the event's redeliveries alarm meanwhile.
+UNREACHABLE_RETRY = timedelta(minutes=15)
 BATCH = 200  # due requests one sweep takes at most; the rest wait for the next tick (a minute)
 
 
@@ -110,6 +115,13 @@ class LifecycleSweep:
             if due.kind == StepKind.EXPIRE:
                 return self._expire(request, plan, claim_id, now)
             return self._remind(request, plan, due, claim_id, now)
+        except AccountUnreachable:
+            self.store.release_step(request.job, claim_id, now + UNREACHABLE_RETRY)
+            return "account_unreachable"
+        except AccountNotServed as exc:  # the account left memberAccounts: nothing can be done there any more
+            closed = self.store.close(request.job, str(exc)[:300], None, now)
+            announce(self.on_change, closed)
+            return "account_not_served"
         except BaseException:
             self.store.release_step(request.job, claim_id, now)  # the next tick tries again
             raise

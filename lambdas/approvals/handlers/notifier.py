@@ -34,11 +34,13 @@ with coldstart.long_lived():  # modules load once per execution environment (app
 
     import approvals.snapstart  # noqa: F401 (SnapStart's runtime hooks register on import)
     from approvals import wiring
+    from approvals.adapters.s3control import LIST_PAGE_SIZE
     from approvals.domain.decisions import Outcome
     from approvals.domain.ports import AccountUnreachable, JobNotFound, JobsUnavailable, PostingDeferred
     from approvals.domain.requests import EventOutcome, EventResult
     from approvals.models.events import CreateJobApiEvent, JobEvent
     from approvals.models.job import JobRef
+    from approvals.models.records import RequestState
     from approvals.names import (
         LIFECYCLE_TICK,
         METRIC_ACCOUNT_UNREACHABLE,
@@ -49,6 +51,7 @@ with coldstart.long_lived():  # modules load once per execution environment (app
         METRIC_POLICY_DECISION,
         METRIC_REMINDER_SENT,
         METRIC_REQUEST_EXPIRED,
+        RECONCILE_MINUTES,
         SERVICE_NAME,
     )
     from approvals.observability import MetricUnit, logger, metrics, tracer
@@ -58,6 +61,8 @@ API_CALL = "AWS API Call via CloudTrail"
 # One reconciliation run makes at most this many S3 Control calls (ListJobs pages and jobs followed) over every
 # account and region the hub serves; the rest waits for the next run, which starts from the next place.
 RECONCILE_MAX_CALLS = 300
+RECONCILE_LIST_LIMIT = 5 * LIST_PAGE_SIZE  # Suspended jobs listed per place and run (5 ListJobs pages)
+RECONCILE_EVERY_SECONDS = RECONCILE_MINUTES * 60
 
 
 def _duplicate(response: Any, idempotent_data: DataRecord) -> Any:
@@ -152,11 +157,16 @@ def _log_side_effects(result: EventResult) -> None:
 def reconcile(account_id: str, region: str) -> dict[str, Any]:
     """Lost events happen: find every Suspended job and make sure it has a request, in every account and region
     the hub serves (the schedule's own, when it is no hub); and finish every decision claim its holder left past
-    the lease. Bounded: at most RECONCILE_MAX_CALLS S3 Control calls, each run starting one place further on."""
+    the lease.
+
+    Bounded: at most RECONCILE_MAX_CALLS S3 Control calls (ListJobs pages and the DescribeJob of each job
+    followed); a job whose request is pending with its creator known needs nothing and costs no S3 call. Each
+    run starts one place further along, so a large account never keeps the others waiting."""
     deps = wiring.notifier()
     recovered = recover_stuck(deps)
     places = deps.common.settings.places or ((account_id, region),)
-    start = int(wiring.utc_now().timestamp() // 60) % len(places)  # the runs take turns to go first
+    run = int(wiring.utc_now().timestamp() // RECONCILE_EVERY_SECONDS)  # this run's number: the runs take turns
+    start = run % len(places)
     budget = RECONCILE_MAX_CALLS
     outcomes: dict[str, int] = {}
     failures: list[str] = []
@@ -166,7 +176,9 @@ def reconcile(account_id: str, region: str) -> dict[str, Any]:
             outcomes["places_deferred"] = outcomes.get("places_deferred", 0) + 1
             continue
         try:
-            ids = deps.common.jobs(wiring.NOTIFIER).list_awaiting(place_account, place_region, limit=budget)
+            ids = deps.common.jobs(wiring.NOTIFIER).list_awaiting(
+                place_account, place_region, limit=RECONCILE_LIST_LIMIT
+            )
         except JobsUnavailable as exc:
             _unreachable_metric(exc)
             logger.error(
@@ -174,15 +186,24 @@ def reconcile(account_id: str, region: str) -> dict[str, Any]:
             )
             failures.append(f"{place_account}/{place_region}")
             continue
-        budget -= 1 + len(ids) // 1000
+        budget -= max(1, -(-len(ids) // LIST_PAGE_SIZE))  # the ListJobs pages it took
         suspended += len(ids)
         for index, job_id in enumerate(ids):
+            ref = JobRef(account_id=place_account, region=place_region, job_id=job_id)
+            known = deps.common.store.get(ref)
+            if (
+                known is not None
+                and known.state == RequestState.PENDING
+                and (known.requester is not None or deps.requests.requesters is None)
+            ):
+                outcomes["pending"] = outcomes.get("pending", 0) + 1  # requested, and nothing left to learn
+                continue
             if budget <= 0:
                 outcomes["deferred"] = outcomes.get("deferred", 0) + len(ids) - index
                 break
             budget -= 1
             try:
-                outcome = follow(JobRef(account_id=place_account, region=place_region, job_id=job_id))["outcome"]
+                outcome = follow(ref)["outcome"]
             except PostingDeferred as exc:
                 # Slack's pace leaves no turn before this run must end: the next run carries on from here.
                 outcomes["deferred"] = outcomes.get("deferred", 0) + len(ids) - index
@@ -225,6 +246,10 @@ def sweep() -> dict[str, Any]:
     for error in result.errors:
         logger.warning("lifecycle step failed, due again at the next tick", error=error)
     logger.info("lifecycle sweep done", due=result.due, outcomes=dict(result.outcomes), failures=result.failures)
+    if result.outcomes["account_unreachable"]:
+        metrics.add_metric(
+            name=METRIC_ACCOUNT_UNREACHABLE, unit=MetricUnit.Count, value=result.outcomes["account_unreachable"]
+        )
     if result.failures:
         # Lambda retries the tick; the steps that failed are due again at once, the others are done.
         raise RuntimeError(f"the lifecycle sweep failed for {result.failures} of {result.due} due requests")
