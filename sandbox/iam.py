@@ -10,9 +10,13 @@ does, and is never kinder than IAM:
   meaning any principal of that account) or a principal's ARN (a role's ARN matches its sessions);
   any other principal kind (``Service``, ``Federated``, ``CanonicalUser``) matches no AWS caller;
 - ``Condition`` operators: StringEquals, StringNotEquals, StringLike, StringNotLike, ArnEquals, ArnLike,
-  ArnNotEquals, ArnNotLike, Bool, each also with ``IfExists``. A key the request does not carry fails the
-  condition (except with ``IfExists``); an operator this evaluator does not know fails an Allow and applies
-  a Deny, so an unmodelled condition can only refuse more.
+  ArnNotEquals, ArnNotLike, Bool, each also with ``IfExists``, and Null. A key the request does not carry fails
+  the condition, except with ``IfExists`` or a negated operator (``…Not…``), which hold, and ``Null``, which
+  holds for ``"true"`` when the key is absent and for ``"false"`` when it is present. ``Arn…`` operators match
+  each of an ARN's six colon-separated components on its own (``*`` and ``?`` never span a colon), ArnEquals
+  as ArnLike, as IAM does. An operator this evaluator does not know (``Numeric…``, ``Date…``, ``IpAddress``,
+  ``ForAnyValue:…``) fails an Allow and applies a Deny, whatever the request carries, so an unmodelled
+  condition can only refuse more.
 """
 
 from __future__ import annotations
@@ -117,20 +121,41 @@ _OPERATORS = {
     "StringNotEquals": (False, True, False),
     "StringLike": (True, False, False),
     "StringNotLike": (True, True, False),
-    "ArnEquals": (False, False, True),
+    "ArnEquals": (True, False, True),  # IAM: ArnEquals takes the same wildcards as ArnLike
     "ArnLike": (True, False, True),
-    "ArnNotEquals": (False, True, True),
+    "ArnNotEquals": (True, True, True),
     "ArnNotLike": (True, True, True),
 }
+_ARN_PARTS = 6
+
+
+def _arn_matches(pattern: str, arn: str) -> bool:
+    """IAM's ARN match: the six colon-separated components each matched on their own (the last, the resource,
+    keeps any further colons); a value or a pattern that is not six components matches nothing."""
+    wanted, given = pattern.split(":", _ARN_PARTS - 1), arn.split(":", _ARN_PARTS - 1)
+    if len(wanted) != _ARN_PARTS or len(given) != _ARN_PARTS:
+        return False
+    return all(_glob(w, False).fullmatch(g) is not None for w, g in zip(wanted, given, strict=True))
+
+
+def _null_holds(expected: Any, present: bool) -> bool:
+    """``Null``: "true" holds when the key is absent, "false" when it is present (several values: any)."""
+    values = [str(value).lower() for value in _listed(expected)]
+    return ("true" in values and not present) or ("false" in values and present)
 
 
 def _condition_holds(operator: str, tests: Any, context: Mapping[str, str], *, deny: bool) -> bool:
     if_exists = operator.endswith("IfExists")
     name = operator[: -len("IfExists")] if if_exists else operator
-    if not isinstance(tests, Mapping):
-        return deny
+    known = name in _OPERATORS or name == "Bool" or (name == "Null" and not if_exists)
+    if not known or not isinstance(tests, Mapping):
+        return deny  # refuse: an Allow that does not hold, a Deny that applies
     for key, expected in tests.items():
         found = next((value for k, value in context.items() if k.lower() == str(key).lower()), None)
+        if name == "Null":
+            if not _null_holds(expected, found is not None):
+                return False
+            continue
         if found is None:
             if if_exists:
                 continue
@@ -141,11 +166,12 @@ def _condition_holds(operator: str, tests: Any, context: Mapping[str, str], *, d
             if not any(str(value).lower() == found.lower() for value in _listed(expected)):
                 return False
             continue
-        if name not in _OPERATORS:
-            return deny
-        glob, negated, _arn = _OPERATORS[name]
+        glob, negated, arn = _OPERATORS[name]
         values = [str(value) for value in _listed(expected)]
-        hit = _any_glob(values, found, ignore_case=False) if glob else found in values
+        if arn:
+            hit = any(_arn_matches(value, found) for value in values)
+        else:
+            hit = _any_glob(values, found, ignore_case=False) if glob else found in values
         if hit == negated:
             return False
     return True

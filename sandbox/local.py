@@ -569,9 +569,12 @@ class LocalDeployment:
         return sender_account in {account for account, _ in self.accounts()}
 
     def put_on_hub_bus(self, event: dict[str, Any], *, sender_account: str) -> list[str]:
-        """PutEvents on the hub's approvals bus as ``sender_account`` (a forged event from outside, say):
-        the rules it reached, or PutEventsDenied when the bus's policy does not admit the sender."""
-        return self.hub_bus.put_events(event, sender_account=sender_account)
+        """A PutEvents API call on the hub's approvals bus by ``sender_account`` (a forged event, say): the rules
+        it reached; PutEventsDenied when the bus's policy does not admit the sender; NotAuthorizedForSource
+        when the event claims an ``aws.`` source (S3's, say), as EventBridge refuses it. The event that arrives
+        carries the sender's account and the hub's region, whatever ``event`` says, as EventBridge stamps it.
+        A spoke's forward rule is not this: its events keep their source and account (``_forwarder``)."""
+        return self.hub_bus.put_events_call(event, sender_account=sender_account)
 
     # -- EventBridge: the rule's Lambda target -------------------------------------------------------
 

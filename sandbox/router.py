@@ -31,6 +31,7 @@ __all__ = [
     "Delivery",
     "EventRouter",
     "InvalidEventPattern",
+    "NotAuthorizedForSource",
     "PutEventsDenied",
     "make_event",
     "matches",
@@ -57,6 +58,14 @@ class InvalidEventPattern(ValueError):
 
 class PutEventsDenied(PermissionError):
     """PutEvents from an account the bus's resource policy does not admit (AccessDeniedException)."""
+
+
+class NotAuthorizedForSource(PermissionError):
+    """A PutEvents entry whose Source is AWS's own (``aws.…``): the call answers 200 with FailedEntryCount 1 and
+    this entry's ErrorCode ``NotAuthorizedForSourceException``; no rule sees it."""
+
+    error_code = "NotAuthorizedForSourceException"
+    error_message = "Not authorized for the source."
 
 
 # --------------------------------------------------------------------------- validation
@@ -356,6 +365,12 @@ class EventRouter:
     A bus of ``account`` with a resource policy (``admits(sender_account)``) takes `put_events` from another
     account only when the policy admits it: otherwise PutEventsDenied, recorded in `refused`, and no rule
     sees the event (a bus's own account needs no policy).
+
+    Two ways onto a bus, as in AWS: `put_events` is an event that arrives whole (an AWS service's, or one a
+    rule forwards from another bus, which keeps its ``source``, ``account`` and ``region``); `put_events_call`
+    is an account calling the PutEvents API, which may not claim an ``aws.`` source
+    (NotAuthorizedForSource, recorded in `refused`) and whose event EventBridge stamps: ``account`` the
+    caller's, ``region`` the bus's, a fresh ``id``, whatever the caller wrote.
     """
 
     def __init__(
@@ -408,17 +423,11 @@ class EventRouter:
     def put_events(self, event: Mapping[str, Any], *, sender_account: str | None = None) -> list[str]:
         """Deliver `event` to every enabled matching rule; return the names of the rules that matched.
 
-        ``sender_account``: the account whose PutEvents (or rule target) put it here (default: the bus's own).
+        ``sender_account``: the account whose rule target (or service) put it here (default: the bus's own).
+        The event is taken as it is; a PutEvents API call is `put_events_call`.
         """
         frozen = json.dumps(event)  # an event must be JSON, as on the bus; each target gets a fresh copy
-        sender = sender_account or self.account
-        if sender != self.account and (self.admits is None or sender is None or not self.admits(sender)):
-            with self._lock:
-                self.refused.append((str(sender), json.loads(frozen)))
-            raise PutEventsDenied(
-                f"User: arn:aws:sts::{sender}:assumed-role/… is not authorized to perform: events:PutEvents on "
-                f"resource: event bus {self.name} of account {self.account}"
-            )
+        self._check_sender(sender_account or self.account, json.loads(frozen))
         with self._lock:
             self.events.append(json.loads(frozen))
             rules = [rule for rule in self._rules.values() if rule.enabled]
@@ -442,6 +451,33 @@ class EventRouter:
         if first_error is not None and self.raise_target_errors:
             raise first_error
         return [rule.name for rule in matched]
+
+    def put_events_call(self, event: Mapping[str, Any], *, sender_account: str) -> list[str]:
+        """One entry of a PutEvents API call by ``sender_account``: the bus's policy first (PutEventsDenied),
+        then the entry (NotAuthorizedForSource for an ``aws.`` source); the event EventBridge then builds
+        carries the caller's account, the bus's region and a new id. Returns the rules that matched."""
+        stamped = json.loads(json.dumps(event))
+        stamped.update({"version": "0", "id": str(uuid.uuid4()), "account": sender_account})
+        if self.region is not None:
+            stamped["region"] = self.region
+        self._check_sender(sender_account, stamped)
+        if str(stamped.get("source", "")).startswith("aws."):
+            with self._lock:
+                self.refused.append((sender_account, stamped))
+            raise NotAuthorizedForSource(
+                f"{NotAuthorizedForSource.error_code}: {NotAuthorizedForSource.error_message} "
+                f"(source {stamped.get('source')!r} on event bus {self.name})"
+            )
+        return self.put_events(stamped, sender_account=sender_account)
+
+    def _check_sender(self, sender: str | None, event: Mapping[str, Any]) -> None:
+        if sender != self.account and (self.admits is None or sender is None or not self.admits(sender)):
+            with self._lock:
+                self.refused.append((str(sender), json.loads(json.dumps(event))))
+            raise PutEventsDenied(
+                f"User: arn:aws:sts::{sender}:assumed-role/… is not authorized to perform: events:PutEvents on "
+                f"resource: event bus {self.name} of account {self.account}"
+            )
 
     def deliveries_to(self, rule: str) -> list[dict[str, Any]]:
         """The events delivered to `rule`, oldest first."""

@@ -7,7 +7,10 @@ front before it (``AWS_ENDPOINT_URL_STS``), which for AssumeRole:
 1. resolves the caller from the SigV4 access key: a key in ``known_callers`` (the sandbox's own default key
    is the hub notifier's role session, as the functions' role in Lambda would be), or else whoever moto's
    GetCallerIdentity says holds the key (a session moto's STS issued, for example);
-2. reads the role from moto's IAM in the role's account; a role that is not there is AccessDenied;
+2. validates the request as STS does (RoleSessionName ``[A-Za-z0-9_+=,.@-]{2,64}``; ``DurationSeconds`` 900 to
+   43200), reads the role from moto's IAM in the role's account (a role that is not there is AccessDenied), and
+   refuses a ``DurationSeconds`` above the role's MaxSessionDuration (default 3600), or above one hour when the
+   caller is itself a role session (role chaining), with STS's ValidationError;
 3. evaluates the role's trust policy (``sandbox.iam``: ``Principal`` AWS account root or ARN, ArnEquals/ArnLike
    on ``aws:PrincipalArn``, StringEquals on ``aws:PrincipalOrgID`` from ``organizations``); not admitted is
    AccessDenied (STS's XML error, HTTP 403), with STS's message;
@@ -47,7 +50,11 @@ CREDENTIAL = re.compile(r"Credential=([A-Za-z0-9]+)/\d{8}/([a-z0-9-]+)/")
 ROLE_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>[0-9]{12}):role/(?:[^/]+/)*(?P<name>[\w+=,.@-]+)$"
 )
-SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+SESSION_NAME = re.compile(r"^[A-Za-z0-9_+=,.@-]{2,64}$")  # STS's [\w+=,.@-], whose \w is ASCII only
+MIN_SESSION_SECONDS = 900
+MAX_DURATION_SECONDS = 43200  # the parameter's own bound (a role's MaxSessionDuration is at most 12 hours)
+DEFAULT_MAX_SESSION_SECONDS = 3600  # a role's MaxSessionDuration when it sets none
+CHAINED_MAX_SESSION_SECONDS = 3600  # a role session assuming a role (role chaining): one hour at most
 MOTO_SECRET = "sandbox-secret"  # moto checks no signatures: any secret signs for a key
 
 
@@ -161,8 +168,11 @@ class StsFront(LoopbackService):
             self._callers[access_key_id] = arn
         return arn
 
-    def check_assume_role(self, access_key_id: str, role_arn: str, session_name: str) -> None:
-        """Raise _StsError unless the caller may assume the role now (faults first, then validation, role, trust)."""
+    def check_assume_role(
+        self, access_key_id: str, role_arn: str, session_name: str, duration_seconds: str | None = None
+    ) -> None:
+        """Raise _StsError unless the caller may assume the role now (faults first, then validation, role, trust,
+        then the duration against the role's MaxSessionDuration)."""
         with self._lock:
             if self._throttle > 0:
                 self._throttle -= 1
@@ -177,6 +187,7 @@ class StsFront(LoopbackService):
                 "Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length 2 to 64",
                 400,
             )
+        duration = _duration(duration_seconds)
         caller = self.caller_arn(access_key_id)
         denied = _StsError(
             "AccessDenied",
@@ -203,6 +214,45 @@ class StsFront(LoopbackService):
         principal = Principal(caller, account, self.organizations.get(account))
         if not trust_admits(trust, principal):
             raise denied
+        if duration is not None:
+            if _SESSION_CALLER.match(caller) and duration > CHAINED_MAX_SESSION_SECONDS:
+                raise _StsError(
+                    "ValidationError",
+                    "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role "
+                    "chaining.",
+                    400,
+                )
+            if duration > int(found.get("MaxSessionDuration") or DEFAULT_MAX_SESSION_SECONDS):
+                raise _StsError(
+                    "ValidationError",
+                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+                    400,
+                )
+
+
+_SESSION_CALLER = re.compile(r"^arn:[a-z-]+:sts::[0-9]{12}:assumed-role/")
+
+
+def _duration(value: str | None) -> int | None:
+    """``DurationSeconds`` as STS validates it before anything else: an integer from 900 to 43200."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise _StsError("ValidationError", f"Value '{value}' at 'durationSeconds' is not an integer", 400) from None
+    if seconds < MIN_SESSION_SECONDS:
+        bound = f"greater than or equal to {MIN_SESSION_SECONDS}"
+    elif seconds > MAX_DURATION_SECONDS:
+        bound = f"less than or equal to {MAX_DURATION_SECONDS}"
+    else:
+        return seconds
+    raise _StsError(
+        "ValidationError",
+        f"1 validation error detected: Value '{seconds}' at 'durationSeconds' failed to satisfy constraint: "
+        f"Member must have value {bound}",
+        400,
+    )
 
 
 def _make_handler(front: StsFront) -> type[BaseHTTPRequestHandler]:
@@ -240,7 +290,7 @@ def _make_handler(front: StsFront) -> type[BaseHTTPRequestHandler]:
                     caller = "?"
                     try:
                         caller = front.caller_arn(key)
-                        front.check_assume_role(key, role_arn, session)
+                        front.check_assume_role(key, role_arn, session, params.get("DurationSeconds"))
                     except _StsError as error:
                         with front._lock:
                             front.calls.append(AssumeRoleCall(caller, role_arn, session, error.code))

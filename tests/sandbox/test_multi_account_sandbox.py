@@ -25,7 +25,7 @@ from sandbox.local import (
     LocalDeployment,
     requests_posted,
 )
-from sandbox.router import PutEventsDenied, make_event
+from sandbox.router import NotAuthorizedForSource, PutEventsDenied, make_event
 from sandbox.s3batch import example_create_job_params
 
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
@@ -117,11 +117,74 @@ def test_an_outsider_s_put_events_is_refused_and_never_reaches_the_notifier(d: L
     assert requests_posted(d.slack)[job_id] == 0
 
 
-def test_a_member_s_put_events_is_admitted(d: LocalDeployment) -> None:
+def forged_status_change(job_id: str, *, account: str = SPOKE_ACCOUNT_ID) -> dict[str, Any]:
+    """S3's JobStatusChanged for a spoke job, as someone other than S3 might write it."""
+    return make_event(
+        "aws.s3",
+        "AWS Service Event via CloudTrail",
+        {
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "JobStatusChanged",
+            "serviceEventDetails": {
+                "jobId": job_id,
+                "jobArn": f"arn:aws:s3:{SPOKE_REGION}:{account}:job/{job_id}",
+                "status": "Suspended",
+            },
+        },
+        account=account,
+        region=SPOKE_REGION,
+    )
+
+
+def test_a_member_s_put_events_is_admitted_under_its_own_account_whatever_it_wrote(d: LocalDeployment) -> None:
+    # given an event of the member's own source that claims another account and region
+    event = make_event("com.example.pipeline", "Nightly run", {"run": 7}, account="999999999999", region="eu-west-1")
+    # when
+    matched = d.put_on_hub_bus(event, sender_account=SPOKE_ACCOUNT_ID)
+    # then (no rule matches, but the bus took it, stamped as EventBridge stamps it)
+    assert matched == []
+    arrived = d.hub_bus.events[-1]
+    assert (arrived["source"], arrived["detail"]) == ("com.example.pipeline", {"run": 7})
+    assert (arrived["account"], arrived["region"]) == (SPOKE_ACCOUNT_ID, REGION)
+    assert arrived["id"] != event["id"]
+
+
+@pytest.mark.parametrize("sender", [SPOKE_ACCOUNT_ID, ACCOUNT_ID])
+def test_an_admitted_account_s_put_events_cannot_claim_to_be_s3(d: LocalDeployment, sender: str) -> None:
+    # given a real spoke job whose events the spoke's forward rule does not carry
+    d.default_bus(SPOKE_ACCOUNT_ID, SPOKE_REGION).disable_rule(FORWARD_RULE)
+    job_id = d.create_job(account=SPOKE)
+    d.advance_until(job_id, "Suspended")
+    events_before = len(d.hub_bus.events)
+    # when a member (or the hub itself) calls PutEvents with S3's event
+    with pytest.raises(NotAuthorizedForSource) as raised:
+        d.put_on_hub_bus(forged_status_change(job_id), sender_account=sender)
+    d.settle()
+    # then the entry fails as EventBridge fails it, and no rule sees it
+    assert raised.value.error_code == "NotAuthorizedForSourceException"
+    assert d.hub_bus.refused[-1][0] == sender
+    assert len(d.hub_bus.events) == events_before
+    assert requests_posted(d.slack)[job_id] == 0
+
+
+def test_a_put_events_source_only_starting_like_aws_is_its_own(d: LocalDeployment) -> None:
     # given
-    event = make_event("aws.s3", "Something else", {"eventSource": "s3.amazonaws.com"}, account=SPOKE_ACCOUNT_ID)
-    # then (no rule matches, but the bus took it)
+    event = make_event("awsome.pipeline", "Nightly run", {}, account=SPOKE_ACCOUNT_ID)
+    # then ("aws." is AWS's prefix; "awsome." is not)
     assert d.put_on_hub_bus(event, sender_account=SPOKE_ACCOUNT_ID) == []
+    assert d.hub_bus.events[-1]["source"] == "awsome.pipeline"
+
+
+def test_the_forward_rule_keeps_s3_s_source_and_the_spoke_s_account(d: LocalDeployment) -> None:
+    # given S3's event on the spoke's default bus, where S3 puts it
+    job_id = d.create_job(account=SPOKE)
+    d.advance_until(job_id, "Suspended")
+    # when the forward rule carries another status change of it (S3's own event, not a PutEvents call)
+    d.default_bus(SPOKE_ACCOUNT_ID, SPOKE_REGION).put_events(forged_status_change(job_id))
+    d.settle()
+    # then it reaches the hub's rules as S3 wrote it
+    arrived = d.hub_bus.deliveries_to("job-events")[-1]
+    assert (arrived["source"], arrived["account"], arrived["region"]) == ("aws.s3", SPOKE_ACCOUNT_ID, SPOKE_REGION)
 
 
 def test_a_principal_of_one_account_is_refused_every_call_on_another_s_jobs(d: LocalDeployment) -> None:
