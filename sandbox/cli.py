@@ -122,14 +122,30 @@ class _Control(BaseHTTPRequestHandler):
             message = d.request_message(body["job_id"], account=account)
             if not any(b.get("action_id") == action for b in message.buttons()):
                 raise LookupError(f"job {body['job_id']} has no {body['action']} button any more: it was decided")
-            views_before = len(d.slack.views())
+            # What this click did, and only this one: its audit records (they carry the API request ID), the
+            # form opened for this person about this job, and what this person was told about this job since.
+            job_id = _job_id_in(message)
+            views_before = {v.id for v in d.slack.views()}
+            told_before = len(d.slack.ephemerals(person.id))
             click = d.click(body["job_id"], action, person, account=account)
             d.settle()
-            notes = [e.text for e in d.slack.ephemerals(person.id)]
+            outcome = [
+                {"event": r.event_type.value, "reason": r.reason, "status_update_reason": r.status_update_reason}
+                for r in d.audit(job_id, account=account)
+                if click.request_id is not None and r.request_id == click.request_id
+            ]
+            opened = [
+                v
+                for v in d.slack.views()
+                if v.id not in views_before and v.user == person.id and job_id in (v.private_metadata or "")
+            ]
+            notes = [e.text for e in d.slack.ephemerals(person.id)[told_before:] if job_id in e.text]
             return {
                 "http_status": click.status,
                 "body": click.body,
-                "modal": len(d.slack.views()) > views_before,
+                "job_id": job_id,
+                "modal": bool(opened),
+                "outcome": outcome,
                 "told": notes[-1] if notes else None,
             }
         if path == "/reason":
@@ -137,7 +153,8 @@ class _Control(BaseHTTPRequestHandler):
             d.settle()
             return {"http_status": click.status, "body": click.body}
         if path == "/audit":
-            return [r.to_log() for r in d.audit(body["job_id"], account=account)]
+            job_id = _one_job(d, str(body["job_id"]), account)
+            return {"job_id": job_id, "records": [r.to_log() for r in d.audit(job_id, account=account)]}
         if path == "/advance":
             by = parse_duration(str(body.get("by", "")))
             ticks = d.advance(by)
@@ -154,6 +171,26 @@ class _Control(BaseHTTPRequestHandler):
         if path == "/command":
             return {"replies": d.command(str(body["text"]), person)}
         raise LookupError(f"unknown command {path}")
+
+
+def _job_id_in(message: Any) -> str:
+    """The job ID of an approval request (its metadata)."""
+    return str(((message.metadata or {}).get("event_payload") or {}).get("job_id"))
+
+
+def _one_job(d: Any, given: str, account: str | None) -> str:
+    """The one job whose ID is ``given`` or starts with it (as `click` takes it); LookupError otherwise."""
+    from sandbox.local import account_id_of
+
+    places = d.accounts() if account is None else [(account_id_of(account), None)]
+    found = sorted({j for place, _ in places for j in d.jobs.job_ids(place) if j.startswith(given)})
+    if given in found:
+        return given
+    if not found:
+        raise LookupError(f"no job {given!r} in the sandbox: `python -m sandbox jobs` lists them")
+    if len(found) > 1:
+        raise LookupError(f"{given!r} is the start of {len(found)} job IDs ({', '.join(found[:5])}): give more of it")
+    return found[0]
 
 
 _DURATION = re.compile(r"^(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?$")
@@ -308,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     audit = sub.add_parser("audit")
     audit.add_argument("job_id")
     audit.add_argument("--account", default=None, help="hub, spoke or an account ID (when the ID is in both)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per record, as the audit log has them")
     advance = sub.add_parser("advance")
     advance.add_argument("duration", help="how far to move the clock: 15m, 2h, 1d, 1h30m")
     home = sub.add_parser("home", help="open a person's Home tab in the app and print it")
@@ -353,9 +391,12 @@ def main(argv: list[str] | None = None) -> int:
             "/click", {"job_id": args.job_id, "action": args.action, "as": args.person, "account": args.account}
         )
         print(f"the callback answered HTTP {result['http_status']} {result['body']}".rstrip())
+        for record in result.get("outcome") or []:
+            said = record.get("status_update_reason") or record.get("reason") or ""
+            print(f"this click: {record['event'].replace('_', ' ')}" + (f" ({said})" if said else ""))
         if result.get("modal"):
             print(f'the reason form opened for {args.person}: python -m sandbox reason "why" --as {args.person}')
-        elif result.get("told"):
+        if result.get("told"):
             print(f"Slack told {args.person} (only they see it): {result['told']}")
     elif args.command == "reason":
         result = _call("/reason", {"reason": args.reason, "as": args.person})
@@ -365,8 +406,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"the callback answered HTTP {result['http_status']}: the form closed and the decision was queued")
     elif args.command == "audit":
-        for record in _call("/audit", {"job_id": args.job_id, "account": args.account}):
-            print(json.dumps(record))
+        from approvals.audit_cli import format_record
+        from approvals.models.records import AuditRecord
+
+        found = _call("/audit", {"job_id": args.job_id, "account": args.account})
+        if not found["records"]:
+            print(f"no audit records for job {found['job_id']}", file=sys.stderr)
+            return 1
+        for record in found["records"]:
+            print(json.dumps(record) if args.json else format_record(AuditRecord.model_validate(record)))
     elif args.command == "advance":
         try:
             parse_duration(args.duration)

@@ -116,6 +116,7 @@ class Click:
     status: int
     body: str
     seconds: float
+    request_id: str | None = None  # API Gateway's x-amzn-RequestId: the audit records this click caused carry it
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -814,9 +815,16 @@ class LocalDeployment:
         started = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return Click(response.status, response.read().decode(), time.perf_counter() - started)
+                return Click(
+                    response.status,
+                    response.read().decode(),
+                    time.perf_counter() - started,
+                    response.headers.get("x-amzn-RequestId"),
+                )
         except urllib.error.HTTPError as error:
-            return Click(error.code, error.read().decode(), time.perf_counter() - started)
+            return Click(
+                error.code, error.read().decode(), time.perf_counter() - started, error.headers.get("x-amzn-RequestId")
+            )
 
     def _job_ref(self, job_id: str, account: str | None) -> Any:
         from approvals.models.job import JobRef

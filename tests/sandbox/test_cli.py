@@ -130,3 +130,95 @@ def test_command_prints_the_ephemeral_reply(d: LocalDeployment, capsys: pytest.C
 def test_an_unknown_person_is_refused(d: LocalDeployment) -> None:
     with pytest.raises(SystemExit):
         cli.main(["home", "--as", "bob"])
+
+
+# -- what a click did: this click's outcome, never another's -------------------------------------
+
+
+def _job(d: LocalDeployment, capsys: pytest.CaptureFixture[str], objects: str = "1200") -> str:
+    job_id = _run(capsys, "create-job", "--objects", objects).strip().splitlines()[-1]
+    d.advance_until(job_id, "Suspended")
+    d.settle()
+    return job_id
+
+
+def test_a_click_reports_its_own_outcome_not_an_earlier_notice_about_another_job(
+    d: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: mallory was refused on one job (a notice about it), then another job waits
+    first = _job(d, capsys)
+    _run(capsys, "click", first, "approve", "--as", "mallory")
+    second = _job(d, capsys)
+
+    # when: mallory tries the second, then alice approves it
+    refused = _run(capsys, "click", second, "approve", "--as", "mallory")
+    out = _run(capsys, "click", second, "approve", "--as", "alice")
+
+    # then: mallory's refusal is about the second job, not the first
+    assert "this click: decision refused" in refused
+    assert second in refused
+    assert first not in refused
+    # and alice's click says what it did (the decision; its answer is the message itself, no notice)
+    assert "this click: decision taken" in out
+    assert first not in out
+    assert "Slack told alice" not in out
+
+
+def test_two_concurrent_clicks_each_report_their_own_outcome(
+    d: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: a job one approval decides
+    job_id = _job(d, capsys)
+    results: dict[str, dict[str, object]] = {}
+
+    def click(person: str) -> None:
+        results[person] = cli._call("/click", {"job_id": job_id, "action": "approve", "as": person})
+
+    # when: alice and gina approve at once
+    threads = [threading.Thread(target=click, args=(person,)) for person in ("alice", "gina")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then: exactly one took the decision; the other was told it was already decided, about this job
+    events = sorted(str(r["event"]) for result in results.values() for r in result["outcome"])  # type: ignore[attr-defined]
+    assert events == ["decision_refused", "decision_taken"]
+
+
+def test_a_cancel_and_an_approve_at_once_open_the_form_only_for_the_canceller(
+    d: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = _job(d, capsys)
+    results: dict[str, dict[str, object]] = {}
+
+    def click(person: str, action: str) -> None:
+        results[person] = cli._call("/click", {"job_id": job_id, "action": action, "as": person})
+
+    threads = [
+        threading.Thread(target=click, args=("gina", "approve")),
+        threading.Thread(target=click, args=("alice", "cancel")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results["alice"]["modal"] is True
+    assert results["gina"]["modal"] is False
+
+
+def test_audit_of_an_unknown_job_is_an_error_and_a_prefix_finds_the_job(
+    d: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given
+    job_id = _job(d, capsys)
+
+    # when / then: an unknown ID is an error, naming it
+    with pytest.raises(SystemExit, match="no job 'no-such-job' in the sandbox"):
+        cli.main(["audit", "no-such-job"])
+    # and the start of an ID finds the job, printed as `make audit` prints it
+    out = _run(capsys, "audit", job_id[:13])
+    assert "approval_requested" in out
+    assert not out.lstrip().startswith("{")
+    assert json.loads(_run(capsys, "audit", job_id, "--json").splitlines()[0])["job_id"] == job_id
