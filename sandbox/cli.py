@@ -311,7 +311,8 @@ def _call(path: str, body: dict[str, Any] | None = None) -> Any:
         raise SystemExit("the sandbox does not answer: is `make sandbox` still running?") from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: every subcommand says what it does, every option what it is and its default."""
     parser = argparse.ArgumentParser(
         prog="python -m sandbox", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -319,41 +320,53 @@ def main(argv: list[str] | None = None) -> int:
 
     parser.add_argument("--version", action="version", version=f"s3-batch-approvals {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo")
-    sub.add_parser("serve")
-    create = sub.add_parser("create-job")
-    create.add_argument("--objects", type=int, default=1200)
-    create.add_argument("--description", default="Sandbox job")
-    create.add_argument("--no-confirmation", action="store_true")
+    people = ["alice", "gina", "mallory"]
+
+    def command_parser(name: str, what: str) -> argparse.ArgumentParser:
+        """A subcommand whose --help says what it does and each option's default."""
+        return sub.add_parser(name, help=what, description=what, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+    command_parser("demo", "run the whole loop once, checked, and print it")
+    command_parser("serve", "start the stand-ins and keep them running (what make sandbox runs)")
+    create = command_parser("create-job", "create an S3 Batch Operations job (printed: its ID)")
+    create.add_argument("--objects", type=int, default=1200, help="how many objects its manifest lists")
+    create.add_argument("--description", default="Sandbox job", help="the job's description")
+    create.add_argument(
+        "--no-confirmation", action="store_true", help="create it without confirmation (it runs; no request)"
+    )
     create.add_argument("--as", dest="principal", default="pipeline", help="alice, gina, pipeline or an IAM ARN")
     create.add_argument("--bucket", default="example-manifests", help="the manifest's bucket")
-    create.add_argument("--operation", choices=sorted(OPERATIONS), default="tagging")
+    create.add_argument("--operation", choices=sorted(OPERATIONS), default="tagging", help="what the job does")
     create.add_argument("--account", default="hub", help="hub, spoke or a 12-digit account ID")
     create.add_argument("--job-id", default=None, help="sandbox-only: the ID the new job gets")
-    explain_cmd = sub.add_parser("explain")
-    explain_cmd.add_argument("job_id")
-    sub.add_parser("jobs")
-    sub.add_parser("messages")
-    click = sub.add_parser("click")
-    click.add_argument("job_id")
-    click.add_argument("action", choices=["approve", "cancel"])
-    click.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
+    explain_cmd = command_parser("explain", "which policy rule a job meets, and why")
+    explain_cmd.add_argument("job_id", help="the job's ID")
+    command_parser("jobs", "list the jobs, with their account and status")
+    command_parser("messages", "print the channel, rendered, with threads and ephemeral notices")
+    click = command_parser("click", "click Approve or Cancel on a job's request, as a person")
+    click.add_argument("job_id", help="the job's ID, or its start")
+    click.add_argument("action", choices=["approve", "cancel"], help="which button")
+    click.add_argument("--as", dest="person", required=True, choices=people, help="who clicks")
     click.add_argument("--account", default=None, help="hub, spoke or an account ID (when the ID is in both)")
-    reason = sub.add_parser("reason")
-    reason.add_argument("reason")
-    reason.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
-    audit = sub.add_parser("audit")
-    audit.add_argument("job_id")
+    reason = command_parser("reason", "submit the reason form a Cancel click opened")
+    reason.add_argument("reason", help="why the job is cancelled")
+    reason.add_argument("--as", dest="person", required=True, choices=people, help="who submits it")
+    audit = command_parser("audit", "a job's audit trail, as make audit prints it")
+    audit.add_argument("job_id", help="the job's ID, or its start")
     audit.add_argument("--account", default=None, help="hub, spoke or an account ID (when the ID is in both)")
     audit.add_argument("--json", action="store_true", help="one JSON object per record, as the audit log has them")
-    advance = sub.add_parser("advance")
+    advance = command_parser("advance", "move the product's clock; the lifecycle ticks due on the way run")
     advance.add_argument("duration", help="how far to move the clock: 15m, 2h, 1d, 1h30m")
-    home = sub.add_parser("home", help="open a person's Home tab in the app and print it")
-    home.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
-    command = sub.add_parser("command", help='run the slash command, e.g. "/s3-approvals pending"')
-    command.add_argument("text")
-    command.add_argument("--as", dest="person", required=True, choices=["alice", "gina", "mallory"])
-    args = parser.parse_args(argv)
+    home = command_parser("home", "open a person's Home tab in the app and print it")
+    home.add_argument("--as", dest="person", required=True, choices=people, help="whose Home tab")
+    command = command_parser("command", 'run the slash command, e.g. "/s3-approvals pending"')
+    command.add_argument("text", help="the command and its text")
+    command.add_argument("--as", dest="person", required=True, choices=people, help="who runs it")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     if args.command == "demo":
         from sandbox.demo import main as demo

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 import textwrap
 import time
 import warnings
@@ -91,7 +93,11 @@ def run() -> None:
         step(2, "The approval request lands in Slack")
         message = d.request_message(job)
         say(indent(d.slack.render_message(CHANNEL, message.ts)))
-        say(f"   Block Kit Builder: {block_kit_builder_url(message.blocks or [])[:120]}…")
+        link = block_kit_builder_url(message.blocks or [])
+        handle, saved = tempfile.mkstemp(prefix="s3-batch-approvals-block-kit-", suffix=".url")
+        with os.fdopen(handle, "w") as file:
+            file.write(link + "\n")
+        say(f"   Block Kit Builder: the whole link ({len(link)} characters, too long for a terminal) is in {saved}")
         check(len(message.buttons()) == 2, "the request should carry Approve and Cancel buttons")
 
         record = d.request_record(job)

@@ -222,3 +222,25 @@ def test_audit_of_an_unknown_job_is_an_error_and_a_prefix_finds_the_job(
     assert "approval_requested" in out
     assert not out.lstrip().startswith("{")
     assert json.loads(_run(capsys, "audit", job_id, "--json").splitlines()[0])["job_id"] == job_id
+
+
+def test_every_command_and_option_says_what_it_does_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    # given
+    parser = cli.build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+
+    # then: every subcommand has a description, every option and argument a help line
+    for name, sub in commands.choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{name} {action.dest}"
+    # and --help shows the defaults
+    with pytest.raises(SystemExit) as done:
+        cli.main(["create-job", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
+    assert "(default: 1200)" in text
+    assert "(default: pipeline)" in text
