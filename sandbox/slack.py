@@ -1918,5 +1918,6 @@ def _render_elements(elements: Iterable[Any]) -> list[str]:
 def _wrap(text: str, width: int = _WIDTH) -> list[str]:
     out: list[str] = []
     for paragraph in text.split("\n"):
-        out.extend(textwrap.wrap(paragraph, width, break_on_hyphens=False) or [""])
+        # A long word (a URL) stays whole on its line, as a terminal can still open it.
+        out.extend(textwrap.wrap(paragraph, width, break_on_hyphens=False, break_long_words=False) or [""])
     return out

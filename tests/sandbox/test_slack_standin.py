@@ -761,3 +761,16 @@ def test_concurrent_posts_each_get_their_own_ts(slack: SlackStandIn, client: Web
     # then
     assert len(set(stamps)) == 16
     assert len(slack.messages(CHANNEL)) == 16
+
+
+def test_a_long_url_is_never_split_across_lines_in_the_terminal(slack: SlackStandIn, client: WebClient) -> None:
+    # given: a section with a link far longer than the terminal's width
+    url = "https://s3.console.aws.amazon.com/s3/jobs/" + "a" * 150 + "?region=us-east-1&accountId=123456789012"
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"Open it: {url} (the console)"}}]
+    ts = client.chat_postMessage(channel=CHANNEL, text="a", blocks=blocks)["ts"]
+
+    # when
+    rendered = slack.render_message(CHANNEL, ts)
+
+    # then: the whole URL is on one line, so a terminal can still open it
+    assert any(url in line for line in rendered.splitlines())

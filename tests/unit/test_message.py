@@ -235,7 +235,7 @@ def test_the_request_shows_what_the_job_does_on_what_and_where(name: str) -> Non
             assert words in line
     else:
         assert all(b.get("block_id") != "warnings" for b in msg.blocks)
-    assert block(msg, "status")["elements"][0]["text"] == "Status: Suspended — awaiting confirmation"
+    assert block(msg, "status")["elements"][0]["text"] == "Status now: Suspended — awaiting confirmation"
     assert msg.text.startswith(f"S3 Batch Operations job {ref.job_id} awaiting approval. {title}")
     assert_slack_accepts(msg)
 
@@ -350,7 +350,7 @@ def test_a_pending_request_for_a_job_that_moved_on_has_no_buttons(tagging: tuple
     assert not actions(msg)
     assert msg.blocks[0]["text"]["text"] == "S3 Batch Operations job no longer awaiting approval"
     assert "No longer awaiting confirmation: the job is Active" in block(msg, "outcome")["text"]["text"]
-    assert block(msg, "status")["elements"][0]["text"] == "Status: Active"
+    assert block(msg, "status")["elements"][0]["text"] == "Status now: Active"
 
 
 # -- the outcome ----------------------------------------------------------------------------------
@@ -369,9 +369,9 @@ def test_an_approved_request_shows_who_approved_when_and_what_s3_said(tagging: t
     assert not actions(msg)
     assert msg.blocks[0]["text"]["text"] == "✅ S3 Batch Operations job approved"
     assert block(msg, "outcome")["text"]["text"] == (
-        "*Decision:* ✅ Approved\n*By:* <@UALICE001> (alice)\n*When:* 14 Mar 2025 11:02:33 UTC\n*S3 status:* Ready"
+        "*Decision:* ✅ Approved\n*By:* <@UALICE001> (alice)\n*When:* 14 Mar 2025 11:02:33 UTC\n*S3 status at the decision:* Ready"
     )
-    assert block(msg, "status")["elements"][0]["text"] == "Status: Ready — Approved by alice (UALICE001) via Slack"
+    assert block(msg, "status")["elements"][0]["text"] == "Status now: Ready — Approved by alice (UALICE001) via Slack"
     assert msg.text.startswith(f"S3 Batch Operations job {ref.job_id}: Approved by alice.")
     assert_no_live_markup(msg, ref, allowed_mentions=("UALICE001",))
     assert_slack_accepts(msg)
@@ -400,7 +400,7 @@ def test_a_cancelled_request_shows_the_reason_escaped_and_quoted(tagging: tuple[
         "*Reason:*\n>wrong prefix &lt;!channel&gt; &lt;https://evil.example|docs&gt; &amp; more\n>*Approved by security*"
         in outcome
     )
-    assert outcome.endswith("*S3 status:* Cancelled")
+    assert outcome.endswith("*S3 status at the decision:* Cancelled")
     assert msg.blocks[0]["text"]["text"] == "🛑 S3 Batch Operations job cancelled"
     assert_no_live_markup(msg, ref, allowed_mentions=("UALICE001",))
 
@@ -421,7 +421,7 @@ def test_a_closed_request_shows_the_outcome_note(tagging: tuple[Job, JobRef]) ->
     # then
     assert not actions(msg)
     assert block(msg, "outcome")["text"]["text"] == (
-        "*Decision:* \u2139\ufe0f Confirmed outside Slack\n*When:* 14 Mar 2025 11:02:33 UTC\n*S3 status:* Ready"
+        "*Decision:* \u2139\ufe0f Confirmed outside Slack\n*When:* 14 Mar 2025 11:02:33 UTC\n*S3 status at the decision:* Ready"
     )
     assert msg.text.startswith(f"S3 Batch Operations job {ref.job_id}: Confirmed outside Slack.")
 

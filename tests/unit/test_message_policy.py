@@ -286,7 +286,7 @@ def test_a_quorum_approval_names_every_approver(tagging: tuple[Job, JobRef]) -> 
     # then
     assert text_of(msg, "outcome") == (
         "*Decision:* ✅ Approved\n*By:* <@U0ALICE01> (alice), <@U0GINA001> (gina)\n"
-        "*When:* 14 Mar 2025 11:02:33 UTC\n*S3 status:* Ready"
+        "*When:* 14 Mar 2025 11:02:33 UTC\n*S3 status at the decision:* Ready"
     )
     assert msg.text.startswith(f"S3 Batch Operations job {ref.job_id}: Approved by alice, gina.")
     assert "approved by <@U0ALICE01> (alice), <@U0GINA001> (gina)" in already_decided_text(done)

@@ -371,7 +371,7 @@ def test_a_later_status_updates_the_request_in_place_and_replies_in_its_thread(
     [update] = slack.calls_to("chat.update")
     assert (update.params["channel"], update.params["ts"]) == (CHANNEL, request.ts)
     assert action_ids(update.params["blocks"]) == [], "no Approve/Cancel once the job moved on"
-    assert f"Status: {status}" in texts(update.params["blocks"])
+    assert f"Status now: {status}" in texts(update.params["blocks"])
     assert len(slack.message(CHANNEL, request.ts).edits) == 1
     [_, reply_call] = slack.calls_to("chat.postMessage")
     assert reply_call.params["thread_ts"] == request.ts

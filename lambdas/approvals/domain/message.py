@@ -356,8 +356,8 @@ def _report_text(job: Job) -> str:
 
 def _status_line(job: Job) -> str:
     if job.awaiting_confirmation:
-        return "Status: Suspended — awaiting confirmation"
-    line = f"Status: {safe(job.status, 40)}"
+        return "Status now: Suspended — awaiting confirmation"
+    line = f"Status now: {safe(job.status, 40)}"
     if job.status_update_reason:
         line += f" — {safe(job.status_update_reason, 300)}"
     return line
@@ -516,7 +516,7 @@ def _outcome(request: ApprovalRequest | None, job: Job) -> str:
         if request.decision_reason and not (policy and request.state == RequestState.CANCELLED):
             rows.append(f"*Reason:*\n{quote(request.decision_reason)}")
         if request.s3_status:
-            rows.append(f"*S3 status:* {safe(request.s3_status, 40)}")
+            rows.append(f"*S3 status at the decision:* {safe(request.s3_status, 40)}")
         if request.approved_without_requester and request.state == RequestState.APPROVED:
             rows.append(_without_requester_warning(request))
     return "\n".join(rows)
