@@ -248,8 +248,16 @@ def _running() -> bool:
 
 
 def serve() -> int:
+    import os
+
+    from sandbox import web
     from sandbox.demo import quiet_terminal
     from sandbox.local import LocalDeployment
+
+    web_port = os.environ.get("SANDBOX_WEB_PORT", "0")  # the page's port (0: a free one)
+    if not web_port.isdigit() or int(web_port) > 65535:
+        print(f"SANDBOX_WEB_PORT={web_port!r} is not a port number (0 picks a free one)", file=sys.stderr)
+        return 2
 
     if _running():
         print(f"a sandbox is already running (state in {STATE}); stop it first", file=sys.stderr)
@@ -259,11 +267,19 @@ def serve() -> int:
     _Control.deployment = deployment
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Control)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page, page_url = web.start(deployment, int(web_port))
+    except OSError as exc:
+        print(f"the web page cannot listen on 127.0.0.1:{web_port}: {exc.strerror}", file=sys.stderr)
+        server.shutdown()
+        deployment.stop()
+        return 1
     STATE.parent.mkdir(exist_ok=True)
     STATE.write_text(
         json.dumps(
             {
                 "control": f"http://127.0.0.1:{server.server_address[1]}",
+                "web": page_url,
                 "callback_url": deployment.callback_url,
                 "slack": deployment.slack.url,
                 "s3control": deployment.s3.url,
@@ -275,7 +291,9 @@ def serve() -> int:
         )
     )
     print(
-        f"sandbox running; state in {STATE}. In another terminal, from the repository root:\n"
+        f"sandbox running; state in {STATE}.\n"
+        f"Open {page_url} to see the channel and click (SANDBOX_WEB_PORT sets its port).\n"
+        "Or, in another terminal, from the repository root:\n"
         "  PYTHONPATH=lambdas:. .venv/bin/python -m sandbox create-job        (prints the job ID)\n"
         "  PYTHONPATH=lambdas:. .venv/bin/python -m sandbox messages\n"
         "  PYTHONPATH=lambdas:. .venv/bin/python -m sandbox click <JOB> approve --as alice\n"
@@ -286,6 +304,8 @@ def serve() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
+    page.shutdown()
+    page.server_close()
     server.shutdown()
     deployment.stop()
     STATE.unlink(missing_ok=True)
