@@ -345,6 +345,12 @@ def test_a_vote_beside_the_quorum_that_wins_the_claim_decides_in_the_counted_vot
     [taken] = [r for r in world.audit() if r.event_type == AuditEventType.DECISION_TAKEN]
     assert (taken.actor_id, taken.approvers) == (CAROL.user_id, [BOB.user_id, CAROL.user_id])
     assert not [r for r in world.audit() if r.event_type == AuditEventType.DECISION_REFUSED]
+    # and Carol's click, whose delivery lost the claim, left its trace all the same: her vote, once
+    voted = [(r.actor_id, r.reason) for r in world.audit() if r.event_type == AuditEventType.VOTE_RECORDED]
+    assert voted == [
+        (BOB.user_id, "1 of 2 approvals"),
+        (CAROL.user_id, "counted in the decision another click claimed"),
+    ]
     stored = world.store.get(world.ref)
     assert stored is not None
     assert [a.user_id for a in stored.approvals] == [BOB.user_id, CAROL.user_id]

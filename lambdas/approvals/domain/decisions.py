@@ -224,7 +224,22 @@ class DecisionService:
             ours = current is not None and current.decision_id == command.decision_id
             if current is not None and not ours and this_vote and self._counted(command, current):
                 # This vote counts in the decision another delivery claimed: that delivery (or, should it
-                # die, its redelivery or the reconciliation) applies it. Nothing to come back for.
+                # die, its redelivery or the reconciliation) applies it. Nothing to come back for; the vote is
+                # on record (once per voter, as any vote), so that every click leaves its trace in the audit.
+                record = audit_record(
+                    AuditEventType.VOTE_RECORDED,
+                    ref,
+                    now=self.clock(),
+                    request=current,
+                    actor=command.actor,
+                    action="approve",
+                    reason="counted in the decision another click claimed",
+                    status_before=current.job_status,
+                    status_after=current.job_status,
+                    correlation_id=command.correlation_id,
+                    origin=origin_of(command),
+                )
+                self.store.put_audit(record, key=f"vote:{command.actor.user_id}")
                 told = self._notify(
                     command.channel or current.channel, command.actor.user_id, message.notice_vote_counted(ref.job_id)
                 )
