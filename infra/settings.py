@@ -15,7 +15,16 @@ from typing import Annotated, Any, Literal
 
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from infra.constants import (
     DECIDER_TIMEOUT_SECONDS,
@@ -268,6 +277,9 @@ def _member_accounts(value: object) -> tuple[MemberAccount, ...]:
 IdList = Annotated[tuple[str, ...], BeforeValidator(_split_ids)]
 MemberAccountList = Annotated[tuple[MemberAccount, ...], BeforeValidator(_member_accounts)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
+# The settings the hub and its spokes share, checked the same way in both.
+OrganizationId = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_check_organization_id)]
+SpokeRolePrefix = Annotated[str, AfterValidator(_check_spoke_role_prefix)]
 SnapStartList = Annotated[tuple[str, ...], BeforeValidator(lambda value: _snap_start_names(value))]
 
 
@@ -317,8 +329,8 @@ class InfraSettings(BaseModel):
     # One hub, many accounts (infra/hub.py): the organisation whose accounts may put events on the hub's bus
     # (else only the listed member accounts may), the member accounts and regions the hub acts in through their
     # spoke roles, and the spoke roles' name prefix (<prefix>-<region>).
-    organization_id: OptionalText = Field(default=None, alias="organizationId")
-    spoke_role_prefix: str = Field(default=DEFAULT_SPOKE_ROLE_PREFIX, alias="spokeRolePrefix")
+    organization_id: OrganizationId = Field(default=None, alias="organizationId")
+    spoke_role_prefix: SpokeRolePrefix = Field(default=DEFAULT_SPOKE_ROLE_PREFIX, alias="spokeRolePrefix")
     member_accounts: MemberAccountList = Field(default=(), alias="memberAccounts")
 
     @property
@@ -428,16 +440,6 @@ class InfraSettings(BaseModel):
                 f"roles are named <stack>-<function>-<region>, such as {longest}, and IAM allows 64"
             )
         return value
-
-    @field_validator("organization_id")
-    @classmethod
-    def _organization_id(cls, value: str | None) -> str | None:
-        return _check_organization_id(value)
-
-    @field_validator("spoke_role_prefix")
-    @classmethod
-    def _spoke_role_prefix(cls, value: str) -> str:
-        return _check_spoke_role_prefix(value)
 
     @field_validator("member_accounts")
     @classmethod
@@ -598,8 +600,8 @@ class SpokeSettings(BaseModel):
     hub_event_bus_arn: str = Field(alias="hubEventBusArn")
     hub_stack_name_given: str | None = Field(default=None, alias="hubStackName")
     hub_role_names_given: tuple[str, ...] | None = Field(default=None, alias="hubRoleNames")
-    organization_id: OptionalText = Field(default=None, alias="organizationId")
-    spoke_role_prefix: str = Field(default=DEFAULT_SPOKE_ROLE_PREFIX, alias="spokeRolePrefix")
+    organization_id: OrganizationId = Field(default=None, alias="organizationId")
+    spoke_role_prefix: SpokeRolePrefix = Field(default=DEFAULT_SPOKE_ROLE_PREFIX, alias="spokeRolePrefix")
     requester_lookup: bool = Field(default=True, alias="requesterLookup")
     job_tags: bool = Field(default=False, alias="jobTags")
     job_tag_condition: OptionalText = Field(default=None, alias="jobTagCondition")
@@ -631,16 +633,6 @@ class SpokeSettings(BaseModel):
         if bad:
             raise ValueError(f"not IAM role names: {', '.join(map(repr, bad))}")
         return value
-
-    @field_validator("organization_id")
-    @classmethod
-    def _organization_id(cls, value: str | None) -> str | None:
-        return _check_organization_id(value)
-
-    @field_validator("spoke_role_prefix")
-    @classmethod
-    def _spoke_role_prefix(cls, value: str) -> str:
-        return _check_spoke_role_prefix(value)
 
     @field_validator("job_tag_condition")
     @classmethod

@@ -226,20 +226,7 @@ class DecisionService:
                 # This vote counts in the decision another delivery claimed: that delivery (or, should it
                 # die, its redelivery or the reconciliation) applies it. Nothing to come back for; the vote is
                 # on record (once per voter, as any vote), so that every click leaves its trace in the audit.
-                record = audit_record(
-                    AuditEventType.VOTE_RECORDED,
-                    ref,
-                    now=self.clock(),
-                    request=current,
-                    actor=command.actor,
-                    action="approve",
-                    reason="counted in the decision another click claimed",
-                    status_before=current.job_status,
-                    status_after=current.job_status,
-                    correlation_id=command.correlation_id,
-                    origin=origin_of(command),
-                )
-                self.store.put_audit(record, key=f"vote:{command.actor.user_id}")
+                self._record_vote(command, current, "counted in the decision another click claimed")
                 told = self._notify(
                     command.channel or current.channel, command.actor.user_id, message.notice_vote_counted(ref.job_id)
                 )
@@ -483,20 +470,7 @@ class DecisionService:
             # Met: this vote claims the decision. So does a voter's second click on a met quorum whose
             # deciding delivery never claimed it (dead-lettered): the votes stay durable either way.
             return None, this_vote
-        record = audit_record(
-            AuditEventType.VOTE_RECORDED,
-            ref,
-            now=self.clock(),
-            request=current,
-            actor=command.actor,
-            action="approve",
-            reason=f"{have} of {need} approvals",
-            status_before=current.job_status,
-            status_after=current.job_status,
-            correlation_id=command.correlation_id,
-            origin=origin_of(command),
-        )
-        self.store.put_audit(record, key=f"vote:{command.actor.user_id}")
+        record = self._record_vote(command, current, f"{have} of {need} approvals")
         try:
             job = self.jobs.describe(ref)
         except JobNotFound:
@@ -513,6 +487,24 @@ class DecisionService:
             message.notice_vote_recorded(ref.job_id, have, need),
         )
         return DecisionResult(Outcome.VOTE_RECORDED, current, audit=[record], notices_failed=failed), this_vote
+
+    def _record_vote(self, command: DecisionCommand, request: ApprovalRequest, reason: str) -> AuditRecord:
+        """The vote on record: once per voter (its key), however many of their clicks or deliveries say so."""
+        record = audit_record(
+            AuditEventType.VOTE_RECORDED,
+            command.job,
+            now=self.clock(),
+            request=request,
+            actor=command.actor,
+            action="approve",
+            reason=reason,
+            status_before=request.job_status,
+            status_after=request.job_status,
+            correlation_id=command.correlation_id,
+            origin=origin_of(command),
+        )
+        self.store.put_audit(record, key=f"vote:{command.actor.user_id}")
+        return record
 
     def _deciders(self, command: DecisionCommand, request: ApprovalRequest | None) -> tuple[Actor, ...]:
         """Whose decision this is: the counted approvals of a quorum (frozen once claimed), else the one
